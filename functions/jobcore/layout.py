@@ -1,0 +1,61 @@
+"""The job's S3 layout: the one place that knows where a job's objects live.
+
+    input/<name>                      uploads; the only prefix that starts jobs
+    jobs/<job_id>/job.json            the job descriptor (source, processor, item count)
+    jobs/<job_id>/items.json          the item list the Distributed Map reads
+    jobs/<job_id>/results/<index>.json        an item's result record, written last by the worker
+    jobs/<job_id>/outcomes/<status>/<index>.json  an item's final outcome (attempts, usage, reason)
+    output/<job_id>/<index>/attempt-<n>/...   what a worker attempt writes
+    summaries/<job_id>.json           the job summary
+"""
+
+from __future__ import annotations
+
+INPUT_PREFIX = "input/"
+JOBS_PREFIX = "jobs/"
+OUTPUT_PREFIX = "output/"
+SUMMARIES_PREFIX = "summaries/"
+
+MANIFEST_SUFFIX = ".job.json"
+
+
+def is_job_trigger(key: str) -> bool:
+    """True for keys that start a job: objects under input/, never folder markers."""
+    return key.startswith(INPUT_PREFIX) and not key.endswith("/") and len(key) > len(INPUT_PREFIX)
+
+
+def job_prefix(job_id: str) -> str:
+    return f"{JOBS_PREFIX}{job_id}/"
+
+
+def descriptor_key(job_id: str) -> str:
+    return f"{job_prefix(job_id)}job.json"
+
+
+def items_key(job_id: str) -> str:
+    return f"{job_prefix(job_id)}items.json"
+
+
+def results_prefix(job_id: str) -> str:
+    return f"{job_prefix(job_id)}results/"
+
+
+def result_key(job_id: str, index: int) -> str:
+    return f"{results_prefix(job_id)}{index}.json"
+
+
+def outcomes_prefix(job_id: str, status: str | None = None) -> str:
+    base = f"{job_prefix(job_id)}outcomes/"
+    return f"{base}{status.lower()}/" if status else base
+
+
+def outcome_key(job_id: str, index: int, status: str) -> str:
+    return f"{outcomes_prefix(job_id, status)}{index}.json"
+
+
+def output_prefix(job_id: str, index: int, attempt: int) -> str:
+    return f"{OUTPUT_PREFIX}{job_id}/{index}/attempt-{attempt}/"
+
+
+def summary_key(job_id: str) -> str:
+    return f"{SUMMARIES_PREFIX}{job_id}.json"

@@ -1,0 +1,187 @@
+"""The item/result contract shared by the Lambda functions, the state machine and the worker.
+
+The state machine's Choice states compare against the values of `TaskStatus`; a test checks that the
+ASL uses exactly these strings, so a typo such as "FAILLED" cannot ship.
+"""
+
+from __future__ import annotations
+
+from enum import Enum
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class TaskStatus(str, Enum):
+    """What PollTask reports about an item's current task; the ASL Choice branches on it."""
+
+    RUNNING = "RUNNING"
+    SUCCEEDED = "SUCCEEDED"
+    FAILED = "FAILED"
+    INTERRUPTED = "INTERRUPTED"
+
+
+class ExecutionStatus(str, Enum):
+    """Step Functions execution statuses; the closed ones end a job."""
+
+    RUNNING = "RUNNING"
+    SUCCEEDED = "SUCCEEDED"
+    FAILED = "FAILED"
+    TIMED_OUT = "TIMED_OUT"
+    ABORTED = "ABORTED"
+    PENDING_REDRIVE = "PENDING_REDRIVE"
+
+
+CLOSED_STATUSES = (
+    ExecutionStatus.SUCCEEDED,
+    ExecutionStatus.FAILED,
+    ExecutionStatus.TIMED_OUT,
+    ExecutionStatus.ABORTED,
+)
+
+
+class Capacity(str, Enum):
+    """ECS capacity providers a task can run on."""
+
+    SPOT = "FARGATE_SPOT"
+    ON_DEMAND = "FARGATE"
+
+
+class Item(BaseModel):
+    """One unit of work. A shard is the byte range [start, end) of an object, with the header
+    [0, header_end) prepended; an object item names a whole object; a sweep item carries params."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    index: int = Field(ge=0)
+    bucket: str | None = None
+    key: str | None = None
+    version_id: str | None = None
+    start: int | None = Field(default=None, ge=0)
+    end: int | None = Field(default=None, ge=0)
+    header_end: int = Field(default=0, ge=0)
+    params: dict[str, Any] = Field(default_factory=dict)
+
+
+class Usage(BaseModel):
+    """Compute an item consumed, accumulated over its attempts (the cost block is built from it)."""
+
+    spot_vcpu_seconds: float = 0.0
+    spot_gb_seconds: float = 0.0
+    on_demand_vcpu_seconds: float = 0.0
+    on_demand_gb_seconds: float = 0.0
+    lambda_invocations: int = 0
+    lambda_gb_seconds: float = 0.0
+    state_transitions: int = 0
+
+    def add_task(self, capacity: Capacity, vcpu: float, gb: float, seconds: float) -> Usage:
+        if capacity is Capacity.SPOT:
+            return self.model_copy(
+                update={
+                    "spot_vcpu_seconds": self.spot_vcpu_seconds + vcpu * seconds,
+                    "spot_gb_seconds": self.spot_gb_seconds + gb * seconds,
+                }
+            )
+        return self.model_copy(
+            update={
+                "on_demand_vcpu_seconds": self.on_demand_vcpu_seconds + vcpu * seconds,
+                "on_demand_gb_seconds": self.on_demand_gb_seconds + gb * seconds,
+            }
+        )
+
+    def add_lambda(self, memory_mb: int, seconds: float, transitions: int) -> Usage:
+        return self.model_copy(
+            update={
+                "lambda_invocations": self.lambda_invocations + 1,
+                "lambda_gb_seconds": self.lambda_gb_seconds + memory_mb / 1024 * seconds,
+                "state_transitions": self.state_transitions + transitions,
+            }
+        )
+
+    def __add__(self, other: Usage) -> Usage:
+        return Usage(**{name: getattr(self, name) + getattr(other, name) for name in Usage.model_fields})
+
+
+class ItemState(BaseModel):
+    """The state a child execution carries through Launch → Wait → Poll; each Lambda returns a new one."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    job_id: str
+    bucket: str
+    item: Item
+    attempt: int = 0
+    capacity: Capacity = Capacity.SPOT
+    spot_interruptions: int = 0
+    capacity_retries: int = 0
+    on_demand_fallbacks: int = 0
+    task_arn: str | None = None
+    status: TaskStatus | None = None
+    wait_seconds: int = 0
+    polls: int = 0
+    reason: str | None = None
+    log: str | None = None
+    usage: Usage = Field(default_factory=Usage)
+    error: dict[str, Any] | None = None  # set by the ASL Catch (ResultPath $.error)
+
+
+class ItemOutcome(BaseModel):
+    """An item's final record, written once when it succeeds or fails."""
+
+    index: int
+    status: TaskStatus
+    reason: str | None = None
+    log: str | None = None
+    attempts: int = 0
+    spot_interruptions: int = 0
+    capacity_retries: int = 0
+    on_demand_fallbacks: int = 0
+    usage: Usage = Field(default_factory=Usage)
+
+    @classmethod
+    def of(cls, state: ItemState) -> ItemOutcome:
+        return cls(
+            index=state.item.index,
+            status=state.status or TaskStatus.FAILED,
+            reason=state.reason,
+            log=state.log,
+            attempts=state.attempt,
+            spot_interruptions=state.spot_interruptions,
+            capacity_retries=state.capacity_retries,
+            on_demand_fallbacks=state.on_demand_fallbacks,
+            usage=state.usage,
+        )
+
+
+class ResultRecord(BaseModel):
+    """What a worker writes last, at jobs/<job_id>/results/<index>.json: its existence means success."""
+
+    job_id: str
+    index: int
+    attempt: int
+    processor: str
+    partial: Any = None  # a mergeable value (see jobcore.merge)
+    outputs: list[str] = Field(default_factory=list)
+    started_at: str
+    finished_at: str
+
+
+class InputObject(BaseModel):
+    bucket: str
+    key: str
+    size: int
+    version_id: str | None = None
+    etag: str | None = None
+
+
+class JobDescriptor(BaseModel):
+    """jobs/<job_id>/job.json: what the job is, written by StartJob before the execution starts."""
+
+    job_id: str
+    input: InputObject
+    processor: str
+    params: dict[str, Any] = Field(default_factory=dict)
+    item_count: int
+    created_at: str
+    empty_result: Any = None  # the result of a job with no items (e.g. a header-only CSV)
+    error: str | None = None  # set when the job was rejected before it started (bad manifest)
