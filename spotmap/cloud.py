@@ -1,0 +1,350 @@
+"""The local cloud: one HTTP endpoint on 127.0.0.1 where moto serves S3, Step Functions (executing
+our real ASL) and EventBridge, local Lambda instances serve Invoke with our handlers, and a local
+Fargate serves RunTask/DescribeTasks/StopTask/ListTasks with our worker. Everything is provisioned
+from template.yaml."""
+
+from __future__ import annotations
+
+import functools
+import json
+import logging
+import os
+import sys
+import threading
+import time
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qs, unquote
+
+import boto3
+from botocore.config import Config
+from werkzeug.serving import make_server
+from werkzeug.wrappers import Request, Response
+
+from spotmap.events import STATUS_CHANGE, LocalEventBus, envelope
+from spotmap.fargate import EcsError, Faults, LocalFargate, WorkerLauncher
+from spotmap.lambdas import LocalLambda
+from spotmap.launchers import SubprocessLauncher
+from spotmap.template import Stack, load_stack
+
+log = logging.getLogger("spotmap.cloud")
+
+CREDENTIALS = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_SESSION_TOKEN": "testing"}
+ECS_TARGET = "AmazonEC2ContainerServiceV20141113."
+LOCAL_ECS_ACTIONS = ("RunTask", "DescribeTasks", "StopTask", "ListTasks")
+TERMINAL = ("SUCCEEDED", "FAILED", "TIMED_OUT", "ABORTED")
+MAX_EVENT_INPUT = 248 * 1024  # larger inputs are left out of status events, as AWS does
+
+
+def project_root() -> Path:
+    """The directory holding template.yaml: SPOTMAP_ROOT, else the current directory or a parent."""
+    if os.environ.get("SPOTMAP_ROOT"):
+        return Path(os.environ["SPOTMAP_ROOT"]).resolve()
+    for candidate in [Path.cwd(), *Path.cwd().parents]:
+        if (candidate / "template.yaml").exists():
+            return candidate
+    raise FileNotFoundError("template.yaml not found here or above; run from the project or set SPOTMAP_ROOT")
+
+
+def _configure_moto() -> None:
+    from moto.core.config import default_user_config
+
+    default_user_config["stepfunctions"]["execute_state_machine"] = True
+    _reuse_interpreter_clients()
+
+
+@functools.cache
+def _reuse_interpreter_clients() -> None:
+    """moto's ASL interpreter builds a new boto3 client for every Task state (~10 ms of CPU each);
+    one client per (region, service) is enough: boto3 clients are thread-safe."""
+    from moto.stepfunctions.parser.asl.component.state.exec.state_map.item_reader.eval import (
+        resource_eval_s3 as reader_s3,
+    )
+    from moto.stepfunctions.parser.asl.component.state.exec.state_task import lambda_eval_utils
+    from moto.stepfunctions.parser.asl.utils import boto_client
+
+    original = boto_client.boto_client_for
+    cached = functools.lru_cache(maxsize=64)(lambda region, service: original(region, service))
+
+    def boto_client_for(region: str, service: str, state_credentials: Any = None) -> Any:
+        return cached(region, service)
+
+    for module in (boto_client, lambda_eval_utils, reader_s3):
+        module.boto_client_for = boto_client_for  # type: ignore[attr-defined]
+
+
+@dataclass
+class CloudOptions:
+    parameters: dict[str, str] | None = None
+    faults: Faults | None = None
+    drop_status_events: float = 0.0
+    seed: int | None = None
+    port: int = 0
+    state_dir: Path | None = None
+    lambda_concurrency: int = 8
+    launcher: WorkerLauncher | None = None
+    run_schedules: bool = True
+
+
+class LocalCloud:
+    def __init__(self, root: Path | None = None, options: CloudOptions | None = None):
+        self.root = root or project_root()
+        self.options = options or CloudOptions()
+        self.stack: Stack = load_stack(self.root, self.options.parameters)
+        self.state_dir = (self.options.state_dir or self.root / ".spotmap").resolve()
+        self.task_log_dir = self.state_dir / "logs" / "tasks"
+        self.endpoint = ""
+        self._server: Any = None
+        self._stop = threading.Event()
+        self._seen: dict[str, str] = {}
+        self._hooks = ThreadPoolExecutor(max_workers=4, thread_name_prefix="s3-events")
+
+    # ------------------------------------------------------------------ lifecycle
+    def start(self) -> LocalCloud:
+        _configure_moto()
+        if not log.isEnabledFor(logging.DEBUG):
+            # the interpreter logs every caught task error (e.g. a retried CapacityUnavailable)
+            logging.getLogger("moto").setLevel(logging.CRITICAL)
+            logging.getLogger("werkzeug").setLevel(logging.ERROR)
+        from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app
+
+        self._moto = DomainDispatcherApplication(create_backend_app)
+        self._server = make_server("127.0.0.1", self.options.port, self._wsgi, threaded=True)
+        port = self._server.server_port
+        self.endpoint = f"http://127.0.0.1:{port}"
+        os.environ["MOTO_PORT"] = str(port)  # where moto's interpreter sends its Lambda/S3 calls
+        base_env = {
+            **CREDENTIALS,
+            "AWS_ENDPOINT_URL": self.endpoint,
+            "AWS_REGION": self.stack.region,
+            "AWS_DEFAULT_REGION": self.stack.region,
+            "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+            "LANG": "C.UTF-8",
+            "TZ": "UTC",
+        }
+        lambda_env = {**base_env, "POWERTOOLS_TRACE_DISABLED": "true", "LOCAL_TASK_LOG_DIR": str(self.task_log_dir)}
+        self.lambdas = LocalLambda(self.stack, lambda_env, self.state_dir / "logs" / "lambda",
+                                   max_instances=self.options.lambda_concurrency)
+        self.fargate = LocalFargate(
+            self.stack,
+            self.options.launcher or SubprocessLauncher(self.root),
+            {**base_env, "SCRATCH_DIR": str(self.state_dir / "scratch")},
+            self.task_log_dir,
+            self.options.faults,
+        )
+        (self.state_dir / "scratch").mkdir(parents=True, exist_ok=True)
+        self.events = LocalEventBus(self.stack, self.lambdas, self.options.drop_status_events, self.options.seed)
+        threading.Thread(target=self._server.serve_forever, daemon=True, name="local-cloud").start()
+        self._provision()
+        threading.Thread(target=self._watch_executions, daemon=True, name="execution-watcher").start()
+        if self.options.run_schedules:
+            self.events.start_scheduler()
+        return self
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._server is None:
+            return
+        self.fargate.stop_all()
+        deadline = time.monotonic() + 10
+        while self.fargate.running_processes() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        self.events.close()
+        self.lambdas.close()
+        self._server.shutdown()
+        self._hooks.shutdown(wait=False)
+        self._server = None
+
+    def __enter__(self) -> LocalCloud:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def client(self, service: str) -> Any:
+        return boto3.client(
+            service,
+            endpoint_url=self.endpoint,
+            region_name=self.stack.region,
+            aws_access_key_id="testing",
+            aws_secret_access_key="testing",  # noqa: S106 - moto's fake credentials
+            config=Config(retries={"max_attempts": 10, "mode": "standard"}),
+        )
+
+    def _provision(self) -> None:
+        s3 = self.client("s3")
+        s3.create_bucket(Bucket=self.stack.bucket)
+        if self.stack.versioned:
+            s3.put_bucket_versioning(Bucket=self.stack.bucket, VersioningConfiguration={"Status": "Enabled"})
+        sfn = self.client("stepfunctions")
+        sfn.create_state_machine(
+            name=self.stack.state_machine_name,
+            definition=self.stack.definition,
+            roleArn=f"arn:aws:iam::{self.stack.account_id}:role/{self.stack.name}-JobStateMachineRole",
+            type="STANDARD",
+        )
+        events = self.client("events")
+        for rule in self.stack.rules:
+            if rule.pattern is not None:
+                events.put_rule(Name=rule.name, EventPattern=json.dumps(rule.pattern))
+            else:
+                events.put_rule(Name=rule.name, ScheduleExpression=rule.schedule)
+            target = self.stack.functions[rule.function]
+            events.put_targets(Rule=rule.name, Targets=[{"Id": rule.function, "Arn": target.arn}])
+
+    # ------------------------------------------------------------------ HTTP
+    def _wsgi(self, environ: dict[str, Any], start_response: Any) -> Any:
+        path = environ.get("PATH_INFO", "")
+        if path.startswith("/2015-03-31/functions/") and path.endswith("/invocations"):
+            return self._lambda_invoke(Request(environ))(environ, start_response)
+        target = environ.get("HTTP_X_AMZ_TARGET", "")
+        if target.startswith(ECS_TARGET) and target[len(ECS_TARGET):] in LOCAL_ECS_ACTIONS:
+            return self._ecs(Request(environ), target[len(ECS_TARGET):])(environ, start_response)
+        captured: dict[str, Any] = {}
+
+        def capture(status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Any:
+            captured["status"] = int(status.split()[0])
+            return start_response(status, headers, exc_info) if exc_info else start_response(status, headers)
+
+        response = self._moto(environ, capture)
+        if captured.get("status") == 200 and environ["REQUEST_METHOD"] in ("PUT", "POST") \
+                and "/s3/aws4_request" in environ.get("HTTP_AUTHORIZATION", ""):
+            created = self._created_object(environ)
+            if created:
+                self._hooks.submit(self._object_created, *created)
+        return response
+
+    def _lambda_invoke(self, request: Request) -> Response:
+        name = unquote(request.path.split("/functions/", 1)[1].rsplit("/invocations", 1)[0])
+        spec = self.stack.function_by_name(name)
+        if spec is None:
+            body = {"Type": "User", "message": f"Function not found: {name}"}
+            return Response(json.dumps(body), status=404, content_type="application/json",
+                            headers={"x-amzn-ErrorType": "ResourceNotFoundException",
+                                     "x-amzn-RequestId": str(uuid.uuid4())})
+        payload = request.get_data()
+        if request.headers.get("X-Amz-Invocation-Type") == "Event":
+            self._hooks.submit(self.lambdas.invoke, name, payload)
+            return Response(b"", status=202, headers={"x-amzn-RequestId": str(uuid.uuid4())})
+        result = self.lambdas.invoke(name, payload)
+        headers = {"X-Amz-Executed-Version": "$LATEST", "x-amzn-RequestId": str(uuid.uuid4())}
+        if result.function_error:
+            headers["X-Amz-Function-Error"] = result.function_error
+        return Response(result.payload, status=200, content_type="application/json", headers=headers)
+
+    def _ecs(self, request: Request, action: str) -> Response:
+        try:
+            body = json.loads(request.get_data() or b"{}")
+            result = self.fargate.handle(action, body)
+            return Response(json.dumps(result), status=200, content_type="application/x-amz-json-1.1",
+                            headers={"x-amzn-RequestId": str(uuid.uuid4())})
+        except EcsError as error:
+            body = {"__type": error.code, "message": str(error)}
+            return Response(json.dumps(body), status=error.status, content_type="application/x-amz-json-1.1",
+                            headers={"x-amzn-RequestId": str(uuid.uuid4())})
+
+    # ------------------------------------------------------------------ S3 → EventBridge
+    def _created_object(self, environ: dict[str, Any]) -> tuple[str, str, str] | None:
+        """(bucket, key, reason) when this successful request created an object."""
+        query = parse_qs(environ.get("QUERY_STRING", ""), keep_blank_values=True)
+        method = environ["REQUEST_METHOD"]
+        if method == "PUT":
+            if query:  # parts, tagging, acl, versioning...: not a new object
+                return None
+            reason = "CopyObject" if environ.get("HTTP_X_AMZ_COPY_SOURCE") else "PutObject"
+        elif "uploadId" in query and "uploads" not in query:
+            reason = "CompleteMultipartUpload"
+        else:
+            return None
+        raw_path = environ.get("RAW_URI") or environ.get("REQUEST_URI") or environ.get("PATH_INFO", "")
+        raw_path = raw_path.split("?", 1)[0]
+        host = environ.get("HTTP_HOST", "").split(":")[0]
+        if host.endswith(".localhost") or (host.count(".") and not host.replace(".", "").isdigit()
+                                          and not host.startswith("127.")):
+            bucket, key = host.split(".", 1)[0], raw_path.lstrip("/")
+        else:
+            parts = raw_path.lstrip("/").split("/", 1)
+            if len(parts) < 2 or not parts[1]:
+                return None
+            bucket, key = parts
+        return unquote(bucket), unquote(key), reason
+
+    def _object_created(self, bucket: str, key: str, reason: str) -> None:
+        from moto.s3.models import s3_backends
+
+        try:
+            obj = s3_backends[self.stack.account_id]["aws"].get_object(bucket, key)
+        except Exception:  # deleted meanwhile
+            return
+        if obj is None:
+            return
+        detail = {
+            "version": "0",
+            "bucket": {"name": bucket},
+            "object": {
+                "key": key,  # verbatim, as moto and (by most accounts) AWS send it
+                "size": obj.size,
+                "etag": obj.etag.strip('"'),
+                **({"version-id": obj.version_id} if obj.version_id and obj.version_id != "null" else {}),
+                "sequencer": f"{int(time.time() * 1e6):016X}",
+            },
+            "request-id": "local",
+            "requester": self.stack.account_id,
+            "source-ip-address": "127.0.0.1",
+            "reason": reason,
+        }
+        self.events.put(envelope(self.stack, "aws.s3", "Object Created", detail, [f"arn:aws:s3:::{bucket}"]))
+
+    # ------------------------------------------------------------------ Step Functions → EventBridge
+    def _watch_executions(self) -> None:
+        from moto.stepfunctions.parser.models import stepfunctions_parser_backends
+
+        backend = stepfunctions_parser_backends[self.stack.account_id][self.stack.region]
+        while not self._stop.wait(0.2):
+            try:
+                executions = [e for sm in list(backend.state_machines) for e in list(sm.executions)]
+                for execution in executions:
+                    status = str(getattr(execution.exec_status, "value", execution.exec_status))
+                    if status == "None" or self._seen.get(execution.exec_arn) == status:
+                        continue
+                    self._seen[execution.exec_arn] = status
+                    self.events.put(self._status_event(execution, status))
+            except Exception:
+                log.exception("execution watcher")
+
+    def _status_event(self, execution: Any, status: str) -> dict[str, Any]:
+        def millis(moment: Any) -> int | None:
+            return int(moment.timestamp() * 1000) if moment else None
+
+        raw_input = json.dumps(execution.input_data)
+        include_input = len(raw_input) <= MAX_EVENT_INPUT
+        output = execution.output if status == "SUCCEEDED" else None
+        if output is not None and not isinstance(output, str):
+            output = json.dumps(output)
+        detail = {
+            "executionArn": execution.exec_arn,
+            "stateMachineArn": execution.state_machine_arn,
+            "name": execution.name,
+            "status": status,
+            "startDate": millis(execution.start_date),
+            "stopDate": millis(execution.stop_date) if status in TERMINAL else None,
+            "input": raw_input if include_input else None,
+            "output": output,
+            "inputDetails": {"included": include_input},
+            "outputDetails": {"included": output is not None} if status == "SUCCEEDED" else None,
+            "error": execution.error if status in TERMINAL else None,
+            "cause": execution.cause if status in TERMINAL else None,
+        }
+        return envelope(self.stack, "aws.states", STATUS_CHANGE, detail, [execution.exec_arn])
+
+
+def log_to_stderr(verbose: bool) -> None:
+    logging.basicConfig(
+        level=logging.DEBUG if verbose else logging.WARNING,
+        format="%(asctime)s %(name)s %(levelname)s %(message)s",
+        stream=sys.stderr,
+    )
+    logging.getLogger("werkzeug").setLevel(logging.ERROR)

@@ -1,0 +1,440 @@
+"""Local Fargate: ECS RunTask / DescribeTasks / StopTask / ListTasks served by running the worker as
+OS processes, with the task lifecycle, stop codes, exit codes and signals ECS documents, and the
+faults Fargate Spot brings (interruptions, no capacity, throttling) injectable on demand.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import random
+import signal
+import threading
+import time
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+from spotmap.template import Stack
+
+log = logging.getLogger("spotmap.fargate")
+
+CAPACITY_UNAVAILABLE = (
+    "Capacity is unavailable at this time. Please try again later or in a different availability zone"
+)
+SPOT_INTERRUPTED = "Your Spot Task was interrupted."
+ESSENTIAL_EXITED = "Essential container in task exited"
+
+
+class EcsError(Exception):
+    """An ECS API error: rendered as the JSON error shape of the awsJson1.1 protocol."""
+
+    def __init__(self, code: str, message: str, status: int = 400):
+        super().__init__(message)
+        self.code = code
+        self.status = status
+
+
+class WorkerProcess(Protocol):
+    pid: int
+
+    def wait(self) -> int: ...
+
+    def signal(self, signum: int) -> None: ...
+
+
+class WorkerLauncher(Protocol):
+    def start(self, env: dict[str, str], log_path: Path) -> WorkerProcess: ...
+
+
+@dataclass
+class Faults:
+    """Fault injection, reproducible with a seed."""
+
+    spot_interruption_rate: float = 0.0
+    capacity_failure_rate: float = 0.0
+    crash_rate: float = 0.0
+    launch_rate: float = 20.0  # RunTask token bucket refill per second (burst 100)
+    seed: int | None = None
+
+    def __post_init__(self) -> None:
+        for name in ("spot_interruption_rate", "capacity_failure_rate", "crash_rate"):
+            value = getattr(self, name)
+            if not 0.0 <= value <= 1.0:
+                raise ValueError(f"{name.replace('_', '-')} must be between 0 and 1, got {value}")
+        if self.launch_rate <= 0:
+            raise ValueError(f"launch-rate must be positive, got {self.launch_rate}")
+
+
+class TokenBucket:
+    """Fargate task launches draw from a bucket of 100 tokens refilled `rate` per second."""
+
+    def __init__(self, rate: float, burst: int = 100):
+        self.rate = rate
+        self.burst = burst
+        self.tokens = float(burst)
+        self.stamp = time.monotonic()
+        self.lock = threading.Lock()
+
+    def take(self, count: int) -> bool:
+        with self.lock:
+            now = time.monotonic()
+            self.tokens = min(self.burst, self.tokens + (now - self.stamp) * self.rate)
+            self.stamp = now
+            if self.tokens >= count:
+                self.tokens -= count
+                return True
+            return False
+
+
+@dataclass
+class _Task:
+    arn: str
+    task_id: str
+    capacity: str
+    started_by: str | None
+    group: str | None
+    tags: list[dict[str, str]]
+    overrides: dict[str, Any]
+    env: dict[str, str]
+    log_path: Path
+    stop_timeout: int
+    created_at: float = field(default_factory=time.time)
+    last_status: str = "PROVISIONING"
+    desired_status: str = "RUNNING"
+    started_at: float | None = None
+    stopping_at: float | None = None
+    stopped_at: float | None = None
+    stop_code: str | None = None
+    stopped_reason: str | None = None
+    exit_code: int | None = None
+    process: WorkerProcess | None = None
+    stop_requested: threading.Event = field(default_factory=threading.Event)
+
+
+class LocalFargate:
+    def __init__(self, stack: Stack, launcher: WorkerLauncher, base_env: dict[str, str], log_dir: Path,
+                 faults: Faults | None = None):
+        self.stack = stack
+        self.launcher = launcher
+        self.base_env = base_env
+        self.log_dir = log_dir
+        self.faults = faults or Faults()
+        self.rng = random.Random(self.faults.seed)
+        self.bucket = TokenBucket(self.faults.launch_rate)
+        self.tasks: dict[str, _Task] = {}
+        self.tokens: dict[str, tuple[str, list[str]]] = {}
+        self.lock = threading.RLock()
+        self.durations: list[float] = []
+        self.counters = {"run_task": 0, "throttled": 0, "capacity_failures": 0, "interruptions": 0,
+                         "crashes": 0, "started": 0}
+        log_dir.mkdir(parents=True, exist_ok=True)
+
+    # ------------------------------------------------------------------ API
+    def handle(self, action: str, body: dict[str, Any]) -> dict[str, Any]:
+        handlers = {
+            "RunTask": self.run_task,
+            "DescribeTasks": self.describe_tasks,
+            "StopTask": self.stop_task,
+            "ListTasks": self.list_tasks,
+        }
+        return handlers[action](body)
+
+    def run_task(self, body: dict[str, Any]) -> dict[str, Any]:
+        self._check_cluster(body.get("cluster"))
+        definition = self.stack.task_definition
+        wanted = body.get("taskDefinition", "")
+        if wanted not in (definition.arn, definition.family) and not wanted.startswith(f"{definition.family}:") \
+                and not wanted.endswith(f"/{definition.family}:1") and wanted.split("/")[-1].split(":")[0] \
+                != definition.family:
+            raise EcsError("ClientException", f"Unable to find task definition '{wanted}'")
+        count = int(body.get("count", 1))
+        if not 1 <= count <= 10:
+            raise EcsError("InvalidParameterException", "count must be between 1 and 10")
+        strategy = body.get("capacityProviderStrategy") or []
+        if strategy and body.get("launchType"):
+            raise EcsError("InvalidParameterException",
+                           "Specifying both a launch type and capacity provider strategy is not supported.")
+        providers = [item["capacityProvider"] for item in strategy] or ["FARGATE"]
+        for provider in providers:
+            if provider not in ("FARGATE", "FARGATE_SPOT"):
+                raise EcsError("InvalidParameterException",
+                               f"The specified capacity provider '{provider}' is not associated with the cluster.")
+        token = body.get("clientToken")
+        if token is not None and len(token) > 64:
+            raise EcsError("InvalidParameterException", "clientToken must be at most 64 characters")
+        fingerprint = hashlib.sha256(
+            json.dumps({k: v for k, v in body.items() if k != "clientToken"}, sort_keys=True).encode()
+        ).hexdigest()
+        with self.lock:
+            self.counters["run_task"] += 1
+            if token and token in self.tokens:
+                known_fingerprint, arns = self.tokens[token]
+                if known_fingerprint != fingerprint:
+                    raise EcsError("ConflictException",
+                                   "The specified client token has already been used with different parameters.")
+                return {"tasks": [self._describe(self.tasks[arn]) for arn in arns], "failures": []}
+        if not self.bucket.take(count):
+            with self.lock:
+                self.counters["throttled"] += 1
+            raise EcsError("ThrottlingException", "Rate exceeded")
+        capacity = providers[0] if len(providers) == 1 else self.rng.choice(providers)
+        if capacity == "FARGATE_SPOT" and self.rng.random() < self.faults.capacity_failure_rate:
+            with self.lock:
+                self.counters["capacity_failures"] += 1
+            return {"tasks": [], "failures": [{"arn": self.stack.cluster_arn, "reason": CAPACITY_UNAVAILABLE}]}
+        tasks = [self._create_task(body, capacity) for _ in range(count)]
+        with self.lock:
+            if token:
+                self.tokens[token] = (fingerprint, [task.arn for task in tasks])
+        for task in tasks:
+            threading.Thread(target=self._run, args=(task,), daemon=True, name=f"task-{task.task_id}").start()
+        return {"tasks": [self._describe(task) for task in tasks], "failures": []}
+
+    def describe_tasks(self, body: dict[str, Any]) -> dict[str, Any]:
+        self._check_cluster(body.get("cluster"))
+        arns = body.get("tasks") or []
+        if len(arns) > 100:
+            raise EcsError("InvalidParameterException", "Tasks cannot have more than 100 elements")
+        include_tags = "TAGS" in (body.get("include") or [])
+        found, failures = [], []
+        with self.lock:
+            for arn in arns:
+                task = self.tasks.get(arn) or self.tasks.get(self._arn_for(arn))
+                if task is None:
+                    failures.append({"arn": arn, "reason": "MISSING"})
+                else:
+                    found.append(self._describe(task, include_tags))
+        return {"tasks": found, "failures": failures}
+
+    def stop_task(self, body: dict[str, Any]) -> dict[str, Any]:
+        self._check_cluster(body.get("cluster"))
+        arn = body.get("task", "")
+        with self.lock:
+            task = self.tasks.get(arn) or self.tasks.get(self._arn_for(arn))
+            if task is None:
+                raise EcsError("InvalidParameterException", "The referenced task was not found.")
+            if task.desired_status != "STOPPED":
+                task.desired_status = "STOPPED"
+                task.stop_code = "UserInitiated"
+                task.stopped_reason = body.get("reason") or "Task stopped by user"
+        self._terminate(task)
+        with self.lock:
+            return {"task": self._describe(task)}
+
+    def list_tasks(self, body: dict[str, Any]) -> dict[str, Any]:
+        self._check_cluster(body.get("cluster"))
+        desired = body.get("desiredStatus", "RUNNING")
+        started_by = body.get("startedBy")
+        family = body.get("family")
+        with self.lock:
+            arns = [
+                task.arn
+                for task in self.tasks.values()
+                if task.desired_status == desired
+                and (started_by is None or task.started_by == started_by)
+                and (family is None or family == self.stack.task_definition.family)
+            ]
+        start = int(body.get("nextToken") or 0)
+        size = int(body.get("maxResults") or 100)
+        page = arns[start : start + size]
+        result: dict[str, Any] = {"taskArns": page}
+        if start + size < len(arns):
+            result["nextToken"] = str(start + size)
+        return result
+
+    # ------------------------------------------------------------------ lifecycle
+    def running_processes(self) -> list[int]:
+        with self.lock:
+            return [t.process.pid for t in self.tasks.values() if t.process and t.last_status != "STOPPED"]
+
+    def stop_all(self, reason: str = "local cloud shutting down") -> None:
+        with self.lock:
+            live = [t for t in self.tasks.values() if t.last_status != "STOPPED"]
+        for task in live:
+            with self.lock:
+                task.desired_status = "STOPPED"
+                task.stop_code = task.stop_code or "ServiceSchedulerInitiated"
+                task.stopped_reason = task.stopped_reason or reason
+            self._terminate(task, grace=2)
+
+    def _check_cluster(self, cluster: str | None) -> None:
+        if cluster not in (None, "default", self.stack.cluster_arn, self.stack.cluster_name):
+            raise EcsError("ClusterNotFoundException", "Cluster not found.")
+
+    def _arn_for(self, task_id: str) -> str:
+        return f"arn:aws:ecs:{self.stack.region}:{self.stack.account_id}:task/{self.stack.cluster_name}/{task_id}"
+
+    def _create_task(self, body: dict[str, Any], capacity: str) -> _Task:
+        task_id = uuid.uuid4().hex
+        container = self.stack.task_definition.containers[0]
+        env = dict(self.base_env)
+        env.update(container.environment)
+        overrides = body.get("overrides") or {}
+        for override in overrides.get("containerOverrides", []):
+            if override.get("name") == container.name:
+                env.update({item["name"]: item["value"] for item in override.get("environment", [])})
+        size = len(json.dumps(overrides, separators=(",", ":")))
+        if size > 8192:
+            raise EcsError("InvalidParameterException",
+                           f"Container Overrides length must be at most 8192 (got {size})")
+        env["ECS_CONTAINER_METADATA_TASK_ARN"] = self._arn_for(task_id)
+        task = _Task(
+            arn=self._arn_for(task_id),
+            task_id=task_id,
+            capacity=capacity,
+            started_by=body.get("startedBy"),
+            group=body.get("group"),
+            tags=body.get("tags") or [],
+            overrides=overrides,
+            env=env,
+            log_path=self.log_dir / f"{task_id}.log",
+            stop_timeout=container.stop_timeout,
+        )
+        with self.lock:
+            self.tasks[task.arn] = task
+        return task
+
+    def _run(self, task: _Task) -> None:
+        with self.lock:
+            if task.desired_status == "STOPPED":
+                self._finish(task, None)
+                return
+            task.last_status = "PENDING"
+        try:
+            process = self.launcher.start(task.env, task.log_path)
+        except Exception as error:  # the container could not start
+            log.exception("task %s failed to start", task.task_id)
+            with self.lock:
+                task.stop_code = "TaskFailedToStart"
+                task.stopped_reason = f"CannotStartContainerError: {error}"
+            self._finish(task, None)
+            return
+        with self.lock:
+            task.process = process
+            task.started_at = time.time()
+            task.last_status = "RUNNING"
+            self.counters["started"] += 1
+            stop_now = task.desired_status == "STOPPED"
+        if stop_now:
+            self._terminate(task)
+        self._schedule_faults(task)
+        exit_code = process.wait()
+        self._finish(task, exit_code)
+
+    def _finish(self, task: _Task, exit_code: int | None) -> None:
+        with self.lock:
+            now = time.time()
+            task.exit_code = exit_code
+            task.stopping_at = task.stopping_at or now
+            task.stopped_at = now
+            task.desired_status = "STOPPED"
+            task.last_status = "STOPPED"
+            if task.stop_code is None:
+                task.stop_code = "EssentialContainerExited"
+                task.stopped_reason = ESSENTIAL_EXITED
+            if task.started_at and task.stop_code == "EssentialContainerExited" and exit_code == 0:
+                self.durations.append(now - task.started_at)
+                del self.durations[:-50]
+
+    def _expected_run_seconds(self) -> float:
+        with self.lock:
+            return sum(self.durations) / len(self.durations) if self.durations else 1.0
+
+    def _schedule_faults(self, task: _Task) -> None:
+        """Decide, when the task starts, whether and when a fault hits it (a random moment of its run)."""
+        with self.lock:
+            interrupt = task.capacity == "FARGATE_SPOT" and self.rng.random() < self.faults.spot_interruption_rate
+            crash = self.rng.random() < self.faults.crash_rate
+            moment = self.rng.uniform(0.0, self._expected_run_seconds())
+        if interrupt:
+            threading.Timer(moment, self._interrupt, args=(task,)).start()
+        elif crash:
+            threading.Timer(moment, self._crash, args=(task,)).start()
+
+    def _interrupt(self, task: _Task) -> None:
+        with self.lock:
+            if task.desired_status == "STOPPED":
+                return
+            task.desired_status = "STOPPED"
+            task.stop_code = "SpotInterruption"
+            task.stopped_reason = SPOT_INTERRUPTED
+            self.counters["interruptions"] += 1
+        log.info("spot interruption of task %s", task.task_id)
+        self._terminate(task)
+
+    def _crash(self, task: _Task) -> None:
+        with self.lock:
+            if task.desired_status == "STOPPED" or task.process is None:
+                return
+            self.counters["crashes"] += 1
+        log.info("crashing task %s (SIGKILL)", task.task_id)
+        task.process.signal(signal.SIGKILL)
+
+    def _terminate(self, task: _Task, grace: float | None = None) -> None:
+        """SIGTERM now, SIGKILL after the container's stopTimeout, as ECS stops a task."""
+        with self.lock:
+            process = task.process
+            if task.last_status == "STOPPED" or task.stopping_at is not None:
+                return
+            task.stopping_at = time.time()
+            if task.last_status == "RUNNING":
+                task.last_status = "DEACTIVATING"
+        if process is None:
+            return
+        process.signal(signal.SIGTERM)
+        timer = threading.Timer(grace if grace is not None else task.stop_timeout, self._kill_if_alive, args=(task,))
+        timer.daemon = True
+        timer.start()
+
+    def _kill_if_alive(self, task: _Task) -> None:
+        with self.lock:
+            alive = task.last_status != "STOPPED" and task.process is not None
+        if alive and task.process is not None:
+            task.process.signal(signal.SIGKILL)
+
+    def _describe(self, task: _Task, include_tags: bool = False) -> dict[str, Any]:
+        container = self.stack.task_definition.containers[0]
+        container_status = {"PROVISIONING": "PENDING", "PENDING": "PENDING"}.get(task.last_status, task.last_status)
+        if container_status == "DEACTIVATING":
+            container_status = "RUNNING"
+        described: dict[str, Any] = {
+            "taskArn": task.arn,
+            "clusterArn": self.stack.cluster_arn,
+            "taskDefinitionArn": self.stack.task_definition.arn,
+            "lastStatus": task.last_status,
+            "desiredStatus": task.desired_status,
+            "launchType": "FARGATE",
+            "capacityProviderName": task.capacity,
+            "platformVersion": "1.4.0",
+            "cpu": self.stack.task_definition.cpu,
+            "memory": self.stack.task_definition.memory,
+            "createdAt": task.created_at,
+            "overrides": task.overrides,
+            "containers": [
+                {
+                    "containerArn": f"{task.arn}/container/{container.name}",
+                    "taskArn": task.arn,
+                    "name": container.name,
+                    "lastStatus": container_status,
+                    "runtimeId": f"{task.task_id}-{task.process.pid if task.process else 0}",
+                    **({"exitCode": task.exit_code} if task.exit_code is not None else {}),
+                }
+            ],
+        }
+        if task.started_by:
+            described["startedBy"] = task.started_by
+        if task.group:
+            described["group"] = task.group
+        for key, value in (("startedAt", task.started_at), ("stoppingAt", task.stopping_at),
+                           ("stoppedAt", task.stopped_at), ("executionStoppedAt", task.stopped_at)):
+            if value is not None:
+                described[key] = value
+        if task.stop_code and task.desired_status == "STOPPED":
+            described["stopCode"] = task.stop_code
+            described["stoppedReason"] = task.stopped_reason
+        if include_tags:
+            described["tags"] = task.tags
+        return described

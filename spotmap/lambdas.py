@@ -1,0 +1,214 @@
+"""Local Lambda: each function gets instances, OS processes with the function's own environment.
+
+As AWS documents it: an instance handles one event at a time; a warm idle instance is reused; a new
+instance starts (cold start) when all are busy, up to the function's concurrency limit; an
+unhandled exception comes back as `X-Amz-Function-Error: Unhandled` with the error's type and message.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from multiprocessing.connection import Connection
+from pathlib import Path
+from typing import Any
+
+from spotmap.template import FunctionSpec, Stack
+
+log = logging.getLogger("spotmap.lambda")
+
+
+# The instance process imports only spotmap.lambda_runtime; the handler's directory goes first on
+# sys.path so the function sees its own code as Lambda's /var/task.
+_BOOTSTRAP = (
+    "import os, sys; sys.path.append(os.environ.pop('SPOTMAP_RUNTIME_PATH'));"
+    "from spotmap.lambda_runtime import main; main(sys.argv[1:])"
+)
+
+
+@dataclass
+class Invocation:
+    """What an Invoke returns: the payload and, for an unhandled error, its kind."""
+
+    payload: bytes
+    function_error: str | None = None
+
+    def json(self) -> Any:
+        return json.loads(self.payload) if self.payload else None
+
+
+class _Instance:
+    def __init__(self, spec: FunctionSpec, env: dict[str, str], log_path: Path):
+        self.spec = spec
+        parent_sock, child_sock = socket.socketpair()
+        child_fd = child_sock.fileno()
+        runtime_env = dict(env)
+        # the runtime itself (not the handler) needs the spotmap package importable
+        runtime_env["SPOTMAP_RUNTIME_PATH"] = str(Path(__file__).resolve().parent.parent)
+        with log_path.open("ab") as log_file:
+            self.process = subprocess.Popen(
+                [sys.executable, "-c", _BOOTSTRAP, str(child_fd), str(spec.code_dir), spec.handler],
+                env=runtime_env,
+                stdin=subprocess.DEVNULL,
+                stdout=log_file,
+                stderr=subprocess.STDOUT,
+                pass_fds=(child_fd,),
+                cwd=spec.code_dir,
+            )
+        child_sock.close()
+        self.conn = Connection(os.dup(parent_sock.fileno()))
+        parent_sock.close()
+
+    def invoke(self, payload: bytes, timeout_s: float) -> Invocation:
+        self.conn.send_bytes(payload)
+        if not self.conn.poll(timeout_s):
+            self.kill()
+            message = f"Task timed out after {timeout_s:.2f} seconds"
+            body = {"errorMessage": message, "errorType": "Sandbox.Timedout"}
+            return Invocation(json.dumps(body).encode(), "Unhandled")
+        try:
+            reply = self.conn.recv_bytes()
+        except EOFError:
+            body = {"errorMessage": "Runtime exited without providing a reason", "errorType": "Runtime.ExitError"}
+            return Invocation(json.dumps(body).encode(), "Unhandled")
+        if reply[:1] == b"E":
+            return Invocation(reply[1:], "Unhandled")
+        return Invocation(reply[1:])
+
+    @property
+    def alive(self) -> bool:
+        return self.process.poll() is None
+
+    def kill(self) -> None:
+        if self.process.poll() is None:
+            self.process.kill()
+        try:
+            self.process.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            log.warning("instance %s did not exit", self.process.pid)
+
+
+@dataclass
+class _Pool:
+    spec: FunctionSpec
+    idle: list[_Instance] = field(default_factory=list)
+    busy: int = 0
+    cold_starts: int = 0
+    invocations: int = 0
+
+
+class LocalLambda:
+    """Serves Invoke for the template's functions."""
+
+    def __init__(
+        self,
+        stack: Stack,
+        base_env: dict[str, str],
+        log_dir: Path,
+        max_instances: int = 8,
+        extra_env: Callable[[FunctionSpec], dict[str, str]] | None = None,
+    ):
+        self.stack = stack
+        self.base_env = base_env
+        self.log_dir = log_dir
+        self.max_instances = max_instances
+        self._extra_env = extra_env
+        self._pools = {spec.logical_id: _Pool(spec) for spec in stack.functions.values()}
+        self._lock = threading.Condition()
+        self._closed = False
+        log_dir.mkdir(parents=True, exist_ok=True)
+
+    def _environment(self, spec: FunctionSpec) -> dict[str, str]:
+        env = dict(self.base_env)
+        env.update(
+            {
+                "AWS_LAMBDA_FUNCTION_NAME": spec.name,
+                "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": str(spec.memory),
+                "AWS_LAMBDA_FUNCTION_VERSION": "$LATEST",
+                "AWS_LAMBDA_LOG_GROUP_NAME": f"/aws/lambda/{spec.name}",
+                "AWS_LAMBDA_LOG_STREAM_NAME": "local",
+                "LAMBDA_TASK_ROOT": str(spec.code_dir),
+                "_HANDLER": spec.handler,
+                "SPOTMAP_FUNCTION_ARN": spec.arn,
+                "SPOTMAP_FUNCTION_TIMEOUT": str(spec.timeout),
+            }
+        )
+        env.update(spec.environment)
+        if self._extra_env:
+            env.update(self._extra_env(spec))
+        return env
+
+    def stats(self) -> dict[str, dict[str, int]]:
+        with self._lock:
+            return {
+                name: {"invocations": pool.invocations, "cold_starts": pool.cold_starts}
+                for name, pool in self._pools.items()
+            }
+
+    def _acquire(self, pool: _Pool) -> _Instance:
+        with self._lock:
+            while True:
+                if self._closed:
+                    raise RuntimeError("the local cloud is shutting down")
+                while pool.idle:
+                    instance = pool.idle.pop()
+                    if instance.alive:
+                        pool.busy += 1
+                        return instance
+                if pool.busy < self.max_instances:
+                    pool.busy += 1
+                    pool.cold_starts += 1
+                    break
+                self._lock.wait(timeout=1.0)
+        try:
+            log_path = self.log_dir / f"{pool.spec.logical_id}.log"
+            return _Instance(pool.spec, self._environment(pool.spec), log_path)
+        except Exception:
+            with self._lock:
+                pool.busy -= 1
+                self._lock.notify_all()
+            raise
+
+    def _release(self, pool: _Pool, instance: _Instance) -> None:
+        with self._lock:
+            pool.busy -= 1
+            if instance.alive and not self._closed:
+                pool.idle.append(instance)
+            else:
+                instance.kill()
+            self._lock.notify_all()
+
+    def invoke(self, function: str, payload: bytes) -> Invocation:
+        spec = self.stack.function_by_name(function)
+        if spec is None:
+            raise KeyError(function)
+        pool = self._pools[spec.logical_id]
+        instance = self._acquire(pool)
+        started = time.monotonic()
+        try:
+            result = instance.invoke(payload, spec.timeout)
+        finally:
+            self._release(pool, instance)
+        with self._lock:
+            pool.invocations += 1
+        log.debug("%s took %.3fs", spec.logical_id, time.monotonic() - started)
+        return result
+
+    def close(self) -> None:
+        with self._lock:
+            self._closed = True
+            instances = [inst for pool in self._pools.values() for inst in pool.idle]
+            for pool in self._pools.values():
+                pool.idle.clear()
+            self._lock.notify_all()
+        for instance in instances:
+            instance.conn.close()
+            instance.kill()
