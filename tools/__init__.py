@@ -1,0 +1,1 @@
+"""Developer tools for spotmap (never deployed)."""
