@@ -1,0 +1,238 @@
+"""`spotmap` command line: run jobs on the local cloud, serve it, abort a job, invoke a function."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import signal
+import sys
+import threading
+from pathlib import Path
+from typing import Any
+
+from spotmap.cloud import CloudOptions, LocalCloud, log_to_stderr, project_root
+from spotmap.fargate import Faults
+from spotmap.jobs import JobRunner, copy_bucket, format_summary
+from spotmap.template import TemplateError
+
+DEFAULT_SERVE_PORT = 4566
+
+
+def _param(text: str) -> tuple[str, str]:
+    if "=" not in text:
+        raise argparse.ArgumentTypeError(f"expected NAME=VALUE, got {text!r}")
+    name, value = text.split("=", 1)
+    return name.strip(), value.strip()
+
+
+def _rate(text: str) -> float:
+    value = float(text)
+    if not 0.0 <= value <= 1.0:
+        raise argparse.ArgumentTypeError(f"a probability between 0 and 1, got {text}")
+    return value
+
+
+def _add_cloud_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--param", action="append", type=_param, default=[], metavar="NAME=VALUE",
+                        help="override a template parameter (e.g. MaxConcurrency=2, ShardSizeMB=1)")
+    faults = parser.add_argument_group("fault injection")
+    faults.add_argument("--seed", type=int, default=None, help="make the injected faults reproducible")
+    faults.add_argument("--spot-interruption-rate", type=_rate, default=0.0, metavar="P",
+                        help="probability that a Spot task attempt is interrupted (SIGTERM, grace, SIGKILL)")
+    faults.add_argument("--capacity-failure-rate", type=_rate, default=0.0, metavar="P",
+                        help="probability that RunTask on FARGATE_SPOT finds no capacity")
+    faults.add_argument("--launch-rate", type=float, default=20.0, metavar="N",
+                        help="RunTask token bucket refill per second (burst 100); excess calls are throttled")
+    faults.add_argument("--crash-rate", type=_rate, default=0.0, metavar="P",
+                        help="probability that a worker process is killed with SIGKILL (exit 137)")
+    faults.add_argument("--drop-status-events", type=_rate, default=0.0, metavar="P",
+                        help="probability that a Step Functions status-change event is lost")
+    parser.add_argument("--state-dir", type=Path, default=None, help="logs and scratch space (default .spotmap)")
+    parser.add_argument("--verbose", "-v", action="store_true", help="log the local cloud's internals")
+
+
+def _options(args: argparse.Namespace, port: int = 0) -> CloudOptions:
+    faults = Faults(
+        spot_interruption_rate=args.spot_interruption_rate,
+        capacity_failure_rate=args.capacity_failure_rate,
+        crash_rate=args.crash_rate,
+        launch_rate=args.launch_rate,
+        seed=args.seed,
+    )
+    return CloudOptions(
+        parameters=dict(args.param),
+        faults=faults,
+        drop_status_events=args.drop_status_events,
+        seed=args.seed,
+        port=port,
+        state_dir=args.state_dir,
+    )
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    files = [Path(f) for f in args.files]
+    for path in files:
+        if not path.is_file():
+            print(f"spotmap: no such file: {path}", file=sys.stderr)
+            return 2
+    if args.key and len(files) != 1:
+        print("spotmap: --key names the key of a single FILE", file=sys.stderr)
+        return 2
+    out_dir = args.out or Path(".spotmap/out")
+    with LocalCloud(options=_options(args)) as cloud:
+        runner = JobRunner(cloud, progress=None if args.json else sys.stderr)
+        watches = [runner.submit(path, args.key) for path in files]
+        summaries = runner.wait(watches, timeout=args.timeout)
+        copy_bucket(cloud, out_dir)
+    for watch, summary in zip(watches, summaries, strict=True):
+        if not args.json:
+            print(format_summary(watch, summary, out_dir))
+    if args.json:
+        print(json.dumps([summary for summary in summaries if summary is not None]))
+    ok = all(summary is not None and summary.get("status") == "SUCCEEDED" for summary in summaries)
+    return 0 if ok else 1
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    cloud = LocalCloud(options=_options(args, port=args.port)).start()
+    print(f"spotmap local cloud listening on {cloud.endpoint}")
+    print(f"  bucket:        {cloud.stack.bucket}")
+    print(f"  state machine: {cloud.stack.state_machine_arn}")
+    print(f"  try:  aws --endpoint-url {cloud.endpoint} s3 cp data.csv s3://{cloud.stack.bucket}/input/")
+    print(f"        (credentials: AWS_ACCESS_KEY_ID=testing AWS_SECRET_ACCESS_KEY=testing "
+          f"AWS_DEFAULT_REGION={cloud.stack.region})")
+    print("  Ctrl-C stops it.", flush=True)
+    stopped = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stopped.set())
+    try:
+        while not stopped.wait(0.5):
+            pass
+    except KeyboardInterrupt:
+        pass
+    finally:
+        cloud.stop()
+    return 0
+
+
+def _endpoint(args: argparse.Namespace) -> str:
+    return args.endpoint_url or os.environ.get("AWS_ENDPOINT_URL") or f"http://127.0.0.1:{DEFAULT_SERVE_PORT}"
+
+
+def cmd_abort(args: argparse.Namespace) -> int:
+    import boto3
+    from botocore.exceptions import ClientError
+
+    from spotmap.template import load_stack
+
+    stack = load_stack(project_root())
+    sfn = boto3.client("stepfunctions", endpoint_url=_endpoint(args), region_name=stack.region,
+                       aws_access_key_id="testing", aws_secret_access_key="testing")  # noqa: S106
+    arn = stack.state_machine_arn.replace(":stateMachine:", ":execution:") + f":{args.job_id}"
+    try:
+        sfn.stop_execution(executionArn=arn, error="Aborted", cause="spotmap local abort")
+    except ClientError as error:
+        print(f"spotmap: cannot abort {args.job_id}: {error.response['Error']['Message']}", file=sys.stderr)
+        return 1
+    print(f"aborted {args.job_id}; its tasks are being stopped and an ABORTED summary written")
+    return 0
+
+
+def cmd_invoke(args: argparse.Namespace) -> int:
+    event_path = Path(args.event)
+    try:
+        payload = event_path.read_bytes()
+        json.loads(payload)
+    except (OSError, ValueError) as error:
+        print(f"spotmap: cannot read event {event_path}: {error}", file=sys.stderr)
+        return 2
+
+    def invoke(cloud_endpoint: str, function_name: str, region: str) -> dict[str, Any]:
+        import boto3
+
+        client = boto3.client("lambda", endpoint_url=cloud_endpoint, region_name=region,
+                              aws_access_key_id="testing", aws_secret_access_key="testing")  # noqa: S106
+        response = client.invoke(FunctionName=function_name, Payload=payload)
+        return {"payload": json.loads(response["Payload"].read() or b"null"),
+                "function_error": response.get("FunctionError")}
+
+    if args.endpoint_url:
+        from spotmap.template import load_stack
+
+        stack = load_stack(project_root())
+        spec = stack.functions.get(args.function)
+        if spec is None:
+            print(f"spotmap: no function {args.function!r}; the template has: {', '.join(stack.functions)}",
+                  file=sys.stderr)
+            return 2
+        result = invoke(args.endpoint_url, spec.name, stack.region)
+    else:
+        with LocalCloud(options=CloudOptions(run_schedules=False)) as cloud:
+            spec = cloud.stack.functions.get(args.function)
+            if spec is None:
+                print(f"spotmap: no function {args.function!r}; the template has: "
+                      f"{', '.join(cloud.stack.functions)}", file=sys.stderr)
+                return 2
+            result = invoke(cloud.endpoint, spec.name, cloud.stack.region)
+    print(json.dumps(result["payload"], indent=2))
+    if result["function_error"]:
+        print(f"spotmap: {args.function} failed ({result['function_error']})", file=sys.stderr)
+        return 1
+    return 0
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from spotmap.demo import run_demo
+
+    return run_demo(rows=args.rows)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="spotmap", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    local = commands.add_parser("local", help="the local cloud").add_subparsers(dest="local_command", required=True)
+    run = local.add_parser("run", help="upload files, wait for their jobs, copy the bucket out")
+    run.add_argument("files", nargs="+", metavar="FILE")
+    run.add_argument("--key", help="the object key of a single FILE (default input/<file name>)")
+    run.add_argument("--out", type=Path, default=None, help="where to copy the bucket (default .spotmap/out)")
+    run.add_argument("--json", action="store_true", help="print the summaries as a JSON array (last line)")
+    run.add_argument("--timeout", type=float, default=1800.0, help="seconds to wait for all jobs")
+    _add_cloud_options(run)
+    run.set_defaults(func=cmd_run)
+
+    serve = local.add_parser("serve", help="keep the local cloud running on a port")
+    serve.add_argument("--port", type=int, default=DEFAULT_SERVE_PORT)
+    _add_cloud_options(serve)
+    serve.set_defaults(func=cmd_serve)
+
+    abort = local.add_parser("abort", help="abort a job running on `spotmap local serve`")
+    abort.add_argument("job_id")
+    abort.add_argument("--endpoint-url", default=None)
+    abort.set_defaults(func=cmd_abort)
+
+    invoke = commands.add_parser("invoke", help="invoke one function with an event file, no Docker")
+    invoke.add_argument("function", metavar="LogicalId")
+    invoke.add_argument("-e", "--event", required=True)
+    invoke.add_argument("--endpoint-url", default=None,
+                        help="a running local cloud (default: start an embedded one)")
+    invoke.set_defaults(func=cmd_invoke)
+
+    demo = commands.add_parser("demo", help="run the pipeline locally on a generated sample CSV")
+    demo.add_argument("--rows", type=int, default=200_000)
+    demo.set_defaults(func=cmd_demo)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    log_to_stderr(getattr(args, "verbose", False))
+    try:
+        return int(args.func(args))
+    except (TemplateError, ValueError, FileNotFoundError) as error:
+        print(f"spotmap: {error}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

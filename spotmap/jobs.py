@@ -1,0 +1,170 @@
+"""Submitting files to the local cloud and waiting for their jobs, as a user of the bucket would."""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TextIO
+
+from botocore.exceptions import ClientError
+
+from spotmap.cloud import LocalCloud
+from spotmap.product import jobcore_ids, jobcore_layout
+
+CLOSED = ("SUCCEEDED", "FAILED", "TIMED_OUT", "ABORTED")
+SUMMARY_GRACE_SECONDS = 5.0
+
+
+@dataclass
+class JobWatch:
+    path: Path
+    key: str
+    job_id: str | None
+    execution_arn: str | None
+    no_job_reason: str | None = None
+    status: str | None = None
+    error: str | None = None
+    total_items: int | None = None
+
+
+class JobRunner:
+    def __init__(self, cloud: LocalCloud, progress: TextIO | None = sys.stderr):
+        self.cloud = cloud
+        self.s3 = cloud.client("s3")
+        self.sfn = cloud.client("stepfunctions")
+        self.progress = progress
+        self.bucket = cloud.stack.bucket
+
+    def submit(self, path: Path, key: str | None = None) -> JobWatch:
+        key = key or f"{jobcore_layout().INPUT_PREFIX}{path.name}"
+        self.s3.upload_file(str(path), self.bucket, key)
+        if not jobcore_layout().is_job_trigger(key):
+            return JobWatch(path, key, None, None, no_job_reason=f"{key!r} does not start a job (only input/ does)")
+        head = self.s3.head_object(Bucket=self.bucket, Key=key)
+        job_id = jobcore_ids().job_id_for(
+            self.bucket, key, version_id=head.get("VersionId"), etag=head.get("ETag", "").strip('"')
+        )
+        arn = self.cloud.stack.state_machine_arn.replace(":stateMachine:", ":execution:") + f":{job_id}"
+        self._say(f"uploaded {path} as s3://{self.bucket}/{key} → job {job_id}")
+        return JobWatch(path, key, job_id, arn)
+
+    def _say(self, text: str) -> None:
+        if self.progress is not None:
+            print(text, file=self.progress, flush=True)
+
+    def _poll(self, watch: JobWatch) -> None:
+        if watch.status in CLOSED or watch.execution_arn is None:
+            return
+        try:
+            watch.status = self.sfn.describe_execution(executionArn=watch.execution_arn)["status"]
+        except ClientError as error:
+            if error.response["Error"]["Code"] != "ExecutionDoesNotExist":
+                raise
+            for _rule, event, message in self.cloud.events.failed:
+                if event.get("detail", {}).get("object", {}).get("key") == watch.key:
+                    watch.status, watch.error = "FAILED", f"StartJob failed: {message[:2000]}"
+        if watch.total_items is None and watch.job_id:
+            descriptor = self._get_json(jobcore_layout().descriptor_key(watch.job_id))
+            if descriptor is not None:
+                watch.total_items = descriptor.get("item_count")
+
+    def _finished_items(self, job_id: str) -> int:
+        paginator = self.s3.get_paginator("list_objects_v2")
+        prefix = jobcore_layout().outcomes_prefix(job_id)
+        return sum(page.get("KeyCount", 0) for page in paginator.paginate(Bucket=self.bucket, Prefix=prefix))
+
+    def _get_json(self, key: str) -> Any:
+        try:
+            return json.loads(self.s3.get_object(Bucket=self.bucket, Key=key)["Body"].read())
+        except ClientError as error:
+            if error.response["Error"]["Code"] in ("NoSuchKey", "404"):
+                return None
+            raise
+
+    def summary(self, watch: JobWatch) -> dict[str, Any] | None:
+        if watch.job_id is None:
+            return None
+        summary: dict[str, Any] | None = self._get_json(jobcore_layout().summary_key(watch.job_id))
+        return summary
+
+    def wait(self, watches: list[JobWatch], timeout: float) -> list[dict[str, Any] | None]:
+        """Wait until every job's execution is closed and summarised; bounded by `timeout`."""
+        deadline = time.monotonic() + timeout
+        last_report = 0.0
+        jobs = [w for w in watches if w.job_id]
+        while True:
+            for watch in jobs:
+                self._poll(watch)
+            if all(w.status in CLOSED for w in jobs):
+                break
+            if time.monotonic() > deadline:
+                for watch in jobs:
+                    if watch.status not in CLOSED:
+                        watch.error = f"still {watch.status or 'not started'} after {timeout:.0f} s"
+                break
+            if time.monotonic() - last_report > 2.0:
+                last_report = time.monotonic()
+                for watch in jobs:
+                    if watch.status not in CLOSED and watch.job_id:
+                        done = self._finished_items(watch.job_id)
+                        total = "?" if watch.total_items is None else watch.total_items
+                        self._say(f"  {watch.job_id}: {watch.status or 'STARTING'}, {done}/{total} items finished")
+            time.sleep(0.25)
+        # the rule on the status event writes the summary; the reconciler covers lost events
+        grace_end = time.monotonic() + SUMMARY_GRACE_SECONDS
+        while time.monotonic() < grace_end and any(self.summary(w) is None for w in jobs if w.status in CLOSED):
+            time.sleep(0.2)
+        self.cloud.events.wait_idle(30)
+        self.cloud.events.run_schedules()
+        self.cloud.events.wait_idle(120)
+        return [self.summary(watch) for watch in watches]
+
+
+def copy_bucket(cloud: LocalCloud, out_dir: Path) -> int:
+    """Copy the bucket's objects to out_dir; keys become paths (summaries/<job_id>.json ...)."""
+    s3 = cloud.client("s3")
+    out_dir = out_dir.resolve()
+    keys = []
+    for page in s3.get_paginator("list_objects_v2").paginate(Bucket=cloud.stack.bucket):
+        keys.extend(obj["Key"] for obj in page.get("Contents", []))
+
+    def fetch(key: str) -> None:
+        target = (out_dir / key).resolve()
+        if key.endswith("/") or not target.is_relative_to(out_dir):
+            return  # folder markers and keys that would escape the directory
+        target.parent.mkdir(parents=True, exist_ok=True)
+        s3.download_file(cloud.stack.bucket, key, str(target))
+
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        list(pool.map(fetch, keys))
+    return len(keys)
+
+
+def format_summary(watch: JobWatch, summary: dict[str, Any] | None, out_dir: Path) -> str:
+    if watch.no_job_reason:
+        return f"{watch.path}: no job: {watch.no_job_reason}"
+    if summary is None:
+        return f"{watch.path}: job {watch.job_id}: no summary ({watch.error or watch.status})"
+    items, attempts = summary.get("items", {}), summary.get("attempts", {})
+    lines = [
+        f"{watch.path}: job {summary['job_id']} {summary['status']}",
+        f"  items {items.get('succeeded')}/{items.get('total')} succeeded, {items.get('failed')} failed; "
+        f"tasks launched {attempts.get('launched')}, spot interruptions {attempts.get('spot_interruptions')}, "
+        f"capacity retries {attempts.get('capacity_retries')}, on-demand fallbacks "
+        f"{attempts.get('on_demand_fallbacks')}",
+        f"  {summary.get('timing', {}).get('seconds', 0):.1f} s",
+    ]
+    cost = summary.get("cost") or {}
+    if "total_usd" in cost:
+        lines.append(f"  estimated cost ${cost['total_usd']:.6f} (on-demand only: "
+                     f"${cost.get('on_demand_equivalent_usd', 0):.6f})")
+    for failure in summary.get("failures", [])[:10]:
+        lines.append(f"  item {failure['index']} failed: {failure['reason']}")
+    if summary.get("error"):
+        lines.append(f"  error: {summary['error']}")
+    lines.append(f"  summary: {out_dir / jobcore_layout().summary_key(summary['job_id'])}")
+    return "\n".join(lines)
