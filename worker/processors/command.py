@@ -1,0 +1,217 @@
+"""command: run any executable in the image on the item, unchanged.
+
+    "processor": "command",
+    "params": {
+      "command": ["my-tool", "--in", "{input}", "--out", "{output_dir}/result.txt", "--seed", "{seed}"],
+      "env": {"OMP_NUM_THREADS": "1"},
+      "input": "file"
+    }
+
+- `{input}` is the item's input downloaded to a local file (for a shard: the header and its byte range),
+  `{output_dir}` the directory whose files are uploaded, `{index}`, `{attempt}`, `{job_id}`,
+  `{scratch_dir}`, and `{name}` any job or item param. `{{` and `}}` are literal braces; an unknown
+  `{name}` is an error. Non-string values are substituted as JSON (`3`, `true`, `[1, 2]`).
+- `input`: "file" (default when the item names an object) downloads the input; "none" does not.
+- Every job and item param is also in the child's environment as SPOTMAP_PARAM_<NAME> (upper case,
+  other characters as "_"), with SPOTMAP_JOB_ID, SPOTMAP_ITEM_INDEX, SPOTMAP_ATTEMPT, SPOTMAP_ITEM (JSON),
+  SPOTMAP_OUTPUT_DIR, SPOTMAP_INPUT (when downloaded) and TMPDIR (a private scratch directory); then
+  `env` (values substituted like arguments) on top.
+- Never through a shell. The exit code decides success: non-zero fails the item with the code and the
+  last stderr lines. The last line of stdout that is a JSON object is the partial result (merged with
+  the `jobcore.merge` algebra; plain values merge as "first"); no such line gives null.
+- SIGTERM is forwarded to the child's process group; after `stop_grace_seconds` (default 20) the group
+  is killed. When the command exits, anything left in its process group is killed too.
+"""
+
+from __future__ import annotations
+
+import collections
+import json
+import os
+import re
+import shutil
+import signal
+import subprocess
+import threading
+from collections.abc import Mapping
+from typing import IO, Any
+
+from worker.api import ConfigError, Context, ProcessingError, processor
+
+OWN_PARAMS = ("command", "env", "input", "stop_grace_seconds")
+STDERR_TAIL_LINES = 20
+MAX_LINE_BYTES = 8 << 20  # a longer stdout line is logged in pieces (and is never the partial result)
+
+_PLACEHOLDER = re.compile(r"\{\{|\}\}|\{([A-Za-z_][A-Za-z0-9_]*)\}")
+
+
+def as_text(value: Any) -> str:
+    return value if isinstance(value, str) else json.dumps(value)
+
+
+def substitute(template: str, values: Mapping[str, Any]) -> str:
+    """Replace {name} with values[name]; {{ and }} are literal braces; an unknown name is a ConfigError."""
+
+    def replace(match: re.Match[str]) -> str:
+        token = match.group(0)
+        if token in ("{{", "}}"):
+            return token[0]
+        name = match.group(1)
+        if name not in values:
+            known = ", ".join(sorted(values))
+            raise ConfigError(f"command: unknown placeholder {token} in {template!r} (known: {known})")
+        return as_text(values[name])
+
+    return _PLACEHOLDER.sub(replace, template)
+
+
+def env_name(name: str) -> str:
+    return "SPOTMAP_PARAM_" + re.sub(r"[^A-Z0-9_]", "_", name.upper())
+
+
+@processor("command")
+def command(ctx: Context) -> Any:
+    """Runs params.command (argv list, placeholders substituted) on the item; stdout's last JSON line is
+    the partial result."""
+    params = ctx.params
+    argv_template = params.get("command")
+    if (
+        not isinstance(argv_template, list)
+        or not argv_template
+        or not all(isinstance(arg, str) for arg in argv_template)
+    ):
+        raise ConfigError(
+            'command: params.command must be a non-empty list of strings, e.g. ["my-tool", "{input}"]'
+        )
+    extra_env = params.get("env") or {}
+    if not isinstance(extra_env, dict) or not all(isinstance(k, str) for k in extra_env):
+        raise ConfigError("command: params.env must be an object of NAME: value")
+    input_mode = params.get("input") or ("file" if ctx.has_input else "none")
+    if input_mode not in ("file", "none"):
+        raise ConfigError(f'command: params.input must be "file" or "none", not {input_mode!r}')
+    if input_mode == "file" and not ctx.has_input:
+        raise ConfigError(f'command: params.input is "file" but item {ctx.index} names no object')
+    try:
+        grace = float(params.get("stop_grace_seconds", 20))
+    except (TypeError, ValueError):
+        raise ConfigError("command: params.stop_grace_seconds must be a number") from None
+
+    values: dict[str, Any] = {k: v for k, v in params.items() if k not in OWN_PARAMS}
+    values.update(
+        index=ctx.index,
+        attempt=ctx.attempt,
+        job_id=ctx.job_id,
+        output_dir=str(ctx.output_dir),
+        scratch_dir=str(ctx.scratch_dir),
+    )
+    child_env = dict(ctx.env)
+    child_env.update({env_name(k): as_text(v) for k, v in params.items() if k not in OWN_PARAMS})
+    if input_mode == "file":
+        values["input"] = str(ctx.input_path())
+        child_env["SPOTMAP_INPUT"] = values["input"]
+    child_env.update(
+        SPOTMAP_JOB_ID=ctx.job_id,
+        SPOTMAP_ITEM_INDEX=str(ctx.index),
+        SPOTMAP_ATTEMPT=str(ctx.attempt),
+        SPOTMAP_ITEM=ctx.item.model_dump_json(),
+        SPOTMAP_OUTPUT_DIR=str(ctx.output_dir),
+        TMPDIR=str(ctx.scratch_dir),
+    )
+    argv = [substitute(arg, values) for arg in argv_template]
+    child_env.update({name: substitute(as_text(value), values) for name, value in extra_env.items()})
+
+    executable = argv[0] if os.sep in argv[0] else shutil.which(argv[0], path=child_env.get("PATH"))
+    if executable is None or not os.access(executable, os.X_OK):
+        raise ConfigError(f"command: {argv[0]!r} is not an executable in this image (PATH and file mode)")
+    return _run(ctx, [executable, *argv[1:]], child_env, grace, display=argv[0])
+
+
+def _run(ctx: Context, argv: list[str], env: dict[str, str], grace: float, display: str) -> Any:
+    ctx.log.info("starting command", extra={"argv": argv})
+    last_json: list[Any] = [None]
+    stderr_tail: collections.deque[str] = collections.deque(maxlen=STDERR_TAIL_LINES)
+    proc: subprocess.Popen[bytes] | None = None
+    readers: list[threading.Thread] = []
+    try:
+        with ctx.deferred_stop(check_after=False):  # never leave a child behind un-tracked
+            proc = subprocess.Popen(  # noqa: S603 - argv list, no shell
+                argv,
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                cwd=ctx.workdir,
+                env=env,
+                start_new_session=True,  # its own process group, so a stop reaches its children too
+            )
+        assert proc.stdout is not None and proc.stderr is not None
+        readers = [
+            threading.Thread(target=_pump, args=(proc.stdout, ctx, "stdout", last_json, None), daemon=True),
+            threading.Thread(target=_pump, args=(proc.stderr, ctx, "stderr", None, stderr_tail), daemon=True),
+        ]
+        for reader in readers:
+            reader.start()
+        ctx.check_stop()
+        code = proc.wait()
+    except BaseException:
+        if proc is not None:
+            _stop_group(ctx, proc, grace)
+        raise
+    finally:
+        if proc is not None:
+            _kill_group(proc.pid)
+        for reader in readers:
+            reader.join(timeout=5)
+    if code != 0:
+        how = f"was killed by {signal.Signals(-code).name}" if code < 0 else f"exited with code {code}"
+        tail = "\n".join(stderr_tail)
+        raise ProcessingError(f"command {display!r} {how}" + (f"; last stderr lines:\n{tail}" if tail else ""))
+    ctx.log.info("command succeeded", extra={"partial": last_json[0] is not None})
+    return last_json[0]
+
+
+def _pump(
+    stream: IO[bytes],
+    ctx: Context,
+    name: str,
+    last_json: list[Any] | None,
+    tail: collections.deque[str] | None,
+) -> None:
+    """Log every line of the child's stdout or stderr; remember the last JSON object line / the tail."""
+    with stream:
+        while True:
+            raw = stream.readline(MAX_LINE_BYTES)
+            if not raw:
+                return
+            line = raw.decode("utf-8", "replace").rstrip("\r\n")
+            ctx.log.info(line, extra={"stream": name})
+            if tail is not None:
+                tail.append(line)
+            if last_json is not None and line.lstrip().startswith("{"):
+                try:
+                    value = json.loads(line)
+                except ValueError:
+                    continue
+                if isinstance(value, dict):
+                    last_json[0] = value
+
+
+def _stop_group(ctx: Context, proc: subprocess.Popen[bytes], grace: float) -> None:
+    """Forward a stop: SIGTERM to the child's process group, SIGKILL after `grace` seconds."""
+    ctx.log.warning("stopping command", extra={"pid": proc.pid, "grace_seconds": grace})
+    _signal_group(proc.pid, signal.SIGTERM)
+    try:
+        proc.wait(timeout=grace)
+    except subprocess.TimeoutExpired:
+        _signal_group(proc.pid, signal.SIGKILL)
+        proc.wait()
+
+
+def _kill_group(pgid: int) -> None:
+    _signal_group(pgid, signal.SIGKILL)
+
+
+def _signal_group(pgid: int, signum: int) -> None:
+    try:
+        os.killpg(pgid, signum)
+    except (ProcessLookupError, PermissionError):
+        pass

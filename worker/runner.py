@@ -1,0 +1,254 @@
+"""One worker task: read the job and the item, run the processor, upload its outputs, write the result
+record last. `main(env) -> exit code` is the whole program (`python -m worker` calls it with os.environ);
+a fork server can import this module, call `preload()`, fork, and call `main(task_env)` in the child.
+
+Exit codes: 0 success (result record written), 1 processing error, 2 bad configuration,
+128 + signal (143 for SIGTERM) when stopped: no result record is written by a stopped attempt.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from botocore.exceptions import ClientError
+from pydantic import ValidationError
+
+from jobcore import layout
+from jobcore.merge import finalize, merge
+from jobcore.models import Item, JobDescriptor, ResultRecord
+from worker import logs, processors, storage
+from worker.api import Context, get_processor, registered
+from worker.cancel import Cancellation
+from worker.errors import EXIT_CONFIG, EXIT_FAILED, EXIT_OK, ConfigError, ProcessingError, Terminated
+
+LOG = logs.get_logger()
+
+# built-in processors and modules dropped into worker/processors are imported with this module
+processors.discover()
+
+
+@dataclass(frozen=True)
+class WorkerConfig:
+    """The task's environment, parsed once; every problem is reported at once (exit 2)."""
+
+    bucket: str
+    job_id: str
+    index: int
+    attempt: int
+    item_json: str | None
+    scratch_dir: Path | None
+    processor_modules: str | None
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str]) -> WorkerConfig:
+        problems = [f"{name} is not set" for name in ("JOB_BUCKET", "JOB_ID", "ITEM_INDEX", "ATTEMPT") if not env.get(name)]
+        numbers: dict[str, int] = {}
+        for name in ("ITEM_INDEX", "ATTEMPT"):
+            value = env.get(name)
+            if value:
+                try:
+                    numbers[name] = int(value)
+                except ValueError:
+                    numbers[name] = -1
+                if numbers[name] < 0:
+                    problems.append(f"{name} must be a non-negative integer, not {value!r}")
+        if problems:
+            raise ConfigError("bad worker configuration: " + "; ".join(problems))
+        scratch = env.get("SCRATCH_DIR")
+        return cls(
+            bucket=env["JOB_BUCKET"],
+            job_id=env["JOB_ID"],
+            index=numbers["ITEM_INDEX"],
+            attempt=numbers["ATTEMPT"],
+            item_json=env.get("ITEM") or None,
+            scratch_dir=Path(scratch) if scratch else None,
+            processor_modules=env.get("SPOTMAP_PROCESSOR_MODULES") or None,
+        )
+
+
+def preload() -> None:
+    """Import everything a task needs and load the S3 model, so a process forked after this starts a task
+    in milliseconds. Safe to call more than once."""
+    processors.discover()
+    storage.warm_up()
+
+
+def main(env: Mapping[str, str] | None = None) -> int:
+    """Run one task as described by `env` (default os.environ); returns the exit code."""
+    env = os.environ if env is None else env
+    context: dict[str, Any] = {
+        "job_id": env.get("JOB_ID"),
+        "item_index": _int_or_raw(env.get("ITEM_INDEX")),
+        "attempt": _int_or_raw(env.get("ATTEMPT")),
+    }
+    handler = logs.configure(context, env.get("LOG_LEVEL"))
+    cancellation = Cancellation()
+    try:
+        with cancellation.installed():
+            return _run(env, cancellation)
+    finally:
+        logs.unconfigure(handler)
+
+
+def _run(env: Mapping[str, str], cancellation: Cancellation) -> int:
+    try:
+        try:
+            return _task(env, cancellation)
+        except ConfigError as error:
+            LOG.error(str(error), extra={"exit_code": EXIT_CONFIG})
+            return EXIT_CONFIG
+        except ProcessingError as error:
+            LOG.error(str(error), extra={"exit_code": EXIT_FAILED})
+            return EXIT_FAILED
+        except Exception as error:
+            LOG.exception(f"unexpected error: {type(error).__name__}: {error}", extra={"exit_code": EXIT_FAILED})
+            return EXIT_FAILED
+    except Terminated as stop:
+        LOG.warning(f"{stop}: attempt abandoned, no result record written", extra={"exit_code": stop.exit_code})
+        return stop.exit_code
+
+
+def _task(env: Mapping[str, str], cancellation: Cancellation) -> int:
+    started_at = _now()
+    config = WorkerConfig.from_env(env)
+    s3 = storage.make_s3_client(env)
+    job = _read_job(s3, config)
+    processors.discover(config.processor_modules)
+    spec = get_processor(job.processor)
+    if spec is None:
+        available = ", ".join(sorted(registered())) or "none"
+        broken = "".join(f"; {name} failed to import: {err}" for name, err in processors.IMPORT_ERRORS.items())
+        raise ConfigError(f"unknown processor {job.processor!r} (this image has: {available}){broken}")
+    item = _read_item(s3, config)
+
+    scratch_root = config.scratch_dir or Path(tempfile.mkdtemp(prefix="spotmap-"))
+    workdir = scratch_root / f"{config.job_id}-{config.index}-attempt-{config.attempt}"
+    try:
+        try:
+            shutil.rmtree(workdir, ignore_errors=True)
+            workdir.mkdir(parents=True)
+        except OSError as error:
+            raise ConfigError(f"SCRATCH_DIR {scratch_root} is not writable: {error}") from error
+        bucket = item.bucket or config.bucket
+        source = storage.S3Source(s3, bucket, item.key, item.version_id) if item.key else None
+        ctx = Context(
+            job=job,
+            item=item,
+            attempt=config.attempt,
+            workdir=workdir,
+            source=source,
+            cancellation=cancellation,
+            env=env,
+            logger=logs.get_logger(f"processor.{spec.name}"),
+        )
+        LOG.info(
+            "processing item",
+            extra={"processor": spec.name, "input": ctx.input_name, "range": [item.start, item.end]},
+        )
+        if spec.cooperative:
+            with cancellation.deferred():
+                partial = spec.func(ctx)
+        else:
+            partial = spec.func(ctx)
+        cancellation.check()
+        _check_partial(spec.name, partial)
+
+        prefix = layout.output_prefix(config.job_id, config.index, config.attempt)
+        outputs = storage.upload_tree(s3, ctx.output_dir, config.bucket, prefix)
+        record = ResultRecord(
+            job_id=config.job_id,
+            index=config.index,
+            attempt=config.attempt,
+            processor=spec.name,
+            partial=partial,
+            outputs=outputs,
+            started_at=started_at,
+            finished_at=_now(),
+        )
+        body = json.dumps(record.model_dump(mode="json"), ensure_ascii=False).encode()
+        cancellation.commit()  # from here on a stop signal lets the PUT finish and we exit 0
+        write_result(s3, config.bucket, layout.result_key(config.job_id, config.index), body)
+        LOG.info("item succeeded", extra={"outputs": len(outputs), "stop_requested": cancellation.requested})
+        return EXIT_OK
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+        if config.scratch_dir is None:
+            shutil.rmtree(scratch_root, ignore_errors=True)
+
+
+def write_result(s3: Any, bucket: str, key: str, body: bytes) -> None:
+    """The last write of a successful attempt; its existence is what PollTask calls success."""
+    s3.put_object(Bucket=bucket, Key=key, Body=body, ContentType="application/json")
+
+
+def _read_json(s3: Any, bucket: str, key: str, what: str) -> Any:
+    try:
+        body = s3.get_object(Bucket=bucket, Key=key)["Body"].read()
+    except ClientError as error:
+        if storage.is_missing(error):
+            raise ConfigError(f"{what} s3://{bucket}/{key} does not exist") from error
+        raise
+    try:
+        return json.loads(body)
+    except ValueError as error:
+        raise ConfigError(f"{what} s3://{bucket}/{key} is not JSON: {error}") from error
+
+
+def _read_job(s3: Any, config: WorkerConfig) -> JobDescriptor:
+    key = layout.descriptor_key(config.job_id)
+    try:
+        return JobDescriptor.model_validate(_read_json(s3, config.bucket, key, "job descriptor"))
+    except ValidationError as error:
+        raise ConfigError(f"job descriptor s3://{config.bucket}/{key} is invalid: {error}") from error
+
+
+def _read_item(s3: Any, config: WorkerConfig) -> Item:
+    try:
+        if config.item_json:
+            item = Item.model_validate_json(config.item_json)
+        else:
+            key = layout.items_key(config.job_id)
+            items = _read_json(s3, config.bucket, key, "item list")
+            if not isinstance(items, list):
+                raise ConfigError(f"item list s3://{config.bucket}/{key} is not a JSON array")
+            found = items[config.index] if config.index < len(items) else None
+            if not (isinstance(found, dict) and found.get("index") == config.index):
+                found = next((i for i in items if isinstance(i, dict) and i.get("index") == config.index), None)
+            if found is None:
+                raise ConfigError(f"item {config.index} is not in s3://{config.bucket}/{key} ({len(items)} items)")
+            item = Item.model_validate(found)
+    except ValidationError as error:
+        raise ConfigError(f"item {config.index} is invalid: {error}") from error
+    if item.index != config.index:
+        raise ConfigError(f"ITEM has index {item.index} but ITEM_INDEX is {config.index}")
+    return item
+
+
+def _check_partial(name: str, partial: Any) -> None:
+    """A partial result must be JSON and must merge (Summarize merges it without the processor)."""
+    try:
+        json.dumps(partial)
+        finalize(merge(partial, partial))
+    except (TypeError, ValueError, KeyError, IndexError, AttributeError) as error:
+        raise ProcessingError(
+            f"processor {name!r} returned a partial result that is not mergeable JSON: {type(error).__name__}: {error}"
+        ) from error
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat(timespec="milliseconds")
+
+
+def _int_or_raw(value: str | None) -> int | str | None:
+    try:
+        return int(value) if value is not None else None
+    except ValueError:
+        return value
