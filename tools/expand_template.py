@@ -9,7 +9,7 @@ comes from a local boto3 session, and local paths are replaced the way `sam vali
 (`CodeUri` becomes a placeholder S3 URI; the state machine's `DefinitionUri` file is inlined as its
 `Definition`, so its `DefinitionSubstitutions` are expanded exactly as `sam deploy` would).
 
-    python tools/expand_template.py [template.yaml] [-o expanded.json]
+    python -m tools.expand_template [template.yaml] [-o expanded.json]
 """
 
 from __future__ import annotations
