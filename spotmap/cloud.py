@@ -27,6 +27,7 @@ from werkzeug.wrappers import Request, Response
 from spotmap.events import STATUS_CHANGE, LocalEventBus, envelope
 from spotmap.fargate import EcsError, Faults, LocalFargate, WorkerLauncher
 from spotmap.lambdas import LocalLambda
+from spotmap.forkserver import ForkServerLauncher
 from spotmap.launchers import SubprocessLauncher
 from spotmap.template import Stack, load_stack
 
@@ -104,7 +105,10 @@ class LocalCloud:
 
     # ------------------------------------------------------------------ lifecycle
     def start(self) -> LocalCloud:
+        from moto.moto_api._internal.models import moto_api_backend
+
         _configure_moto()
+        moto_api_backend.reset()  # moto's state is per process: each local cloud starts empty
         if not log.isEnabledFor(logging.DEBUG):
             # the interpreter logs every caught task error (e.g. a retried CapacityUnavailable)
             logging.getLogger("moto").setLevel(logging.CRITICAL)
@@ -128,13 +132,12 @@ class LocalCloud:
         lambda_env = {**base_env, "POWERTOOLS_TRACE_DISABLED": "true", "LOCAL_TASK_LOG_DIR": str(self.task_log_dir)}
         self.lambdas = LocalLambda(self.stack, lambda_env, self.state_dir / "logs" / "lambda",
                                    max_instances=self.options.lambda_concurrency)
-        self.fargate = LocalFargate(
-            self.stack,
-            self.options.launcher or SubprocessLauncher(self.root),
-            {**base_env, "SCRATCH_DIR": str(self.state_dir / "scratch")},
-            self.task_log_dir,
-            self.options.faults,
+        task_env = {**base_env, "SCRATCH_DIR": str(self.state_dir / "scratch")}
+        self._launcher = self.options.launcher or (
+            SubprocessLauncher(self.root) if os.environ.get("SPOTMAP_LAUNCHER") == "subprocess"
+            else ForkServerLauncher(self.root, task_env)
         )
+        self.fargate = LocalFargate(self.stack, self._launcher, task_env, self.task_log_dir, self.options.faults)
         (self.state_dir / "scratch").mkdir(parents=True, exist_ok=True)
         self.events = LocalEventBus(self.stack, self.lambdas, self.options.drop_status_events, self.options.seed)
         threading.Thread(target=self._server.serve_forever, daemon=True, name="local-cloud").start()
@@ -154,6 +157,9 @@ class LocalCloud:
             time.sleep(0.05)
         self.events.close()
         self.lambdas.close()
+        close_launcher = getattr(self._launcher, "close", None)
+        if close_launcher:
+            close_launcher()
         self._server.shutdown()
         self._hooks.shutdown(wait=False)
         self._server = None
