@@ -5,7 +5,16 @@ PY := $(VENV)/bin/python
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: help install demo test unit e2e lint build bench clean
+.PHONY: help install demo test unit e2e lint build push-worker bench clean
+
+# Offline tooling: no AWS account, no credentials, no telemetry. The region only names ARNs.
+TOOL_ENV := SAM_CLI_TELEMETRY=0 AWS_DEFAULT_REGION=us-east-1 AWS_REGION=us-east-1
+EXPANDED := .aws-sam/lint/expanded-template.json
+# push-worker: the stack to push to (samconfig's default stack) and, optionally, its region.
+STACK_NAME ?= spotmap
+REGION ?=
+IMAGE_TAG ?= $(shell git rev-parse --short=12 HEAD 2>/dev/null || date -u +%Y%m%d%H%M%S)
+AWS_REGION_ARG := $(if $(REGION),--region $(REGION))
 
 help:
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/'
@@ -27,6 +36,34 @@ test: $(STAMP) ## lint, then every test (unit, integration, end to end on the lo
 
 unit: $(STAMP) ## unit tests only
 	$(BIN)/pytest -q tests/unit
+
+lint: $(STAMP) ## every static check (SAM, cfn-lint on source and expanded template, checkov, ruff, mypy)
+	$(TOOL_ENV) $(BIN)/sam validate --lint --template template.yaml
+	$(TOOL_ENV) $(BIN)/cfn-lint template.yaml
+	$(TOOL_ENV) $(PY) -m tools.expand_template template.yaml -o $(EXPANDED)
+	$(TOOL_ENV) $(BIN)/cfn-lint $(EXPANDED)
+	$(BIN)/checkov --quiet --compact --skip-download --framework cloudformation -f template.yaml
+	test -f worker/Dockerfile || { echo "worker/Dockerfile is missing" >&2; exit 1; }
+	$(BIN)/checkov --quiet --compact --skip-download --framework dockerfile -f worker/Dockerfile
+	$(BIN)/ruff check .
+	$(BIN)/mypy
+
+build: $(STAMP) ## sam build: python3.13 Lambda artifacts without Docker (functions/Makefile), then check them
+	PATH="$(abspath $(BIN)):$$PATH" $(TOOL_ENV) $(BIN)/sam build
+	$(PY) -m tools.check_artifacts .aws-sam/build
+
+push-worker: ## build the worker image and push it to the stack's ECR repository (Docker + AWS credentials)
+	@set -euo pipefail; \
+	repo="$$(aws cloudformation describe-stacks $(AWS_REGION_ARG) --stack-name "$(STACK_NAME)" \
+		--query "Stacks[0].Outputs[?OutputKey=='WorkerRepositoryUri'].OutputValue" --output text)"; \
+	if [ -z "$$repo" ] || [ "$$repo" = None ]; then \
+		echo "stack $(STACK_NAME) has no WorkerRepositoryUri output: run sam deploy first" >&2; exit 1; fi; \
+	registry="$${repo%%/*}"; region="$$(cut -d. -f4 <<< "$$registry")"; \
+	echo "pushing $$repo:$(IMAGE_TAG) and :latest"; \
+	aws ecr get-login-password --region "$$region" | docker login --username AWS --password-stdin "$$registry"; \
+	docker build --platform linux/amd64 -f worker/Dockerfile -t "$$repo:$(IMAGE_TAG)" -t "$$repo:latest" .; \
+	docker push "$$repo:$(IMAGE_TAG)"; \
+	docker push "$$repo:latest"
 
 clean:
 	rm -rf .spotmap .aws-sam .pytest_cache .mypy_cache .ruff_cache

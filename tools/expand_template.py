@@ -18,6 +18,7 @@ import argparse
 import copy
 import json
 import sys
+from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -31,9 +32,7 @@ TEMPLATE = ROOT / "template.yaml"
 DEFAULT_REGION = "us-east-1"
 PLACEHOLDER_BUCKET = "spotmap-offline-expansion"
 
-_MANAGED_POLICIES = (
-    Path(__import__("samtranslator").__file__).parent / "internal" / "data" / "aws_managed_policies.json"
-)
+_MANAGED_POLICIES = resources.files("samtranslator") / "internal" / "data" / "aws_managed_policies.json"
 
 
 class _CfnLoader(yaml.SafeLoader):
@@ -50,7 +49,7 @@ def _intrinsic(loader: yaml.SafeLoader, suffix: str, node: yaml.Node) -> dict[st
     elif isinstance(node, yaml.SequenceNode):
         value = loader.construct_sequence(node, deep=True)
     else:
-        value = loader.construct_mapping(node, deep=True)  # type: ignore[arg-type]
+        value = loader.construct_mapping(node, deep=True)
     return {name: value}
 
 
@@ -116,7 +115,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("-o", "--output", type=Path, help="write here instead of stdout")
     parser.add_argument("--region", default=DEFAULT_REGION)
     args = parser.parse_args(argv)
-    expanded = expand(load_template(args.template), base_dir=args.template.resolve().parent, region=args.region)
+    path: Path = args.template
+    expanded = expand(load_template(path), base_dir=path.resolve().parent, region=args.region)
     text = json.dumps(expanded, indent=2, sort_keys=False) + "\n"
     if args.output:
         args.output.parent.mkdir(parents=True, exist_ok=True)
