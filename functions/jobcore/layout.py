@@ -1,6 +1,7 @@
 """The job's S3 layout: the one place that knows where a job's objects live.
 
     input/<name>                      uploads; the only prefix that starts jobs
+    data/<...>                        inputs that job manifests refer to; uploads here start nothing
     jobs/<job_id>/job.json            the job descriptor (source, processor, item count)
     jobs/<job_id>/items.json          the item list the Distributed Map reads
     jobs/<job_id>/results/<index>.json        an item's result record, written last by the worker
@@ -12,6 +13,7 @@
 from __future__ import annotations
 
 INPUT_PREFIX = "input/"
+DATA_PREFIX = "data/"
 JOBS_PREFIX = "jobs/"
 OUTPUT_PREFIX = "output/"
 SUMMARIES_PREFIX = "summaries/"
