@@ -80,8 +80,14 @@ def cmd_run(args: argparse.Namespace) -> int:
         print("spotmap: --key names the key of a single FILE", file=sys.stderr)
         return 2
     out_dir = args.out or Path(".spotmap/out")
+    for data in args.data:
+        if not data.exists():
+            print(f"spotmap: no such file or directory: {data}", file=sys.stderr)
+            return 2
     with LocalCloud(options=_options(args)) as cloud:
         runner = JobRunner(cloud, progress=None if args.json else sys.stderr)
+        for data in args.data:
+            runner.upload_data(data)
         watches = [runner.submit(path, args.key) for path in files]
         summaries = runner.wait(watches, timeout=args.timeout)
         copy_bucket(cloud, out_dir)
@@ -196,6 +202,8 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("files", nargs="+", metavar="FILE")
     run.add_argument("--key", help="the object key of a single FILE (default input/<file name>)")
     run.add_argument("--out", type=Path, default=None, help="where to copy the bucket (default .spotmap/out)")
+    run.add_argument("--data", action="append", type=Path, default=[], metavar="PATH",
+                     help="upload a file or directory to data/ first (inputs a job manifest refers to)")
     run.add_argument("--json", action="store_true", help="print the summaries as a JSON array (last line)")
     run.add_argument("--timeout", type=float, default=1800.0, help="seconds to wait for all jobs")
     _add_cloud_options(run)

@@ -52,6 +52,19 @@ class JobRunner:
         self._say(f"uploaded {path} as s3://{self.bucket}/{key} → job {job_id}")
         return JobWatch(path, key, job_id, arn)
 
+    def upload_data(self, path: Path) -> int:
+        """Upload a file, or a directory's files, under data/ (manifests refer to them; no job starts)."""
+        files = [path] if path.is_file() else sorted(p for p in path.rglob("*") if p.is_file())
+        base = path.parent if path.is_file() else path
+
+        def upload(file: Path) -> None:
+            self.s3.upload_file(str(file), self.bucket, f"{jobcore_layout().DATA_PREFIX}{file.relative_to(base).as_posix()}")
+
+        with ThreadPoolExecutor(max_workers=8) as pool:
+            list(pool.map(upload, files))
+        self._say(f"uploaded {len(files)} file(s) from {path} to s3://{self.bucket}/{jobcore_layout().DATA_PREFIX}")
+        return len(files)
+
     def _say(self, text: str) -> None:
         if self.progress is not None:
             print(text, file=self.progress, flush=True)
