@@ -120,10 +120,9 @@ class ForkServerLauncher:
 
 def serve(fd: int) -> None:
     """The zygote: preload, then fork one child per request and report how each one exits."""
-    import boto3  # noqa: F401 - preloaded for the children
     import worker.runner as runner
 
-    boto3.client("s3")  # loads and caches the service model the children will use
+    runner.preload()  # processors imported, S3 model loaded: a forked task starts in milliseconds
     conn = Connection(fd)
     children = 0
     while True:

@@ -1,0 +1,113 @@
+"""Faults injected in the local cloud: the pipeline loses nothing and summarises every job."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from tests.e2e.conftest import assert_profile_equal, profile_csv, write_csv
+
+
+def _manifest(path: Path, document: dict) -> Path:
+    path.write_text(json.dumps(document), encoding="utf-8")
+    return path
+
+
+def test_spot_interruptions_and_capacity_failures_change_nothing_in_the_result(tmp_path: Path, local_run) -> None:
+    # GIVEN a 100,000-row CSV split into at least 8 items
+    data_file = write_csv(tmp_path / "orders.csv", rows=100_000, seed=3)
+    shard_mb = round(data_file.stat().st_size / 1e6 / 10, 3)
+
+    # WHEN it runs with Spot reclaims and Spot capacity shortages injected
+    run = local_run(
+        data_file,
+        params={"ShardSizeMB": shard_mb, "MaxConcurrency": 4},
+        extra=["--spot-interruption-rate", "0.3", "--capacity-failure-rate", "0.5", "--seed", "1"],
+    )
+
+    # THEN the job still succeeds, reports what happened, and its result is the fault-free result
+    assert run.exit_code == 0, run.summaries
+    (summary,) = run.summaries
+    assert summary["status"] == "SUCCEEDED"
+    assert summary["items"]["total"] >= 8
+    assert summary["items"]["failed"] == 0
+    assert summary["attempts"]["spot_interruptions"] > 0
+    assert summary["attempts"]["capacity_retries"] > 0
+    assert summary["attempts"]["launched"] == summary["items"]["total"] + summary["attempts"]["spot_interruptions"]
+    assert_profile_equal(summary["result"], profile_csv(data_file.read_bytes()))
+
+
+def test_crashed_workers_fail_their_items_with_exit_code_class_and_log(tmp_path: Path, local_run) -> None:
+    # GIVEN a sweep whose every worker process is killed (SIGKILL) mid-run
+    manifest = _manifest(tmp_path / "sweep.job.json", {
+        "processor": "command",
+        "params": {"command": ["python3", "-c", "import time; time.sleep(2)"]},
+        "source": {"count": 3},
+    })
+
+    # WHEN it runs
+    run = local_run(manifest, extra=["--crash-rate", "1", "--seed", "2"])
+
+    # THEN every item failed with exit code 137, its class and its log file, and the job FAILED
+    assert run.exit_code == 1
+    (summary,) = run.summaries
+    assert summary["status"] == "FAILED"
+    assert summary["items"] == {"total": 3, "succeeded": 0, "failed": 3}
+    assert summary["attempts"]["spot_interruptions"] == 0  # a crash is not mistaken for a Spot reclaim
+    assert [failure["index"] for failure in summary["failures"]] == [0, 1, 2]
+    for failure in summary["failures"]:
+        assert "137" in failure["reason"] and "killed" in failure["reason"].lower()
+        log_path = failure["reason"].split("log: ")[-1].strip().rstrip(")")
+        assert Path(log_path).exists(), failure["reason"]
+
+
+def test_failures_within_the_tolerance_let_the_job_succeed_and_are_listed(tmp_path: Path, local_run) -> None:
+    # GIVEN a sweep in which items 1 and 3 exit non-zero
+    manifest = _manifest(tmp_path / "tolerant.job.json", {
+        "processor": "command",
+        "params": {"command": ["python3", "-c",
+                               "import os, sys; sys.exit(3 if os.environ['SPOTMAP_PARAM_X'] in '13' else 0)"]},
+        "source": {"items": [{"x": "0"}, {"x": "1"}, {"x": "2"}, {"x": "3"}]},
+    })
+
+    # WHEN it runs with half of the items allowed to fail
+    run = local_run(manifest, params={"ToleratedFailurePercentage": 50})
+
+    # THEN the job succeeds and still lists both failures with their exit code
+    assert run.exit_code == 0, run.summaries
+    (summary,) = run.summaries
+    assert summary["status"] == "SUCCEEDED"
+    assert summary["items"] == {"total": 4, "succeeded": 2, "failed": 2}
+    assert [f["index"] for f in summary["failures"]] == [1, 3]
+    assert all("exit code 3" in f["reason"] or "code 3" in f["reason"] for f in summary["failures"])
+
+
+def test_items_running_longer_than_the_timeout_are_stopped_and_fail_as_timed_out(tmp_path: Path, local_run) -> None:
+    # GIVEN a program that runs far longer than ItemTimeoutMinutes
+    manifest = _manifest(tmp_path / "slow.job.json", {
+        "processor": "command",
+        "params": {"command": ["python3", "-c", "import time; time.sleep(120)"]},
+        "source": {"count": 1},
+    })
+
+    # WHEN it runs with a 3-second item timeout
+    run = local_run(manifest, params={"ItemTimeoutMinutes": 0.05})
+
+    # THEN the item is stopped and fails as timed out
+    (summary,) = run.summaries
+    assert summary["status"] == "FAILED"
+    assert "timed out" in summary["failures"][0]["reason"]
+
+
+def test_lost_status_events_are_made_good_by_the_reconciler(tmp_path: Path, local_run) -> None:
+    # GIVEN every Step Functions status-change event is lost
+    data_file = write_csv(tmp_path / "small.csv", rows=200)
+
+    # WHEN a job runs
+    run = local_run(data_file, extra=["--drop-status-events", "1"])
+
+    # THEN the scheduled reconciler still writes its summary before `local run` returns
+    assert run.exit_code == 0
+    (summary,) = run.summaries
+    assert summary["status"] == "SUCCEEDED"
+    assert summary["result"]["rows"] == 200
