@@ -9,8 +9,9 @@
 
 - `{input}` is the item's input downloaded to a local file (for a shard: the header and its byte range),
   `{output_dir}` the directory whose files are uploaded, `{index}`, `{attempt}`, `{job_id}`,
-  `{scratch_dir}`, and `{name}` any job or item param. `{{` and `}}` are literal braces; an unknown
-  `{name}` is an error. Non-string values are substituted as JSON (`3`, `true`, `[1, 2]`).
+  `{scratch_dir}`, and `{name}` any job or item param. Any other text, braces included, is passed
+  unchanged (so inline scripts need no escaping; an unknown `{name}` is logged as a warning). Non-string
+  values are substituted as JSON (`3`, `true`, `[1, 2]`).
 - `input`: "file" (default when the item names an object) downloads the input; "none" does not.
 - Every job and item param is also in the child's environment as SPOTMAP_PARAM_<NAME> (upper case,
   other characters as "_"), with SPOTMAP_JOB_ID, SPOTMAP_ITEM_INDEX, SPOTMAP_ATTEMPT, SPOTMAP_ITEM (JSON),
@@ -42,25 +43,27 @@ OWN_PARAMS = ("command", "env", "input", "stop_grace_seconds")
 STDERR_TAIL_LINES = 20
 MAX_LINE_BYTES = 8 << 20  # a longer stdout line is logged in pieces (and is never the partial result)
 
-_PLACEHOLDER = re.compile(r"\{\{|\}\}|\{([A-Za-z_][A-Za-z0-9_]*)\}")
+_PLACEHOLDER = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)\}")
+RESERVED = ("input", "output_dir", "scratch_dir", "index", "attempt", "job_id")
 
 
 def as_text(value: Any) -> str:
     return value if isinstance(value, str) else json.dumps(value)
 
 
-def substitute(template: str, values: Mapping[str, Any]) -> str:
-    """Replace {name} with values[name]; {{ and }} are literal braces; an unknown name is a ConfigError."""
+def substitute(template: str, values: Mapping[str, Any], unknown: set[str] | None = None) -> str:
+    """Replace each {name} whose name is in `values`; leave other text alone (names collected in
+    `unknown`). A reserved name missing from `values` ({input} of an item without input) is an error."""
 
     def replace(match: re.Match[str]) -> str:
-        token = match.group(0)
-        if token in ("{{", "}}"):
-            return token[0]
         name = match.group(1)
-        if name not in values:
-            known = ", ".join(sorted(values))
-            raise ConfigError(f"command: unknown placeholder {token} in {template!r} (known: {known})")
-        return as_text(values[name])
+        if name in values:
+            return as_text(values[name])
+        if name in RESERVED:
+            raise ConfigError(f"command: {{{name}}} is not available for this item (in {template!r})")
+        if unknown is not None:
+            unknown.add(name)
+        return match.group(0)
 
     return _PLACEHOLDER.sub(replace, template)
 
@@ -117,8 +120,14 @@ def command(ctx: Context) -> Any:
         SPOTMAP_OUTPUT_DIR=str(ctx.output_dir),
         TMPDIR=str(ctx.scratch_dir),
     )
-    argv = [substitute(arg, values) for arg in argv_template]
-    child_env.update({name: substitute(as_text(value), values) for name, value in extra_env.items()})
+    unknown: set[str] = set()
+    argv = [substitute(arg, values, unknown) for arg in argv_template]
+    child_env.update({name: substitute(as_text(value), values, unknown) for name, value in extra_env.items()})
+    if unknown:
+        ctx.log.warning(
+            "braces that are not placeholders were passed unchanged",
+            extra={"names": sorted(unknown), "placeholders": sorted(values)},
+        )
 
     executable = argv[0] if os.sep in argv[0] else shutil.which(argv[0], path=child_env.get("PATH"))
     if executable is None or not os.access(executable, os.X_OK):
