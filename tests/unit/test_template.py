@@ -213,11 +213,12 @@ def test_task_level_ecs_actions_are_scoped_to_tasks_of_the_cluster(resources: di
 def test_start_job_reads_input_and_writes_jobs_only(resources: dict[str, Any]) -> None:
     # GIVEN the role of StartJob
     grants = s3_grants(resources, function_role(resources, "StartJobFunction"))
-    # THEN it reads uploads under input/ and writes the job's files under jobs/, nothing else
+    # THEN it reads uploads under input/ (and the read-only data/ objects a job manifest names)
+    # and writes the job's files under jobs/, nothing else
     assert grants == {
-        "s3:GetObject": {"input/*"},
-        "s3:GetObjectVersion": {"input/*"},
-        "s3:ListBucket": {f"{BUCKET} prefix=['input/*']"},
+        "s3:GetObject": {"input/*", "data/*"},
+        "s3:GetObjectVersion": {"input/*", "data/*"},
+        "s3:ListBucket": {f"{BUCKET} prefix=['data/*', 'input/*']"},
         "s3:PutObject": {"jobs/*"},
     }
 
@@ -225,10 +226,11 @@ def test_start_job_reads_input_and_writes_jobs_only(resources: dict[str, Any]) -
 def test_worker_task_reads_input_and_jobs_and_writes_output_and_results(resources: dict[str, Any]) -> None:
     # GIVEN the worker's task role
     grants = s3_grants(resources, "WorkerTaskRole")
-    # THEN it reads its input and job files, and writes its outputs and its result record only
+    # THEN it reads its input (input/ or data/) and job files, and writes its outputs and its result
+    # record only
     assert grants == {
-        "s3:GetObject": {"input/*", "jobs/*"},
-        "s3:GetObjectVersion": {"input/*", "jobs/*"},
+        "s3:GetObject": {"input/*", "data/*", "jobs/*"},
+        "s3:GetObjectVersion": {"input/*", "data/*", "jobs/*"},
         "s3:PutObject": {"output/*", "jobs/*/results/*"},
     }
 
@@ -255,10 +257,11 @@ def test_every_s3_grant_is_prefix_scoped_and_nothing_writes_input(resources: dic
                     assert scope.startswith(BUCKET) and "prefix=[]" not in scope, (role, scope)
                     continue
                 # THEN object access always names a prefix, never the whole bucket or another bucket
-                assert re.fullmatch(r"(input|jobs|output|summaries)/\S*", scope), (role, action, scope)
-                # THEN nothing writes under input/: a write there would start another job (a loop)
+                assert re.fullmatch(r"(input|data|jobs|output|summaries)/\S*", scope), (role, action, scope)
+                # THEN nothing writes under input/ (a write there would start another job: a loop)
+                # nor under data/ (the user's read-only inputs)
                 if action in ("s3:PutObject", "s3:DeleteObject"):
-                    assert not scope.startswith("input/"), (role, action, scope)
+                    assert not scope.startswith(("input/", "data/")), (role, action, scope)
 
 
 # ------------------------------------------------------------------------------------- hardening
