@@ -1,0 +1,213 @@
+"""`make bench`: the six figures of docs/benchmarks.md, measured in one go on this machine.
+
+    P1 speedup      CPU-bound csv-profile: one process over the whole file vs `spotmap local run`
+    P2 overhead     1,000 no-op items end to end: seconds per item
+    P3 polling      state transitions per item and mean detection delay, 20-minute tasks scaled down
+    P4 scale        one 10,000-item job end to end locally
+    P5 aggregation  Summarize over 10,000 result records
+    P6 memory       StartJob's peak memory while sharding a 1 GB object
+
+Benchmarks measure; they never fail on a time. Each figure is printed next to its target.
+Options: --only P1,P3 runs a subset; --quick shrinks every workload (to check the harness itself).
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import os
+import random
+import resource
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path[:0] = [str(ROOT), str(ROOT / "functions")]
+
+from spotmap.cloud import CloudOptions, LocalCloud  # noqa: E402
+from spotmap.jobs import JobRunner  # noqa: E402
+
+
+@dataclass
+class Figure:
+    name: str
+    what: str
+    value: str
+    target: str
+    met: bool | None
+    detail: str = ""
+
+
+def _run_job(path: Path, params: dict[str, str], state: Path, timeout: float = 1500) -> tuple[dict[str, Any], float]:
+    started = time.monotonic()
+    with LocalCloud(options=CloudOptions(parameters=params, state_dir=state, run_schedules=False)) as cloud:
+        runner = JobRunner(cloud, progress=None)
+        watch = runner.submit(path)
+        (summary,) = runner.wait([watch], timeout=timeout)
+    elapsed = time.monotonic() - started
+    if summary is None:
+        raise RuntimeError(f"{path.name}: no summary ({watch.status}, {watch.error})")
+    return summary, elapsed
+
+
+def write_wide_csv(path: Path, rows: int, columns: int = 24, seed: int = 5) -> Path:
+    rng = random.Random(seed)
+    with path.open("w", newline="", encoding="utf-8") as handle:
+        writer = csv.writer(handle)
+        writer.writerow([f"c{i}" for i in range(columns)])
+        for _ in range(rows):
+            writer.writerow([f"{rng.uniform(-1e6, 1e6):.4f}" if i % 3 else rng.choice(("alpha", "beta", "gamma"))
+                             for i in range(columns)])
+    return path
+
+
+def p1_speedup(work: Path, quick: bool) -> Figure:
+    from worker.testing import run_processor
+
+    probe = write_wide_csv(work / "probe.csv", rows=20_000)
+    started = time.process_time()
+    run_processor("csv-profile", probe)
+    per_row = (time.process_time() - started) / 20_000
+    rows = 20_000 if quick else int(32 / per_row)  # about 32 s of one process
+    data = write_wide_csv(work / "cpu-bound.csv", rows=rows)
+    started = time.monotonic()
+    run_processor("csv-profile", data)
+    single = time.monotonic() - started
+    shard_mb = data.stat().st_size / 1e6 / 16
+    summary, pipeline = _run_job(data, {"ShardSizeMB": f"{shard_mb:.3f}", "MaxConcurrency": "2",
+                                        "PollMinSeconds": "1", "PollMaxSeconds": "2"}, work / "p1")
+    assert summary["status"] == "SUCCEEDED", summary
+    speedup = single / pipeline
+    return Figure("P1", "speedup, CPU-bound csv-profile", f"{speedup:.2f}x", ">= 1.8x", speedup >= 1.8,
+                  f"{rows:,} rows ({data.stat().st_size / 1e6:.0f} MB): one process {single:.1f} s, "
+                  f"local run {pipeline:.1f} s in {summary['items']['total']} items")
+
+
+def _manifest(work: Path, name: str, document: dict[str, Any]) -> Path:
+    path = work / f"{name}.job.json"
+    path.write_text(json.dumps(document))
+    return path
+
+
+def p2_overhead(work: Path, quick: bool) -> Figure:
+    count = 100 if quick else 1000
+    manifest = _manifest(work, "noop-1000", {"processor": "noop", "source": {"count": count}})
+    summary, elapsed = _run_job(manifest, {"MaxConcurrency": "100"}, work / "p2")
+    assert summary["items"]["succeeded"] == count, summary
+    per_item = elapsed / count
+    return Figure("P2", "overhead, no-op items end to end", f"{per_item * 1000:.0f} ms/item", "<= 50 ms/item",
+                  per_item <= 0.05, f"{count} items in {elapsed:.1f} s (cloud start included)")
+
+
+def p3_polling(work: Path, quick: bool) -> Figure:
+    # 20-minute tasks, PollMinSeconds 10 and PollMaxSeconds 300, all scaled by the same factor
+    factor = 1 / 10 if quick else 1 / 20
+    task_seconds = 20 * 60 * factor
+    items = 12 if quick else 30
+    manifest = _manifest(work, "sleepers", {
+        "processor": "command",
+        "params": {"command": ["python3", "-c", f"import time; time.sleep({task_seconds})"]},
+        "source": {"count": items},
+    })
+    params = {"MaxConcurrency": str(items // 3), "PollMinSeconds": str(max(1, round(10 * factor))),
+              "PollMaxSeconds": str(max(1, round(300 * factor)))}
+    with LocalCloud(options=CloudOptions(parameters=params, state_dir=work / "p3", run_schedules=False)) as cloud:
+        runner = JobRunner(cloud, progress=None)
+        watch = runner.submit(manifest)
+        (summary,) = runner.wait([watch], timeout=1200)
+        s3 = cloud.client("s3")
+        outcomes = []
+        for page in s3.get_paginator("list_objects_v2").paginate(
+                Bucket=cloud.stack.bucket, Prefix=f"jobs/{watch.job_id}/outcomes/"):
+            for obj in page.get("Contents", []):
+                outcomes.append(json.loads(s3.get_object(Bucket=cloud.stack.bucket, Key=obj["Key"])["Body"].read()))
+    assert summary is not None and summary["items"]["succeeded"] == items, summary
+    transitions = statistics.mean(o["usage"]["state_transitions"] for o in outcomes)
+    delays = [o["detection_delay_seconds"] for o in outcomes if o.get("detection_delay_seconds") is not None]
+    delay = statistics.mean(delays) if delays else float("nan")
+    ratio = delay / task_seconds
+    return Figure("P3", "polling: transitions/item, detection delay", f"{transitions:.1f} / {ratio:.1%}",
+                  "<= 15 / <= 10 %", transitions <= 15 and ratio <= 0.10,
+                  f"{items} tasks of {task_seconds:.0f} s (20 min x {factor:g}); mean delay {delay:.2f} s")
+
+
+def p4_scale(work: Path, quick: bool) -> Figure:
+    count = 500 if quick else 10_000
+    manifest = _manifest(work, "noop-10000", {"processor": "noop", "source": {"count": count}})
+    summary, elapsed = _run_job(manifest, {"MaxConcurrency": "200"}, work / "p4", timeout=3000)
+    assert summary["items"]["succeeded"] == count, summary
+    return Figure("P4", f"scale, one {count:,}-item job", f"{elapsed / 60:.1f} min", "<= 10 min",
+                  elapsed <= 600, f"{count / elapsed:.1f} items/s")
+
+
+def p5_aggregation(work: Path, quick: bool) -> Figure:
+    count = 1000 if quick else 10_000
+    script = ROOT / "benchmarks" / "aggregate.py"
+    result = subprocess.run([sys.executable, str(script), str(count)], capture_output=True, text=True,
+                            cwd=ROOT, check=True)
+    seconds = float(result.stdout.strip().splitlines()[-1])
+    return Figure("P5", f"Summarize over {count:,} result records", f"{seconds:.1f} s", "<= 10 s", seconds <= 10)
+
+
+def p6_memory(work: Path, quick: bool) -> Figure:
+    size_mb = 64 if quick else 1024
+    script = ROOT / "benchmarks" / "shard_memory.py"
+    result = subprocess.run([sys.executable, str(script), str(size_mb), str(work / "big.csv")],
+                            capture_output=True, text=True, cwd=ROOT, check=True)
+    peak_mb, shards = result.stdout.strip().splitlines()[-1].split()
+    return Figure("P6", f"StartJob peak memory sharding {size_mb:,} MB", f"{float(peak_mb):.0f} MB", "<= 256 MB",
+                  float(peak_mb) <= 256, f"{shards} shards of 64 MB")
+
+
+BENCHMARKS: dict[str, Callable[[Path, bool], Figure]] = {
+    "P1": p1_speedup, "P2": p2_overhead, "P3": p3_polling, "P4": p4_scale, "P5": p5_aggregation, "P6": p6_memory,
+}
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--only", default=",".join(BENCHMARKS))
+    parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--json", type=Path, default=None, help="also write the figures as JSON")
+    args = parser.parse_args()
+    figures = []
+    started = time.monotonic()
+    with tempfile.TemporaryDirectory(prefix="spotmap-bench-") as tmp:
+        for name in args.only.split(","):
+            work = Path(tmp) / name
+            work.mkdir()
+            print(f"running {name}...", file=sys.stderr, flush=True)
+            began = time.monotonic()
+            try:
+                figure = BENCHMARKS[name](work, args.quick)
+            except Exception as error:  # report and go on: one broken figure must not hide the others
+                figure = Figure(name, BENCHMARKS[name].__doc__ or name, "error", "", False, repr(error)[:300])
+            figure.detail += f" [{time.monotonic() - began:.0f} s]"
+            figures.append(figure)
+            print(f"  {figure.name} {figure.value} (target {figure.target}) {figure.detail}", file=sys.stderr)
+    cores = os.cpu_count()
+    print(f"\nspotmap benchmarks on {cores} cores, Python {sys.version.split()[0]}, "
+          f"total {time.monotonic() - started:.0f} s{' (quick)' if args.quick else ''}")
+    print(f"{'':4} {'figure':44} {'measured':>18} {'target':>18}  met")
+    for f in figures:
+        met = "yes" if f.met else "no"
+        print(f"{f.name:4} {f.what:44} {f.value:>18} {f.target:>18}  {met}")
+        if f.detail:
+            print(f"{'':4}   {f.detail}")
+    if args.json:
+        args.json.write_text(json.dumps([f.__dict__ for f in figures], indent=2))
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print(f"(harness peak RSS {peak:.0f} MB)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
