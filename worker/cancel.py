@@ -86,5 +86,5 @@ class Cancellation:
                 previous[signum] = signal.signal(signum, self._handle)
             yield
         finally:
-            for signum, handler in previous.items():
-                signal.signal(signum, handler)
+            for number, handler in previous.items():
+                signal.signal(number, handler)

@@ -49,7 +49,11 @@ class WorkerConfig:
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> WorkerConfig:
-        problems = [f"{name} is not set" for name in ("JOB_BUCKET", "JOB_ID", "ITEM_INDEX", "ATTEMPT") if not env.get(name)]
+        problems = [
+            f"{name} is not set"
+            for name in ("JOB_BUCKET", "JOB_ID", "ITEM_INDEX", "ATTEMPT")
+            if not env.get(name)
+        ]
         numbers: dict[str, int] = {}
         for name in ("ITEM_INDEX", "ATTEMPT"):
             value = env.get(name)
@@ -109,10 +113,14 @@ def _run(env: Mapping[str, str], cancellation: Cancellation) -> int:
             LOG.error(str(error), extra={"exit_code": EXIT_FAILED})
             return EXIT_FAILED
         except Exception as error:
-            LOG.exception(f"unexpected error: {type(error).__name__}: {error}", extra={"exit_code": EXIT_FAILED})
+            LOG.exception(
+                f"unexpected error: {type(error).__name__}: {error}", extra={"exit_code": EXIT_FAILED}
+            )
             return EXIT_FAILED
     except Terminated as stop:
-        LOG.warning(f"{stop}: attempt abandoned, no result record written", extra={"exit_code": stop.exit_code})
+        LOG.warning(
+            f"{stop}: attempt abandoned, no result record written", extra={"exit_code": stop.exit_code}
+        )
         return stop.exit_code
 
 
@@ -125,7 +133,9 @@ def _task(env: Mapping[str, str], cancellation: Cancellation) -> int:
     spec = get_processor(job.processor)
     if spec is None:
         available = ", ".join(sorted(registered())) or "none"
-        broken = "".join(f"; {name} failed to import: {err}" for name, err in processors.IMPORT_ERRORS.items())
+        broken = "".join(
+            f"; {name} failed to import: {err}" for name, err in processors.IMPORT_ERRORS.items()
+        )
         raise ConfigError(f"unknown processor {job.processor!r} (this image has: {available}){broken}")
     item = _read_item(s3, config)
 
@@ -221,9 +231,13 @@ def _read_item(s3: Any, config: WorkerConfig) -> Item:
                 raise ConfigError(f"item list s3://{config.bucket}/{key} is not a JSON array")
             found = items[config.index] if config.index < len(items) else None
             if not (isinstance(found, dict) and found.get("index") == config.index):
-                found = next((i for i in items if isinstance(i, dict) and i.get("index") == config.index), None)
+                found = next(
+                    (i for i in items if isinstance(i, dict) and i.get("index") == config.index), None
+                )
             if found is None:
-                raise ConfigError(f"item {config.index} is not in s3://{config.bucket}/{key} ({len(items)} items)")
+                raise ConfigError(
+                    f"item {config.index} is not in s3://{config.bucket}/{key} ({len(items)} items)"
+                )
             item = Item.model_validate(found)
     except ValidationError as error:
         raise ConfigError(f"item {config.index} is invalid: {error}") from error
@@ -239,7 +253,8 @@ def _check_partial(name: str, partial: Any) -> None:
         finalize(merge(partial, partial))
     except (TypeError, ValueError, KeyError, IndexError, AttributeError) as error:
         raise ProcessingError(
-            f"processor {name!r} returned a partial result that is not mergeable JSON: {type(error).__name__}: {error}"
+            f"processor {name!r} returned a partial result that is not mergeable JSON: "
+            f"{type(error).__name__}: {error}"
         ) from error
 
 

@@ -67,7 +67,10 @@ def warm_up() -> None:
     """Load the S3 service model into the shared session (for a fork server's parent process). Uses dummy
     credentials so the real credential chain is never resolved before the fork."""
     _shared_session().client(
-        "s3", region_name="us-east-1", aws_access_key_id="warmup", aws_secret_access_key="warmup"
+        "s3",
+        region_name="us-east-1",
+        aws_access_key_id="warmup",
+        aws_secret_access_key="warmup",  # noqa: S106 - a placeholder, never sent anywhere
     )
 
 
@@ -200,8 +203,9 @@ class SegmentStream(io.RawIOBase):
             self._close_body()
             if segment.length is not None and self._got != segment.length:
                 raise ProcessingError(
-                    f"{self.source.name}: bytes [{segment.start}, {segment.end}) ended after {self._got} bytes "
-                    "(the object is shorter than the item says; was it replaced during the job?)"
+                    f"{self.source.name}: bytes [{segment.start}, {segment.end}) ended after "
+                    f"{self._got} bytes (the object is shorter than the item says; "
+                    "was it replaced during the job?)"
                 )
             self._index += 1
         return 0

@@ -1,8 +1,8 @@
 """Run a processor on local data, without S3 or a job: for unit tests of your own processors.
 
-    from worker.testing import run_processor
-    partial = run_processor("csv-profile", b"a,b\\n1,x\\n")
-    shards = [run_processor("csv-profile", data, start=s, end=e, header_end=h) for s, e in ranges]
+from worker.testing import run_processor
+partial = run_processor("csv-profile", b"a,b\\n1,x\\n")
+shards = [run_processor("csv-profile", data, start=s, end=e, header_end=h) for s, e in ranges]
 """
 
 from __future__ import annotations

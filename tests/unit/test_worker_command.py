@@ -44,15 +44,33 @@ def test_arguments_environment_input_and_last_json_line(tmp_path):
     # GIVEN a shard (header + byte range), job params, item params and an env template
     data = b"h1,h2\na,1\nb,2\nc,3\n"
     params = {
-        "command": [PY, "-c", TOOL, "{input}", "{output_dir}", "--index={index}", "{seed}", "{literal}",
-                    "; echo not-a-shell"],
+        "command": [
+            PY,
+            "-c",
+            TOOL,
+            "{input}",
+            "{output_dir}",
+            "--index={index}",
+            "{seed}",
+            "{literal}",
+            "; echo not-a-shell",
+        ],
         "env": {"MY_LABEL": "item-{index}-{label}"},
         "label": "run7",
     }
 
     # WHEN the command processor runs item 4 of [10, 18) with header [0, 6)
-    partial = run_processor("command", data, index=4, start=10, end=18, header_end=6,
-                            params=params, item_params={"seed": 42}, workdir=tmp_path)
+    partial = run_processor(
+        "command",
+        data,
+        index=4,
+        start=10,
+        end=18,
+        header_end=6,
+        params=params,
+        item_params={"seed": 42},
+        workdir=tmp_path,
+    )
 
     # THEN the tool got the substituted argv (no shell), the header + range as a file, and the params
     seen = json.loads((tmp_path / "output" / "seen.json").read_text())
@@ -164,8 +182,14 @@ def put_job(s3, job_id: str, params: dict) -> None:
 
 
 def run_task(job_id: str, tmp_path: Path, item: dict) -> int:
-    env = {"JOB_BUCKET": BUCKET, "JOB_ID": job_id, "ITEM_INDEX": str(item["index"]), "ATTEMPT": "1",
-           "SCRATCH_DIR": str(tmp_path), "ITEM": json.dumps(item)}
+    env = {
+        "JOB_BUCKET": BUCKET,
+        "JOB_ID": job_id,
+        "ITEM_INDEX": str(item["index"]),
+        "ATTEMPT": "1",
+        "SCRATCH_DIR": str(tmp_path),
+        "ITEM": json.dumps(item),
+    }
     return runner.main(env)
 
 

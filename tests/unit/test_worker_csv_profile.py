@@ -147,8 +147,14 @@ def test_sharded_profile_merges_to_the_whole_file_profile():
     # AND the column types were decided over the whole file, not per shard
     types = {name: column["type"] for name, column in result["columns"].items()}
     assert types == {
-        "id": "number", "price": "number", "name": "string", "late_text": "string",
-        "sci": "number", "weird": "string", "empty": "number", "note": "string",
+        "id": "number",
+        "price": "number",
+        "name": "string",
+        "late_text": "string",
+        "sci": "number",
+        "weird": "string",
+        "empty": "number",
+        "note": "string",
     }
     # AND the BOM is not part of the first column's name
     assert "id" in result["columns"]
@@ -192,7 +198,13 @@ def test_header_only_shard_and_empty_input():
     # THEN both have rows 0; the header-only one still names its columns
     assert header_only["rows"] == 0
     assert header_only["columns"]["a"] == {
-        "type": "number", "count": 0, "nulls": 0, "min": None, "max": None, "sum": 0.0, "mean": None,
+        "type": "number",
+        "count": 0,
+        "nulls": 0,
+        "min": None,
+        "max": None,
+        "sum": 0.0,
+        "mean": None,
     }
     assert empty == {"rows": 0, "bad_rows": 0, "bad_row_samples": [], "columns": {}}
 
@@ -258,15 +270,29 @@ def test_worker_tasks_on_s3_shards_merge_to_the_whole_file_profile(s3, tmp_path)
     data, header_end, boundaries, _ = make_csv(800, seed=5)
     ranges = shard_ranges(boundaries, 4, seed=1)
     items = [
-        {"index": i, "bucket": BUCKET, "key": "input/data.csv", "start": s, "end": e, "header_end": header_end}
+        {
+            "index": i,
+            "bucket": BUCKET,
+            "key": "input/data.csv",
+            "start": s,
+            "end": e,
+            "header_end": header_end,
+        }
         for i, (s, e) in enumerate(ranges)
     ]
     put_job(s3, "csvjob", data, items)
 
     # WHEN a worker task runs each item
     codes = [
-        runner.main({"JOB_BUCKET": BUCKET, "JOB_ID": "csvjob", "ITEM_INDEX": str(i), "ATTEMPT": "1",
-                     "SCRATCH_DIR": str(tmp_path)})
+        runner.main(
+            {
+                "JOB_BUCKET": BUCKET,
+                "JOB_ID": "csvjob",
+                "ITEM_INDEX": str(i),
+                "ATTEMPT": "1",
+                "SCRATCH_DIR": str(tmp_path),
+            }
+        )
         for i in range(len(items))
     ]
 
@@ -283,12 +309,19 @@ def test_worker_tasks_on_s3_shards_merge_to_the_whole_file_profile(s3, tmp_path)
 
 def test_invalid_utf8_fails_the_task_with_exit_1_naming_offset_and_line(s3, tmp_path, capsys):
     # GIVEN a whole-object item whose line 3 holds an invalid UTF-8 sequence
-    data = "name,city\nÅse,Oslo\nBo,Bergen\xff\nEve,Tromsø\n".encode("utf-8").replace(b"\xc3\xbf", b"\xff")
+    data = "name,city\nÅse,Oslo\nBo,Bergen\xff\nEve,Tromsø\n".encode().replace(b"\xc3\xbf", b"\xff")
     put_job(s3, "badutf8", data, [{"index": 0, "bucket": BUCKET, "key": "input/data.csv"}])
 
     # WHEN the worker runs it
-    code = runner.main({"JOB_BUCKET": BUCKET, "JOB_ID": "badutf8", "ITEM_INDEX": "0", "ATTEMPT": "1",
-                        "SCRATCH_DIR": str(tmp_path)})
+    code = runner.main(
+        {
+            "JOB_BUCKET": BUCKET,
+            "JOB_ID": "badutf8",
+            "ITEM_INDEX": "0",
+            "ATTEMPT": "1",
+            "SCRATCH_DIR": str(tmp_path),
+        }
+    )
 
     # THEN it exits 1 with a message naming the byte offset and the line, and writes no record
     assert code == 1

@@ -149,13 +149,26 @@ def test_item_from_env_profiles_the_shard_and_writes_the_result_record(s3, tmp_p
     result = finalize(record.partial)
     assert result["rows"] == 3
     assert result["columns"]["population"] == {
-        "type": "number", "count": 3, "nulls": 0, "min": 77000.0, "max": 709000.0,
-        "sum": 1077000.0, "mean": 359000.0,
+        "type": "number",
+        "count": 3,
+        "nulls": 0,
+        "min": 77000.0,
+        "max": 709000.0,
+        "sum": 1077000.0,
+        "mean": 359000.0,
     }
-    assert result["columns"]["city"] == {"type": "string", "count": 3, "nulls": 0, "min": "Bergen", "max": "Tromso"}
+    assert result["columns"]["city"] == {
+        "type": "string",
+        "count": 3,
+        "nulls": 0,
+        "min": "Bergen",
+        "max": "Tromso",
+    }
     # AND every log line is JSON with the task's context
     lines = log_lines(capsys.readouterr().err)
-    assert lines and all({"job_id", "item_index", "attempt", "level", "message"} <= set(line) for line in lines)
+    assert lines and all(
+        {"job_id", "item_index", "attempt", "level", "message"} <= set(line) for line in lines
+    )
     assert {(line["job_id"], line["item_index"], line["attempt"]) for line in lines} == {(JOB, 0, 1)}
 
 
@@ -181,7 +194,9 @@ def test_outputs_go_under_the_attempt_prefix_and_the_record_is_written_last(s3, 
 
     def recording_client(env):
         client = make_client(env)
-        client.meta.events.register("provide-client-params.s3.PutObject", lambda params, **_: puts.append(params["Key"]))
+        client.meta.events.register(
+            "provide-client-params.s3.PutObject", lambda params, **_: puts.append(params["Key"])
+        )
         return client
 
     monkeypatch.setattr(storage, "make_s3_client", recording_client)

@@ -36,8 +36,11 @@ def endpoint():
 @pytest.fixture(scope="module")
 def s3(endpoint):
     client = boto3.session.Session().client(
-        "s3", endpoint_url=endpoint, region_name="us-east-1",
-        aws_access_key_id="testing", aws_secret_access_key="testing",
+        "s3",
+        endpoint_url=endpoint,
+        region_name="us-east-1",
+        aws_access_key_id="testing",
+        aws_secret_access_key="testing",
     )
     client.create_bucket(Bucket=BUCKET)
     return client
@@ -61,13 +64,25 @@ class Worker:
     def __init__(self, endpoint: str, job_id: str, tmp_path: Path) -> None:
         env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
         env.update(
-            AWS_ENDPOINT_URL=endpoint, AWS_ACCESS_KEY_ID="testing", AWS_SECRET_ACCESS_KEY="testing",
-            AWS_DEFAULT_REGION="us-east-1", PYTHONPATH=f"{ROOT}{os.pathsep}{ROOT / 'functions'}",
-            JOB_BUCKET=BUCKET, JOB_ID=job_id, ITEM_INDEX="0", ATTEMPT="1",
-            ITEM=json.dumps({"index": 0}), SCRATCH_DIR=str(tmp_path / "scratch"),
+            AWS_ENDPOINT_URL=endpoint,
+            AWS_ACCESS_KEY_ID="testing",
+            AWS_SECRET_ACCESS_KEY="testing",
+            AWS_DEFAULT_REGION="us-east-1",
+            PYTHONPATH=f"{ROOT}{os.pathsep}{ROOT / 'functions'}",
+            JOB_BUCKET=BUCKET,
+            JOB_ID=job_id,
+            ITEM_INDEX="0",
+            ATTEMPT="1",
+            ITEM=json.dumps({"index": 0}),
+            SCRATCH_DIR=str(tmp_path / "scratch"),
         )
         self.proc = subprocess.Popen(
-            [PY, "-m", "worker"], cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True
+            [PY, "-m", "worker"],
+            cwd=ROOT,
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
         )
         self.lines: queue.Queue[str] = queue.Queue()
         self.log: list[str] = []
@@ -191,7 +206,9 @@ def test_a_command_that_ignores_sigterm_is_killed_after_the_grace_period(endpoin
         "open(sys.argv[1], 'w').write(str(os.getpid()))\n"
         "time.sleep(60)\n"
     )
-    put_job(s3, "stubborn-job", "command", {"command": [PY, "-c", script, str(ready)], "stop_grace_seconds": 1})
+    put_job(
+        s3, "stubborn-job", "command", {"command": [PY, "-c", script, str(ready)], "stop_grace_seconds": 1}
+    )
     worker = Worker(endpoint, "stubborn-job", tmp_path)
     command_pid = int(wait_for_file(ready))
 

@@ -27,6 +27,7 @@
 from __future__ import annotations
 
 import collections
+import contextlib
 import json
 import os
 import re
@@ -173,7 +174,9 @@ def _run(ctx: Context, argv: list[str], env: dict[str, str], grace: float, displ
     if code != 0:
         how = f"was killed by {signal.Signals(-code).name}" if code < 0 else f"exited with code {code}"
         tail = "\n".join(stderr_tail)
-        raise ProcessingError(f"command {display!r} {how}" + (f"; last stderr lines:\n{tail}" if tail else ""))
+        raise ProcessingError(
+            f"command {display!r} {how}" + (f"; last stderr lines:\n{tail}" if tail else "")
+        )
     ctx.log.info("command succeeded", extra={"partial": last_json[0] is not None})
     return last_json[0]
 
@@ -220,7 +223,5 @@ def _kill_group(pgid: int) -> None:
 
 
 def _signal_group(pgid: int, signum: int) -> None:
-    try:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
         os.killpg(pgid, signum)
-    except (ProcessLookupError, PermissionError):
-        pass
