@@ -65,5 +65,8 @@ push-worker: ## build the worker image and push it to the stack's ECR repository
 	docker push "$$repo:$(IMAGE_TAG)"; \
 	docker push "$$repo:latest"
 
+bench: $(STAMP) ## the six benchmark figures of docs/benchmarks.md, side by side (about 15 minutes)
+	$(PY) benchmarks/bench.py --json .spotmap/bench.json
+
 clean:
 	rm -rf .spotmap .aws-sam .pytest_cache .mypy_cache .ruff_cache
