@@ -1,4 +1,4 @@
-"""Processor registration and discovery: built-ins, SPOTMAP_PROCESSOR_MODULES, the own-image example."""
+"""Processor registration and discovery: built-ins, SPOTMAP_PROCESSOR_MODULES, the image example."""
 
 from __future__ import annotations
 
@@ -38,21 +38,21 @@ def test_a_name_cannot_be_registered_twice_by_different_code():
 
 
 def test_own_image_example_processor_counts_words_across_shards():
-    # GIVEN the example processor of worker/examples/own-image, loaded as the image would load it
-    path = ROOT / "worker" / "examples" / "own-image" / "word_count.py"
+    # GIVEN the example processor that worker/Dockerfile.example adds, loaded as the image would load it
+    path = ROOT / "worker" / "examples" / "word_count.py"
     spec = importlib.util.spec_from_file_location("worker.processors.word_count", path)
     assert spec is not None and spec.loader is not None
     spec.loader.exec_module(importlib.util.module_from_spec(spec))
     data = b"one two\nthree\n\nfour five six seven\n"
 
-    # WHEN it runs on two shards of a text file (no header)
+    # WHEN it runs on two byte ranges of a text file (no header)
     partials = [
         run_processor("word-count", data, start=0, end=14),
         run_processor("word-count", data, start=14),
     ]
 
     # THEN the merged result covers the whole file
-    assert finalize(merge_all(partials)) == {"lines": 4, "words": 7, "longest_line": 19}
+    assert finalize(merge_all(partials)) == {"files": 2, "lines": 4, "words": 7, "longest_file_lines": 2}
 
 
 @pytest.fixture
