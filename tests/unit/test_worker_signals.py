@@ -61,7 +61,7 @@ def put_job(s3, job_id: str, processor: str, params: dict) -> None:
 class Worker:
     """`python -m worker` in a subprocess, its stderr log lines collected by a thread."""
 
-    def __init__(self, endpoint: str, job_id: str, tmp_path: Path) -> None:
+    def __init__(self, endpoint: str, job_id: str, tmp_path: Path, own_session: bool = False) -> None:
         env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
         env.update(
             AWS_ENDPOINT_URL=endpoint,
@@ -83,6 +83,7 @@ class Worker:
             stdout=subprocess.DEVNULL,
             stderr=subprocess.PIPE,
             text=True,
+            start_new_session=own_session,  # True: the worker leads its group, as in a container
         )
         self.lines: queue.Queue[str] = queue.Queue()
         self.log: list[str] = []
@@ -172,29 +173,53 @@ def test_sigterm_stops_a_python_processor_with_143_and_no_result_record(endpoint
     assert any("no result record written" in line for line in worker.log)
 
 
-def test_sigterm_is_forwarded_to_the_commands_process_group(endpoint, s3, tmp_path):
+SPAWNING_COMMAND = (
+    "import os, subprocess, sys, time\n"
+    "child = subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(60)'])\n"
+    "open(sys.argv[1], 'w').write(f'{os.getpid()} {child.pid}')\n"
+    "time.sleep(60)\n"
+)
+
+
+def wait_until_gone(*pids: int) -> bool:
+    deadline = time.monotonic() + 5
+    while any(alive(pid) for pid in pids) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    return not any(alive(pid) for pid in pids)
+
+
+@pytest.mark.parametrize("own_session", [False, True], ids=["started-from-a-shell", "group-leader"])
+def test_sigterm_is_forwarded_to_the_command_and_its_children(endpoint, s3, tmp_path, own_session):
     # GIVEN a command that starts a child of its own and sleeps
     pids = tmp_path / "pids"
-    script = (
-        "import os, subprocess, sys, time\n"
-        "child = subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(60)'])\n"
-        "open(sys.argv[1], 'w').write(f'{os.getpid()} {child.pid}')\n"
-        "time.sleep(60)\n"
-    )
-    put_job(s3, "cmd-job", "command", {"command": [PY, "-c", script, str(pids)]})
-    worker = Worker(endpoint, "cmd-job", tmp_path)
+    job = f"cmd-job-{own_session}".lower()
+    put_job(s3, job, "command", {"command": [PY, "-c", SPAWNING_COMMAND, str(pids)]})
+    worker = Worker(endpoint, job, tmp_path, own_session=own_session)
     command_pid, grandchild_pid = map(int, wait_for_file(pids).split())
 
-    # WHEN the worker receives SIGTERM
+    # WHEN the worker alone receives SIGTERM (as ECS sends it to the container's main process)
     worker.proc.send_signal(signal.SIGTERM)
 
     # THEN the command and its child are stopped, the worker exits 143, and there is no result record
     assert worker.wait() == 143
-    deadline = time.monotonic() + 5
-    while (alive(command_pid) or alive(grandchild_pid)) and time.monotonic() < deadline:
-        time.sleep(0.05)
-    assert not alive(command_pid) and not alive(grandchild_pid)
-    assert results(s3, "cmd-job") == []
+    assert wait_until_gone(command_pid, grandchild_pid)
+    assert results(s3, job) == []
+
+
+def test_sigkill_of_the_tasks_group_leaves_no_command_behind(endpoint, s3, tmp_path):
+    # GIVEN a worker leading its process group (as a local-cloud task) running a command with a child
+    pids = tmp_path / "pids"
+    put_job(s3, "crash-job", "command", {"command": [PY, "-c", SPAWNING_COMMAND, str(pids)]})
+    worker = Worker(endpoint, "crash-job", tmp_path, own_session=True)
+    command_pid, grandchild_pid = map(int, wait_for_file(pids).split())
+
+    # WHEN the task is killed by its group (a crash or the end of the stop timeout)
+    os.killpg(worker.proc.pid, signal.SIGKILL)
+
+    # THEN nothing of the task survives, and there is no result record
+    assert worker.wait() == -signal.SIGKILL
+    assert wait_until_gone(command_pid, grandchild_pid)
+    assert results(s3, "crash-job") == []
 
 
 def test_a_command_that_ignores_sigterm_is_killed_after_the_grace_period(endpoint, s3, tmp_path):

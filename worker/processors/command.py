@@ -20,8 +20,8 @@
 - Never through a shell. The exit code decides success: non-zero fails the item with the code and the
   last stderr lines. The last line of stdout that is a JSON object is the partial result (merged with
   the `jobcore.merge` algebra; plain values merge as "first"); no such line gives null.
-- SIGTERM is forwarded to the child's process group; after `stop_grace_seconds` (default 20) the group
-  is killed. When the command exits, anything left in its process group is killed too.
+- A stop (SIGTERM) is forwarded to the command and its children; after `stop_grace_seconds` (default 20)
+  the command is killed. See `_Group` for which process group the command runs in.
 """
 
 from __future__ import annotations
@@ -140,6 +140,7 @@ def _run(ctx: Context, argv: list[str], env: dict[str, str], grace: float, displ
     ctx.log.info("starting command", extra={"argv": argv})
     last_json: list[Any] = [None]
     stderr_tail: collections.deque[str] = collections.deque(maxlen=STDERR_TAIL_LINES)
+    group = _Group()
     proc: subprocess.Popen[bytes] | None = None
     readers: list[threading.Thread] = []
     try:
@@ -151,7 +152,7 @@ def _run(ctx: Context, argv: list[str], env: dict[str, str], grace: float, displ
                 stderr=subprocess.PIPE,
                 cwd=ctx.workdir,
                 env=env,
-                start_new_session=True,  # its own process group, so a stop reaches its children too
+                start_new_session=not group.shared,
             )
         assert proc.stdout is not None and proc.stderr is not None
         readers = [
@@ -164,11 +165,12 @@ def _run(ctx: Context, argv: list[str], env: dict[str, str], grace: float, displ
         code = proc.wait()
     except BaseException:
         if proc is not None:
-            _stop_group(ctx, proc, grace)
+            ctx.log.warning("stopping command", extra={"pid": proc.pid, "grace_seconds": grace})
+            group.stop(proc, grace, stopping=ctx.should_stop())
         raise
     finally:
         if proc is not None:
-            _kill_group(proc.pid)
+            group.clean_up(proc)
         for reader in readers:
             reader.join(timeout=5)
     if code != 0:
@@ -207,19 +209,41 @@ def _pump(
                     last_json[0] = value
 
 
-def _stop_group(ctx: Context, proc: subprocess.Popen[bytes], grace: float) -> None:
-    """Forward a stop: SIGTERM to the child's process group, SIGKILL after `grace` seconds."""
-    ctx.log.warning("stopping command", extra={"pid": proc.pid, "grace_seconds": grace})
-    _signal_group(proc.pid, signal.SIGTERM)
-    try:
-        proc.wait(timeout=grace)
-    except subprocess.TimeoutExpired:
-        _signal_group(proc.pid, signal.SIGKILL)
-        proc.wait()
+class _Group:
+    """Which process group the command runs in, and how a stop reaches it.
 
+    When the worker leads its own process group (PID 1 of a container, a local-cloud task), the command
+    stays in that group: whatever stops the task by its group reaches the command and its children too,
+    SIGKILL included, so nothing outlives the task. A stop is forwarded to the whole group (the worker
+    ignores its own echo: only the first stop signal counts). Otherwise (started from a shell or a test)
+    the command gets a session of its own, so signals sent to its group never reach the worker's parent.
+    """
 
-def _kill_group(pgid: int) -> None:
-    _signal_group(pgid, signal.SIGKILL)
+    def __init__(self) -> None:
+        self.shared = os.getpgid(0) == os.getpid()
+
+    def stop(self, proc: subprocess.Popen[bytes], grace: float, stopping: bool) -> None:
+        """SIGTERM to the command's group (just the command when the worker is not stopping itself), then
+        SIGKILL after `grace` seconds."""
+        if not self.shared:
+            _signal_group(proc.pid, signal.SIGTERM)
+        elif stopping:
+            _signal_group(os.getpgid(0), signal.SIGTERM)
+        else:
+            proc.terminate()
+        try:
+            proc.wait(timeout=grace)
+        except subprocess.TimeoutExpired:
+            if self.shared:
+                proc.kill()
+            else:
+                _signal_group(proc.pid, signal.SIGKILL)
+            proc.wait()
+
+    def clean_up(self, proc: subprocess.Popen[bytes]) -> None:
+        """Kill whatever the command left running in its own session (the task's end does it otherwise)."""
+        if not self.shared:
+            _signal_group(proc.pid, signal.SIGKILL)
 
 
 def _signal_group(pgid: int, signum: int) -> None:
