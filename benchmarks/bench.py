@@ -46,7 +46,9 @@ class Figure:
     detail: str = ""
 
 
-def _run_job(path: Path, params: dict[str, str], state: Path, timeout: float = 1500) -> tuple[dict[str, Any], float]:
+def _run_job(
+    path: Path, params: dict[str, str], state: Path, timeout: float = 1500
+) -> tuple[dict[str, Any], float]:
     started = time.monotonic()
     with LocalCloud(options=CloudOptions(parameters=params, state_dir=state, run_schedules=False)) as cloud:
         runner = JobRunner(cloud, progress=None)
@@ -64,8 +66,12 @@ def write_wide_csv(path: Path, rows: int, columns: int = 24, seed: int = 5) -> P
         writer = csv.writer(handle)
         writer.writerow([f"c{i}" for i in range(columns)])
         for _ in range(rows):
-            writer.writerow([f"{rng.uniform(-1e6, 1e6):.4f}" if i % 3 else rng.choice(("alpha", "beta", "gamma"))
-                             for i in range(columns)])
+            writer.writerow(
+                [
+                    f"{rng.uniform(-1e6, 1e6):.4f}" if i % 3 else rng.choice(("alpha", "beta", "gamma"))
+                    for i in range(columns)
+                ]
+            )
     return path
 
 
@@ -82,13 +88,27 @@ def p1_speedup(work: Path, quick: bool) -> Figure:
     run_processor("csv-profile", data)
     single = time.monotonic() - started
     shard_mb = data.stat().st_size / 1e6 / 16
-    summary, pipeline = _run_job(data, {"ShardSizeMB": f"{shard_mb:.3f}", "MaxConcurrency": "2",
-                                        "PollMinSeconds": "1", "PollMaxSeconds": "2"}, work / "p1")
+    summary, pipeline = _run_job(
+        data,
+        {
+            "ShardSizeMB": f"{shard_mb:.3f}",
+            "MaxConcurrency": "2",
+            "PollMinSeconds": "1",
+            "PollMaxSeconds": "2",
+        },
+        work / "p1",
+    )
     assert summary["status"] == "SUCCEEDED", summary
     speedup = single / pipeline
-    return Figure("P1", "speedup, CPU-bound csv-profile", f"{speedup:.2f}x", ">= 1.8x", speedup >= 1.8,
-                  f"{rows:,} rows ({data.stat().st_size / 1e6:.0f} MB): one process {single:.1f} s, "
-                  f"local run {pipeline:.1f} s in {summary['items']['total']} items")
+    return Figure(
+        "P1",
+        "speedup, CPU-bound csv-profile",
+        f"{speedup:.2f}x",
+        ">= 1.8x",
+        speedup >= 1.8,
+        f"{rows:,} rows ({data.stat().st_size / 1e6:.0f} MB): one process {single:.1f} s, "
+        f"local run {pipeline:.1f} s in {summary['items']['total']} items",
+    )
 
 
 def _manifest(work: Path, name: str, document: dict[str, Any]) -> Path:
@@ -103,8 +123,14 @@ def p2_overhead(work: Path, quick: bool) -> Figure:
     summary, elapsed = _run_job(manifest, {"MaxConcurrency": "100"}, work / "p2")
     assert summary["items"]["succeeded"] == count, summary
     per_item = elapsed / count
-    return Figure("P2", "overhead, no-op items end to end", f"{per_item * 1000:.0f} ms/item", "<= 50 ms/item",
-                  per_item <= 0.05, f"{count} items in {elapsed:.1f} s (cloud start included)")
+    return Figure(
+        "P2",
+        "overhead, no-op items end to end",
+        f"{per_item * 1000:.0f} ms/item",
+        "<= 50 ms/item",
+        per_item <= 0.05,
+        f"{count} items in {elapsed:.1f} s (cloud start included)",
+    )
 
 
 def p3_polling(work: Path, quick: bool) -> Figure:
@@ -112,31 +138,48 @@ def p3_polling(work: Path, quick: bool) -> Figure:
     factor = 1 / 10 if quick else 1 / 20
     task_seconds = 20 * 60 * factor
     items = 12 if quick else 30
-    manifest = _manifest(work, "sleepers", {
-        "processor": "command",
-        "params": {"command": ["python3", "-c", f"import time; time.sleep({task_seconds})"]},
-        "source": {"count": items},
-    })
-    params = {"MaxConcurrency": str(items // 3), "PollMinSeconds": str(max(1, round(10 * factor))),
-              "PollMaxSeconds": str(max(1, round(300 * factor)))}
-    with LocalCloud(options=CloudOptions(parameters=params, state_dir=work / "p3", run_schedules=False)) as cloud:
+    manifest = _manifest(
+        work,
+        "sleepers",
+        {
+            "processor": "command",
+            "params": {"command": ["python3", "-c", f"import time; time.sleep({task_seconds})"]},
+            "source": {"count": items},
+        },
+    )
+    params = {
+        "MaxConcurrency": str(items // 3),
+        "PollMinSeconds": str(max(1, round(10 * factor))),
+        "PollMaxSeconds": str(max(1, round(300 * factor))),
+    }
+    with LocalCloud(
+        options=CloudOptions(parameters=params, state_dir=work / "p3", run_schedules=False)
+    ) as cloud:
         runner = JobRunner(cloud, progress=None)
         watch = runner.submit(manifest)
         (summary,) = runner.wait([watch], timeout=1200)
         s3 = cloud.client("s3")
         outcomes = []
         for page in s3.get_paginator("list_objects_v2").paginate(
-                Bucket=cloud.stack.bucket, Prefix=f"jobs/{watch.job_id}/outcomes/"):
+            Bucket=cloud.stack.bucket, Prefix=f"jobs/{watch.job_id}/outcomes/"
+        ):
             for obj in page.get("Contents", []):
-                outcomes.append(json.loads(s3.get_object(Bucket=cloud.stack.bucket, Key=obj["Key"])["Body"].read()))
+                outcomes.append(
+                    json.loads(s3.get_object(Bucket=cloud.stack.bucket, Key=obj["Key"])["Body"].read())
+                )
     assert summary is not None and summary["items"]["succeeded"] == items, summary
     transitions = statistics.mean(o["usage"]["state_transitions"] for o in outcomes)
     delays = [o["detection_delay_seconds"] for o in outcomes if o.get("detection_delay_seconds") is not None]
     delay = statistics.mean(delays) if delays else float("nan")
     ratio = delay / task_seconds
-    return Figure("P3", "polling: transitions/item, detection delay", f"{transitions:.1f} / {ratio:.1%}",
-                  "<= 15 / <= 10 %", transitions <= 15 and ratio <= 0.10,
-                  f"{items} tasks of {task_seconds:.0f} s (20 min x {factor:g}); mean delay {delay:.2f} s")
+    return Figure(
+        "P3",
+        "polling: transitions/item, detection delay",
+        f"{transitions:.1f} / {ratio:.1%}",
+        "<= 15 / <= 10 %",
+        transitions <= 15 and ratio <= 0.10,
+        f"{items} tasks of {task_seconds:.0f} s (20 min x {factor:g}); mean delay {delay:.2f} s",
+    )
 
 
 def p4_scale(work: Path, quick: bool) -> Figure:
@@ -144,36 +187,63 @@ def p4_scale(work: Path, quick: bool) -> Figure:
     manifest = _manifest(work, "noop-10000", {"processor": "noop", "source": {"count": count}})
     summary, elapsed = _run_job(manifest, {"MaxConcurrency": "200"}, work / "p4", timeout=3000)
     assert summary["items"]["succeeded"] == count, summary
-    return Figure("P4", f"scale, one {count:,}-item job", f"{elapsed / 60:.1f} min", "<= 10 min",
-                  elapsed <= 600, f"{count / elapsed:.1f} items/s")
+    return Figure(
+        "P4",
+        f"scale, one {count:,}-item job",
+        f"{elapsed / 60:.1f} min",
+        "<= 10 min",
+        elapsed <= 600,
+        f"{count / elapsed:.1f} items/s",
+    )
 
 
 def p5_aggregation(work: Path, quick: bool) -> Figure:
     count = 1000 if quick else 10_000
     script = ROOT / "benchmarks" / "aggregate.py"
-    result = subprocess.run([sys.executable, str(script), str(count)], capture_output=True, text=True,
-                            cwd=ROOT, check=True)
+    result = subprocess.run(
+        [sys.executable, str(script), str(count)], capture_output=True, text=True, cwd=ROOT, check=True
+    )
     seconds = float(result.stdout.strip().splitlines()[-1])
-    return Figure("P5", f"Summarize over {count:,} result records", f"{seconds:.1f} s", "<= 10 s", seconds <= 10)
+    return Figure(
+        "P5", f"Summarize over {count:,} result records", f"{seconds:.1f} s", "<= 10 s", seconds <= 10
+    )
 
 
 def p6_memory(work: Path, quick: bool) -> Figure:
     size_mb = 64 if quick else 1024
     script = ROOT / "benchmarks" / "shard_memory.py"
-    result = subprocess.run([sys.executable, str(script), str(size_mb), str(work / "big.csv")],
-                            capture_output=True, text=True, cwd=ROOT, check=True)
+    result = subprocess.run(
+        [sys.executable, str(script), str(size_mb), str(work / "big.csv")],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        check=True,
+    )
     peak_mb, shards = result.stdout.strip().splitlines()[-1].split()
-    return Figure("P6", f"StartJob peak memory sharding {size_mb:,} MB", f"{float(peak_mb):.0f} MB", "<= 256 MB",
-                  float(peak_mb) <= 256, f"{shards} shards of 64 MB")
+    return Figure(
+        "P6",
+        f"StartJob peak memory sharding {size_mb:,} MB",
+        f"{float(peak_mb):.0f} MB",
+        "<= 256 MB",
+        float(peak_mb) <= 256,
+        f"{shards} shards of 64 MB",
+    )
 
 
 BENCHMARKS: dict[str, Callable[[Path, bool], Figure]] = {
-    "P1": p1_speedup, "P2": p2_overhead, "P3": p3_polling, "P4": p4_scale, "P5": p5_aggregation, "P6": p6_memory,
+    "P1": p1_speedup,
+    "P2": p2_overhead,
+    "P3": p3_polling,
+    "P4": p4_scale,
+    "P5": p5_aggregation,
+    "P6": p6_memory,
 }
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--only", default=",".join(BENCHMARKS))
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--json", type=Path, default=None, help="also write the figures as JSON")
@@ -194,8 +264,10 @@ def main() -> int:
             figures.append(figure)
             print(f"  {figure.name} {figure.value} (target {figure.target}) {figure.detail}", file=sys.stderr)
     cores = os.cpu_count()
-    print(f"\nspotmap benchmarks on {cores} cores, Python {sys.version.split()[0]}, "
-          f"total {time.monotonic() - started:.0f} s{' (quick)' if args.quick else ''}")
+    print(
+        f"\nspotmap benchmarks on {cores} cores, Python {sys.version.split()[0]}, "
+        f"total {time.monotonic() - started:.0f} s{' (quick)' if args.quick else ''}"
+    )
     print(f"{'':4} {'figure':44} {'measured':>18} {'target':>18}  met")
     for f in figures:
         met = "yes" if f.met else "no"

@@ -15,7 +15,7 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path[:0] = [str(ROOT / "functions")]
+sys.path[:0] = [str(ROOT), str(ROOT / "functions")]
 
 
 def _free_port() -> int:
@@ -37,13 +37,15 @@ def main() -> None:
     size_mb, scratch = int(sys.argv[1]), Path(sys.argv[2])
     write_csv(scratch, size_mb)
     port = _free_port()
-    server = subprocess.Popen([sys.executable, "-m", "moto.server", "-p", str(port)],
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    server = subprocess.Popen(
+        [sys.executable, "-m", "moto.server", "-p", str(port)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     try:
-        import boto3
+        from spotmap.cloud import local_client
 
-        s3 = boto3.client("s3", endpoint_url=f"http://127.0.0.1:{port}", region_name="us-east-1",
-                          aws_access_key_id="testing", aws_secret_access_key="testing")  # noqa: S106
+        s3 = local_client("s3", f"http://127.0.0.1:{port}", "us-east-1")
         for _ in range(100):
             try:
                 s3.create_bucket(Bucket="bench")
@@ -57,8 +59,12 @@ def main() -> None:
 
         size = s3.head_object(Bucket="bench", Key="input/big.csv")["ContentLength"]
         reader = S3RangeReader(s3, "bench", "input/big.csv", size)
-        shards = sum(1 for _ in shard_items(reader, bucket="bench", key="input/big.csv", version_id=None,
-                                            shard_size_mb=64))
+        shards = sum(
+            1
+            for _ in shard_items(
+                reader, bucket="bench", key="input/big.csv", version_id=None, shard_size_mb=64
+            )
+        )
         peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
         print(f"(RSS before sharding {before / 1024:.0f} MB)", file=sys.stderr)
         print(f"{peak / 1024:.1f} {shards}")

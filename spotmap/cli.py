@@ -11,7 +11,7 @@ import threading
 from pathlib import Path
 from typing import Any
 
-from spotmap.cloud import CloudOptions, LocalCloud, log_to_stderr, project_root
+from spotmap.cloud import CloudOptions, LocalCloud, local_client, log_to_stderr, project_root
 from spotmap.fargate import Faults
 from spotmap.jobs import JobRunner, copy_bucket, format_summary
 from spotmap.template import TemplateError
@@ -34,21 +34,54 @@ def _rate(text: str) -> float:
 
 
 def _add_cloud_options(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--param", action="append", type=_param, default=[], metavar="NAME=VALUE",
-                        help="override a template parameter (e.g. MaxConcurrency=2, ShardSizeMB=1)")
+    parser.add_argument(
+        "--param",
+        action="append",
+        type=_param,
+        default=[],
+        metavar="NAME=VALUE",
+        help="override a template parameter (e.g. MaxConcurrency=2, ShardSizeMB=1)",
+    )
     faults = parser.add_argument_group("fault injection")
     faults.add_argument("--seed", type=int, default=None, help="make the injected faults reproducible")
-    faults.add_argument("--spot-interruption-rate", type=_rate, default=0.0, metavar="P",
-                        help="probability that a Spot task attempt is interrupted (SIGTERM, grace, SIGKILL)")
-    faults.add_argument("--capacity-failure-rate", type=_rate, default=0.0, metavar="P",
-                        help="probability that RunTask on FARGATE_SPOT finds no capacity")
-    faults.add_argument("--launch-rate", type=float, default=20.0, metavar="N",
-                        help="RunTask token bucket refill per second (burst 100); excess calls are throttled")
-    faults.add_argument("--crash-rate", type=_rate, default=0.0, metavar="P",
-                        help="probability that a worker process is killed with SIGKILL (exit 137)")
-    faults.add_argument("--drop-status-events", type=_rate, default=0.0, metavar="P",
-                        help="probability that a Step Functions status-change event is lost")
-    parser.add_argument("--state-dir", type=Path, default=None, help="logs and scratch space (default .spotmap)")
+    faults.add_argument(
+        "--spot-interruption-rate",
+        type=_rate,
+        default=0.0,
+        metavar="P",
+        help="probability that a Spot task attempt is interrupted (SIGTERM, grace, SIGKILL)",
+    )
+    faults.add_argument(
+        "--capacity-failure-rate",
+        type=_rate,
+        default=0.0,
+        metavar="P",
+        help="probability that RunTask on FARGATE_SPOT finds no capacity",
+    )
+    faults.add_argument(
+        "--launch-rate",
+        type=float,
+        default=20.0,
+        metavar="N",
+        help="RunTask token bucket refill per second (burst 100); excess calls are throttled",
+    )
+    faults.add_argument(
+        "--crash-rate",
+        type=_rate,
+        default=0.0,
+        metavar="P",
+        help="probability that a worker process is killed with SIGKILL (exit 137)",
+    )
+    faults.add_argument(
+        "--drop-status-events",
+        type=_rate,
+        default=0.0,
+        metavar="P",
+        help="probability that a Step Functions status-change event is lost",
+    )
+    parser.add_argument(
+        "--state-dir", type=Path, default=None, help="logs and scratch space (default .spotmap)"
+    )
     parser.add_argument("--verbose", "-v", action="store_true", help="log the local cloud's internals")
 
 
@@ -106,8 +139,10 @@ def cmd_serve(args: argparse.Namespace) -> int:
     print(f"  bucket:        {cloud.stack.bucket}")
     print(f"  state machine: {cloud.stack.state_machine_arn}")
     print(f"  try:  aws --endpoint-url {cloud.endpoint} s3 cp data.csv s3://{cloud.stack.bucket}/input/")
-    print(f"        (credentials: AWS_ACCESS_KEY_ID=testing AWS_SECRET_ACCESS_KEY=testing "
-          f"AWS_DEFAULT_REGION={cloud.stack.region})")
+    print(
+        f"        (credentials: AWS_ACCESS_KEY_ID=testing AWS_SECRET_ACCESS_KEY=testing "
+        f"AWS_DEFAULT_REGION={cloud.stack.region})"
+    )
     print("  Ctrl-C stops it.", flush=True)
     stopped = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stopped.set())
@@ -126,14 +161,12 @@ def _endpoint(args: argparse.Namespace) -> str:
 
 
 def cmd_abort(args: argparse.Namespace) -> int:
-    import boto3
     from botocore.exceptions import ClientError
 
     from spotmap.template import load_stack
 
     stack = load_stack(project_root())
-    sfn = boto3.client("stepfunctions", endpoint_url=_endpoint(args), region_name=stack.region,
-                       aws_access_key_id="testing", aws_secret_access_key="testing")  # noqa: S106
+    sfn = local_client("stepfunctions", _endpoint(args), stack.region)
     arn = stack.state_machine_arn.replace(":stateMachine:", ":execution:") + f":{args.job_id}"
     try:
         sfn.stop_execution(executionArn=arn, error="Aborted", cause="spotmap local abort")
@@ -154,13 +187,12 @@ def cmd_invoke(args: argparse.Namespace) -> int:
         return 2
 
     def invoke(cloud_endpoint: str, function_name: str, region: str) -> dict[str, Any]:
-        import boto3
-
-        client = boto3.client("lambda", endpoint_url=cloud_endpoint, region_name=region,
-                              aws_access_key_id="testing", aws_secret_access_key="testing")  # noqa: S106
+        client = local_client("lambda", cloud_endpoint, region)
         response = client.invoke(FunctionName=function_name, Payload=payload)
-        return {"payload": json.loads(response["Payload"].read() or b"null"),
-                "function_error": response.get("FunctionError")}
+        return {
+            "payload": json.loads(response["Payload"].read() or b"null"),
+            "function_error": response.get("FunctionError"),
+        }
 
     if args.endpoint_url:
         from spotmap.template import load_stack
@@ -168,16 +200,21 @@ def cmd_invoke(args: argparse.Namespace) -> int:
         stack = load_stack(project_root())
         spec = stack.functions.get(args.function)
         if spec is None:
-            print(f"spotmap: no function {args.function!r}; the template has: {', '.join(stack.functions)}",
-                  file=sys.stderr)
+            print(
+                f"spotmap: no function {args.function!r}; the template has: {', '.join(stack.functions)}",
+                file=sys.stderr,
+            )
             return 2
         result = invoke(args.endpoint_url, spec.name, stack.region)
     else:
         with LocalCloud(options=CloudOptions(run_schedules=False)) as cloud:
             spec = cloud.stack.functions.get(args.function)
             if spec is None:
-                print(f"spotmap: no function {args.function!r}; the template has: "
-                      f"{', '.join(cloud.stack.functions)}", file=sys.stderr)
+                print(
+                    f"spotmap: no function {args.function!r}; the template has: "
+                    f"{', '.join(cloud.stack.functions)}",
+                    file=sys.stderr,
+                )
                 return 2
             result = invoke(cloud.endpoint, spec.name, cloud.stack.region)
     print(json.dumps(result["payload"], indent=2))
@@ -197,13 +234,21 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="spotmap", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
 
-    local = commands.add_parser("local", help="the local cloud").add_subparsers(dest="local_command", required=True)
+    local = commands.add_parser("local", help="the local cloud").add_subparsers(
+        dest="local_command", required=True
+    )
     run = local.add_parser("run", help="upload files, wait for their jobs, copy the bucket out")
     run.add_argument("files", nargs="+", metavar="FILE")
     run.add_argument("--key", help="the object key of a single FILE (default input/<file name>)")
     run.add_argument("--out", type=Path, default=None, help="where to copy the bucket (default .spotmap/out)")
-    run.add_argument("--data", action="append", type=Path, default=[], metavar="PATH",
-                     help="upload a file or directory to data/ first (inputs a job manifest refers to)")
+    run.add_argument(
+        "--data",
+        action="append",
+        type=Path,
+        default=[],
+        metavar="PATH",
+        help="upload a file or directory to data/ first (inputs a job manifest refers to)",
+    )
     run.add_argument("--json", action="store_true", help="print the summaries as a JSON array (last line)")
     run.add_argument("--timeout", type=float, default=1800.0, help="seconds to wait for all jobs")
     _add_cloud_options(run)
@@ -222,8 +267,9 @@ def build_parser() -> argparse.ArgumentParser:
     invoke = commands.add_parser("invoke", help="invoke one function with an event file, no Docker")
     invoke.add_argument("function", metavar="LogicalId")
     invoke.add_argument("-e", "--event", required=True)
-    invoke.add_argument("--endpoint-url", default=None,
-                        help="a running local cloud (default: start an embedded one)")
+    invoke.add_argument(
+        "--endpoint-url", default=None, help="a running local cloud (default: start an embedded one)"
+    )
     invoke.set_defaults(func=cmd_invoke)
 
     demo = commands.add_parser("demo", help="run the pipeline locally on a generated sample CSV")

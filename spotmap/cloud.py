@@ -26,14 +26,18 @@ from werkzeug.wrappers import Request, Response
 
 from spotmap.events import STATUS_CHANGE, LocalEventBus, envelope
 from spotmap.fargate import EcsError, Faults, LocalFargate, WorkerLauncher
-from spotmap.lambdas import LocalLambda
 from spotmap.forkserver import ForkServerLauncher
+from spotmap.lambdas import LocalLambda
 from spotmap.launchers import SubprocessLauncher
 from spotmap.template import Stack, load_stack
 
 log = logging.getLogger("spotmap.cloud")
 
-CREDENTIALS = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_SESSION_TOKEN": "testing"}
+CREDENTIALS = {
+    "AWS_ACCESS_KEY_ID": "testing",
+    "AWS_SECRET_ACCESS_KEY": "testing",
+    "AWS_SESSION_TOKEN": "testing",
+}
 ECS_TARGET = "AmazonEC2ContainerServiceV20141113."
 LOCAL_ECS_ACTIONS = ("RunTask", "DescribeTasks", "StopTask", "ListTasks")
 TERMINAL = ("SUCCEEDED", "FAILED", "TIMED_OUT", "ABORTED")
@@ -48,6 +52,19 @@ def project_root() -> Path:
         if (candidate / "template.yaml").exists():
             return candidate
     raise FileNotFoundError("template.yaml not found here or above; run from the project or set SPOTMAP_ROOT")
+
+
+def local_client(service: str, endpoint: str, region: str) -> Any:
+    """A boto3 client for the local cloud, with moto's fake credentials (never real AWS)."""
+    client: Any = boto3.client(  # type: ignore[call-overload]
+        service,
+        endpoint_url=endpoint,
+        region_name=region,
+        aws_access_key_id=CREDENTIALS["AWS_ACCESS_KEY_ID"],
+        aws_secret_access_key=CREDENTIALS["AWS_SECRET_ACCESS_KEY"],
+        config=Config(retries={"max_attempts": 10, "mode": "standard"}),
+    )
+    return client
 
 
 def _configure_moto() -> None:
@@ -129,17 +146,30 @@ class LocalCloud:
             "LANG": "C.UTF-8",
             "TZ": "UTC",
         }
-        lambda_env = {**base_env, "POWERTOOLS_TRACE_DISABLED": "true", "LOCAL_TASK_LOG_DIR": str(self.task_log_dir)}
-        self.lambdas = LocalLambda(self.stack, lambda_env, self.state_dir / "logs" / "lambda",
-                                   max_instances=self.options.lambda_concurrency)
+        lambda_env = {
+            **base_env,
+            "POWERTOOLS_TRACE_DISABLED": "true",
+            "LOCAL_TASK_LOG_DIR": str(self.task_log_dir),
+        }
+        self.lambdas = LocalLambda(
+            self.stack,
+            lambda_env,
+            self.state_dir / "logs" / "lambda",
+            max_instances=self.options.lambda_concurrency,
+        )
         task_env = {**base_env, "SCRATCH_DIR": str(self.state_dir / "scratch")}
         self._launcher = self.options.launcher or (
-            SubprocessLauncher(self.root) if os.environ.get("SPOTMAP_LAUNCHER") == "subprocess"
+            SubprocessLauncher(self.root)
+            if os.environ.get("SPOTMAP_LAUNCHER") == "subprocess"
             else ForkServerLauncher(self.root, task_env)
         )
-        self.fargate = LocalFargate(self.stack, self._launcher, task_env, self.task_log_dir, self.options.faults)
+        self.fargate = LocalFargate(
+            self.stack, self._launcher, task_env, self.task_log_dir, self.options.faults
+        )
         (self.state_dir / "scratch").mkdir(parents=True, exist_ok=True)
-        self.events = LocalEventBus(self.stack, self.lambdas, self.options.drop_status_events, self.options.seed)
+        self.events = LocalEventBus(
+            self.stack, self.lambdas, self.options.drop_status_events, self.options.seed
+        )
         threading.Thread(target=self._server.serve_forever, daemon=True, name="local-cloud").start()
         self._provision()
         threading.Thread(target=self._watch_executions, daemon=True, name="execution-watcher").start()
@@ -171,14 +201,7 @@ class LocalCloud:
         self.stop()
 
     def client(self, service: str) -> Any:
-        return boto3.client(
-            service,
-            endpoint_url=self.endpoint,
-            region_name=self.stack.region,
-            aws_access_key_id="testing",
-            aws_secret_access_key="testing",  # noqa: S106 - moto's fake credentials
-            config=Config(retries={"max_attempts": 10, "mode": "standard"}),
-        )
+        return local_client(service, self.endpoint, self.stack.region)
 
     def _provision(self) -> None:
         s3 = self.client("s3")
@@ -207,8 +230,8 @@ class LocalCloud:
         if path.startswith("/2015-03-31/functions/") and path.endswith("/invocations"):
             return self._lambda_invoke(Request(environ))(environ, start_response)
         target = environ.get("HTTP_X_AMZ_TARGET", "")
-        if target.startswith(ECS_TARGET) and target[len(ECS_TARGET):] in LOCAL_ECS_ACTIONS:
-            return self._ecs(Request(environ), target[len(ECS_TARGET):])(environ, start_response)
+        if target.startswith(ECS_TARGET) and target[len(ECS_TARGET) :] in LOCAL_ECS_ACTIONS:
+            return self._ecs(Request(environ), target[len(ECS_TARGET) :])(environ, start_response)
         captured: dict[str, Any] = {}
 
         def capture(status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Any:
@@ -216,8 +239,11 @@ class LocalCloud:
             return start_response(status, headers, exc_info) if exc_info else start_response(status, headers)
 
         response = self._moto(environ, capture)
-        if captured.get("status") == 200 and environ["REQUEST_METHOD"] in ("PUT", "POST") \
-                and "/s3/aws4_request" in environ.get("HTTP_AUTHORIZATION", ""):
+        if (
+            captured.get("status") == 200
+            and environ["REQUEST_METHOD"] in ("PUT", "POST")
+            and "/s3/aws4_request" in environ.get("HTTP_AUTHORIZATION", "")
+        ):
             created = self._created_object(environ)
             if created:
                 self._hooks.submit(self._object_created, *created)
@@ -228,9 +254,15 @@ class LocalCloud:
         spec = self.stack.function_by_name(name)
         if spec is None:
             body = {"Type": "User", "message": f"Function not found: {name}"}
-            return Response(json.dumps(body), status=404, content_type="application/json",
-                            headers={"x-amzn-ErrorType": "ResourceNotFoundException",
-                                     "x-amzn-RequestId": str(uuid.uuid4())})
+            return Response(
+                json.dumps(body),
+                status=404,
+                content_type="application/json",
+                headers={
+                    "x-amzn-ErrorType": "ResourceNotFoundException",
+                    "x-amzn-RequestId": str(uuid.uuid4()),
+                },
+            )
         payload = request.get_data()
         if request.headers.get("X-Amz-Invocation-Type") == "Event":
             self._hooks.submit(self.lambdas.invoke, name, payload)
@@ -245,12 +277,20 @@ class LocalCloud:
         try:
             body = json.loads(request.get_data() or b"{}")
             result = self.fargate.handle(action, body)
-            return Response(json.dumps(result), status=200, content_type="application/x-amz-json-1.1",
-                            headers={"x-amzn-RequestId": str(uuid.uuid4())})
+            return Response(
+                json.dumps(result),
+                status=200,
+                content_type="application/x-amz-json-1.1",
+                headers={"x-amzn-RequestId": str(uuid.uuid4())},
+            )
         except EcsError as error:
             body = {"__type": error.code, "message": str(error)}
-            return Response(json.dumps(body), status=error.status, content_type="application/x-amz-json-1.1",
-                            headers={"x-amzn-RequestId": str(uuid.uuid4())})
+            return Response(
+                json.dumps(body),
+                status=error.status,
+                content_type="application/x-amz-json-1.1",
+                headers={"x-amzn-RequestId": str(uuid.uuid4())},
+            )
 
     # ------------------------------------------------------------------ S3 → EventBridge
     def _created_object(self, environ: dict[str, Any]) -> tuple[str, str, str] | None:
@@ -268,8 +308,9 @@ class LocalCloud:
         raw_path = environ.get("RAW_URI") or environ.get("REQUEST_URI") or environ.get("PATH_INFO", "")
         raw_path = raw_path.split("?", 1)[0]
         host = environ.get("HTTP_HOST", "").split(":")[0]
-        if host.endswith(".localhost") or (host.count(".") and not host.replace(".", "").isdigit()
-                                          and not host.startswith("127.")):
+        if host.endswith(".localhost") or (
+            host.count(".") and not host.replace(".", "").isdigit() and not host.startswith("127.")
+        ):
             bucket, key = host.split(".", 1)[0], raw_path.lstrip("/")
         else:
             parts = raw_path.lstrip("/").split("/", 1)
@@ -311,7 +352,9 @@ class LocalCloud:
         backend = stepfunctions_parser_backends[self.stack.account_id][self.stack.region]
         while not self._stop.wait(0.2):
             try:
-                executions = [e for sm in list(backend.state_machines) for e in list(sm.executions)]
+                executions: list[Any] = [
+                    e for sm in list(backend.state_machines) for e in list(sm.executions)
+                ]
                 for execution in executions:
                     status = str(getattr(execution.exec_status, "value", execution.exec_status))
                     if status == "None" or self._seen.get(execution.exec_arn) == status:

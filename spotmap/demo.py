@@ -35,9 +35,11 @@ def run_demo(rows: int = 200_000) -> int:
     print("starting the local cloud (moto S3 + Step Functions + EventBridge, local Lambda, local Fargate)...")
     out_dir = state / "out"
     with LocalCloud() as cloud:
-        print(f"  endpoint {cloud.endpoint}, bucket {cloud.stack.bucket}, "
-              f"parameters: ShardSizeMB={cloud.stack.parameters['ShardSizeMB']} "
-              f"MaxConcurrency={cloud.stack.parameters['MaxConcurrency']}")
+        print(
+            f"  endpoint {cloud.endpoint}, bucket {cloud.stack.bucket}, "
+            f"parameters: ShardSizeMB={cloud.stack.parameters['ShardSizeMB']} "
+            f"MaxConcurrency={cloud.stack.parameters['MaxConcurrency']}"
+        )
         runner = JobRunner(cloud, progress=sys.stdout)
         watch = runner.submit(sample)
         (summary,) = runner.wait([watch], timeout=900)

@@ -25,8 +25,9 @@ ASYNC_RETRY_DELAYS = (1.0, 2.0)  # AWS waits about 1 and 2 minutes; locally, sec
 STATUS_CHANGE = "Step Functions Execution Status Change"
 
 
-def envelope(stack: Stack, source: str, detail_type: str, detail: dict[str, Any],
-             resources: list[str]) -> dict[str, Any]:
+def envelope(
+    stack: Stack, source: str, detail_type: str, detail: dict[str, Any], resources: list[str]
+) -> dict[str, Any]:
     return {
         "version": "0",
         "id": str(uuid.uuid4()),
@@ -50,8 +51,9 @@ def rate_seconds(expression: str) -> float:
 
 
 class LocalEventBus:
-    def __init__(self, stack: Stack, lambdas: LocalLambda, drop_status_events: float = 0.0,
-                 seed: int | None = None):
+    def __init__(
+        self, stack: Stack, lambdas: LocalLambda, drop_status_events: float = 0.0, seed: int | None = None
+    ):
         if not 0.0 <= drop_status_events <= 1.0:
             raise ValueError(f"drop-status-events must be between 0 and 1, got {drop_status_events}")
         self.stack = stack
@@ -75,7 +77,7 @@ class LocalEventBus:
             self.dropped += 1
             log.info("dropped status event of %s (--drop-status-events)", event["detail"].get("name"))
             return []
-        matched = [rule for rule in self.rules if self._patterns[rule.name].matches_event(event)]
+        matched = [rule for rule in self.rules if self._patterns[rule.name].matches_event(event)]  # type: ignore[arg-type]
         for rule in matched:
             self._submit(rule, event)
         return [rule.name for rule in matched]
@@ -125,8 +127,9 @@ class LocalEventBus:
     def start_scheduler(self) -> None:
         for rule in self.schedules:
             interval = rate_seconds(rule.schedule or "")
-            threading.Thread(target=self._schedule_loop, args=(rule, interval), daemon=True,
-                             name=f"schedule-{rule.name}").start()
+            threading.Thread(
+                target=self._schedule_loop, args=(rule, interval), daemon=True, name=f"schedule-{rule.name}"
+            ).start()
 
     def _schedule_loop(self, rule: Rule, interval: float) -> None:
         while not self._stop.wait(interval):

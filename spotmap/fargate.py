@@ -115,8 +115,14 @@ class _Task:
 
 
 class LocalFargate:
-    def __init__(self, stack: Stack, launcher: WorkerLauncher, base_env: dict[str, str], log_dir: Path,
-                 faults: Faults | None = None):
+    def __init__(
+        self,
+        stack: Stack,
+        launcher: WorkerLauncher,
+        base_env: dict[str, str],
+        log_dir: Path,
+        faults: Faults | None = None,
+    ):
         self.stack = stack
         self.launcher = launcher
         self.base_env = base_env
@@ -128,8 +134,14 @@ class LocalFargate:
         self.tokens: dict[str, tuple[str, list[str]]] = {}
         self.lock = threading.RLock()
         self.durations: list[float] = []
-        self.counters = {"run_task": 0, "throttled": 0, "capacity_failures": 0, "interruptions": 0,
-                         "crashes": 0, "started": 0}
+        self.counters = {
+            "run_task": 0,
+            "throttled": 0,
+            "capacity_failures": 0,
+            "interruptions": 0,
+            "crashes": 0,
+            "started": 0,
+        }
         log_dir.mkdir(parents=True, exist_ok=True)
 
     # ------------------------------------------------------------------ API
@@ -146,22 +158,29 @@ class LocalFargate:
         self._check_cluster(body.get("cluster"))
         definition = self.stack.task_definition
         wanted = body.get("taskDefinition", "")
-        if wanted not in (definition.arn, definition.family) and not wanted.startswith(f"{definition.family}:") \
-                and not wanted.endswith(f"/{definition.family}:1") and wanted.split("/")[-1].split(":")[0] \
-                != definition.family:
+        if (
+            wanted not in (definition.arn, definition.family)
+            and not wanted.startswith(f"{definition.family}:")
+            and not wanted.endswith(f"/{definition.family}:1")
+            and wanted.split("/")[-1].split(":")[0] != definition.family
+        ):
             raise EcsError("ClientException", f"Unable to find task definition '{wanted}'")
         count = int(body.get("count", 1))
         if not 1 <= count <= 10:
             raise EcsError("InvalidParameterException", "count must be between 1 and 10")
         strategy = body.get("capacityProviderStrategy") or []
         if strategy and body.get("launchType"):
-            raise EcsError("InvalidParameterException",
-                           "Specifying both a launch type and capacity provider strategy is not supported.")
+            raise EcsError(
+                "InvalidParameterException",
+                "Specifying both a launch type and capacity provider strategy is not supported.",
+            )
         providers = [item["capacityProvider"] for item in strategy] or ["FARGATE"]
         for provider in providers:
             if provider not in ("FARGATE", "FARGATE_SPOT"):
-                raise EcsError("InvalidParameterException",
-                               f"The specified capacity provider '{provider}' is not associated with the cluster.")
+                raise EcsError(
+                    "InvalidParameterException",
+                    f"The specified capacity provider '{provider}' is not associated with the cluster.",
+                )
         token = body.get("clientToken")
         if token is not None and len(token) > 64:
             raise EcsError("InvalidParameterException", "clientToken must be at most 64 characters")
@@ -173,8 +192,10 @@ class LocalFargate:
             if token and token in self.tokens:
                 known_fingerprint, arns = self.tokens[token]
                 if known_fingerprint != fingerprint:
-                    raise EcsError("ConflictException",
-                                   "The specified client token has already been used with different parameters.")
+                    raise EcsError(
+                        "ConflictException",
+                        "The specified client token has already been used with different parameters.",
+                    )
                 return {"tasks": [self._describe(self.tasks[arn]) for arn in arns], "failures": []}
         if not self.bucket.take(count):
             with self.lock:
@@ -184,7 +205,10 @@ class LocalFargate:
         if capacity == "FARGATE_SPOT" and self.rng.random() < self.faults.capacity_failure_rate:
             with self.lock:
                 self.counters["capacity_failures"] += 1
-            return {"tasks": [], "failures": [{"arn": self.stack.cluster_arn, "reason": CAPACITY_UNAVAILABLE}]}
+            return {
+                "tasks": [],
+                "failures": [{"arn": self.stack.cluster_arn, "reason": CAPACITY_UNAVAILABLE}],
+            }
         tasks = [self._create_task(body, capacity) for _ in range(count)]
         with self.lock:
             if token:
@@ -265,7 +289,8 @@ class LocalFargate:
             raise EcsError("ClusterNotFoundException", "Cluster not found.")
 
     def _arn_for(self, task_id: str) -> str:
-        return f"arn:aws:ecs:{self.stack.region}:{self.stack.account_id}:task/{self.stack.cluster_name}/{task_id}"
+        stack = self.stack
+        return f"arn:aws:ecs:{stack.region}:{stack.account_id}:task/{stack.cluster_name}/{task_id}"
 
     def _create_task(self, body: dict[str, Any], capacity: str) -> _Task:
         task_id = uuid.uuid4().hex
@@ -278,8 +303,9 @@ class LocalFargate:
                 env.update({item["name"]: item["value"] for item in override.get("environment", [])})
         size = len(json.dumps(overrides, separators=(",", ":")))
         if size > 8192:
-            raise EcsError("InvalidParameterException",
-                           f"Container Overrides length must be at most 8192 (got {size})")
+            raise EcsError(
+                "InvalidParameterException", f"Container Overrides length must be at most 8192 (got {size})"
+            )
         env["ECS_CONTAINER_METADATA_TASK_ARN"] = self._arn_for(task_id)
         task = _Task(
             arn=self._arn_for(task_id),
@@ -346,7 +372,9 @@ class LocalFargate:
     def _schedule_faults(self, task: _Task) -> None:
         """Decide, when the task starts, whether and when a fault hits it (a random moment of its run)."""
         with self.lock:
-            interrupt = task.capacity == "FARGATE_SPOT" and self.rng.random() < self.faults.spot_interruption_rate
+            interrupt = (
+                task.capacity == "FARGATE_SPOT" and self.rng.random() < self.faults.spot_interruption_rate
+            )
             crash = self.rng.random() < self.faults.crash_rate
             moment = self.rng.uniform(0.0, self._expected_run_seconds())
         if interrupt:
@@ -385,7 +413,9 @@ class LocalFargate:
         if process is None:
             return
         process.signal(signal.SIGTERM)
-        timer = threading.Timer(grace if grace is not None else task.stop_timeout, self._kill_if_alive, args=(task,))
+        timer = threading.Timer(
+            grace if grace is not None else task.stop_timeout, self._kill_if_alive, args=(task,)
+        )
         timer.daemon = True
         timer.start()
 
@@ -397,7 +427,9 @@ class LocalFargate:
 
     def _describe(self, task: _Task, include_tags: bool = False) -> dict[str, Any]:
         container = self.stack.task_definition.containers[0]
-        container_status = {"PROVISIONING": "PENDING", "PENDING": "PENDING"}.get(task.last_status, task.last_status)
+        container_status = {"PROVISIONING": "PENDING", "PENDING": "PENDING"}.get(
+            task.last_status, task.last_status
+        )
         if container_status == "DEACTIVATING":
             container_status = "RUNNING"
         described: dict[str, Any] = {
@@ -428,8 +460,12 @@ class LocalFargate:
             described["startedBy"] = task.started_by
         if task.group:
             described["group"] = task.group
-        for key, value in (("startedAt", task.started_at), ("stoppingAt", task.stopping_at),
-                           ("stoppedAt", task.stopped_at), ("executionStoppedAt", task.stopped_at)):
+        for key, value in (
+            ("startedAt", task.started_at),
+            ("stoppingAt", task.stopping_at),
+            ("stoppedAt", task.stopped_at),
+            ("executionStoppedAt", task.stopped_at),
+        ):
             if value is not None:
                 described[key] = value
         if task.stop_code and task.desired_status == "STOPPED":

@@ -7,6 +7,7 @@ session, with exactly the task's environment, its own exit code and signals), as
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -38,10 +39,8 @@ class _ForkedProcess:
     def signal(self, signum: int) -> None:
         if self._done.is_set():
             return
-        try:
+        with contextlib.suppress(ProcessLookupError):
             os.killpg(self.pid, signum)
-        except ProcessLookupError:
-            pass
 
 
 class ForkServerLauncher:
@@ -53,9 +52,12 @@ class ForkServerLauncher:
         env["PYTHONPATH"] = os.pathsep.join([str(root), str(root / "functions")])
         runtime_path = str(Path(__file__).resolve().parent.parent)
         self._zygote = subprocess.Popen(
-            [sys.executable, "-c",
-             f"import sys; sys.path.append({runtime_path!r}); from spotmap.forkserver import serve; "
-             f"serve({child_sock.fileno()})"],
+            [
+                sys.executable,
+                "-c",
+                f"import sys; sys.path.append({runtime_path!r}); from spotmap.forkserver import serve; "
+                f"serve({child_sock.fileno()})",
+            ],
             env=env,
             cwd=root,
             pass_fds=(child_sock.fileno(),),
@@ -104,7 +106,7 @@ class ForkServerLauncher:
                     self._spawned.pop(message["id"]).set()
                 else:
                     pid, code = message["exited"], message["code"]
-                    process = self._processes.pop(pid, None)
+                    process: _ForkedProcess | None = self._processes.pop(pid, None)
                     if process is None:
                         self._early_exits[pid] = code
                     else:

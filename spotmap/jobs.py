@@ -43,7 +43,9 @@ class JobRunner:
         key = key or f"{jobcore_layout().INPUT_PREFIX}{path.name}"
         self.s3.upload_file(str(path), self.bucket, key)
         if not jobcore_layout().is_job_trigger(key):
-            return JobWatch(path, key, None, None, no_job_reason=f"{key!r} does not start a job (only input/ does)")
+            return JobWatch(
+                path, key, None, None, no_job_reason=f"{key!r} does not start a job (only input/ does)"
+            )
         head = self.s3.head_object(Bucket=self.bucket, Key=key)
         job_id = jobcore_ids().job_id_for(
             self.bucket, key, version_id=head.get("VersionId"), etag=head.get("ETag", "").strip('"')
@@ -58,11 +60,15 @@ class JobRunner:
         base = path.parent if path.is_file() else path
 
         def upload(file: Path) -> None:
-            self.s3.upload_file(str(file), self.bucket, f"{jobcore_layout().DATA_PREFIX}{file.relative_to(base).as_posix()}")
+            self.s3.upload_file(
+                str(file), self.bucket, f"{jobcore_layout().DATA_PREFIX}{file.relative_to(base).as_posix()}"
+            )
 
         with ThreadPoolExecutor(max_workers=8) as pool:
             list(pool.map(upload, files))
-        self._say(f"uploaded {len(files)} file(s) from {path} to s3://{self.bucket}/{jobcore_layout().DATA_PREFIX}")
+        self._say(
+            f"uploaded {len(files)} file(s) from {path} to s3://{self.bucket}/{jobcore_layout().DATA_PREFIX}"
+        )
         return len(files)
 
     def _say(self, text: str) -> None:
@@ -125,11 +131,15 @@ class JobRunner:
                     if watch.status not in CLOSED and watch.job_id:
                         done = self._finished_items(watch.job_id)
                         total = "?" if watch.total_items is None else watch.total_items
-                        self._say(f"  {watch.job_id}: {watch.status or 'STARTING'}, {done}/{total} items finished")
+                        self._say(
+                            f"  {watch.job_id}: {watch.status or 'STARTING'}, {done}/{total} items finished"
+                        )
             time.sleep(0.25)
         # the rule on the status event writes the summary; the reconciler covers lost events
         grace_end = time.monotonic() + SUMMARY_GRACE_SECONDS
-        while time.monotonic() < grace_end and any(self.summary(w) is None for w in jobs if w.status in CLOSED):
+        while time.monotonic() < grace_end and any(
+            self.summary(w) is None for w in jobs if w.status in CLOSED
+        ):
             time.sleep(0.2)
         self.cloud.events.wait_idle(30)
         self.cloud.events.run_schedules()
@@ -141,7 +151,7 @@ def copy_bucket(cloud: LocalCloud, out_dir: Path) -> int:
     """Copy the bucket's objects to out_dir; keys become paths (summaries/<job_id>.json ...)."""
     s3 = cloud.client("s3")
     out_dir = out_dir.resolve()
-    keys = []
+    keys: list[str] = []
     for page in s3.get_paginator("list_objects_v2").paginate(Bucket=cloud.stack.bucket):
         keys.extend(obj["Key"] for obj in page.get("Contents", []))
 
@@ -166,15 +176,18 @@ def format_summary(watch: JobWatch, summary: dict[str, Any] | None, out_dir: Pat
     lines = [
         f"{watch.path}: job {summary['job_id']} {summary['status']}",
         f"  items {items.get('succeeded')}/{items.get('total')} succeeded, {items.get('failed')} failed; "
-        f"tasks launched {attempts.get('launched')}, spot interruptions {attempts.get('spot_interruptions')}, "
+        f"tasks launched {attempts.get('launched')}, "
+        f"spot interruptions {attempts.get('spot_interruptions')}, "
         f"capacity retries {attempts.get('capacity_retries')}, on-demand fallbacks "
         f"{attempts.get('on_demand_fallbacks')}",
         f"  {summary.get('timing', {}).get('seconds', 0):.1f} s",
     ]
     cost = summary.get("cost") or {}
     if "total_usd" in cost:
-        lines.append(f"  estimated cost ${cost['total_usd']:.6f} (on-demand only: "
-                     f"${cost.get('on_demand_equivalent_usd', 0):.6f})")
+        lines.append(
+            f"  estimated cost ${cost['total_usd']:.6f} (on-demand only: "
+            f"${cost.get('on_demand_equivalent_usd', 0):.6f})"
+        )
     for failure in summary.get("failures", [])[:10]:
         lines.append(f"  item {failure['index']} failed: {failure['reason']}")
     if summary.get("error"):

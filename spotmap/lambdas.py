@@ -77,7 +77,10 @@ class _Instance:
         try:
             reply = self.conn.recv_bytes()
         except EOFError:
-            body = {"errorMessage": "Runtime exited without providing a reason", "errorType": "Runtime.ExitError"}
+            body = {
+                "errorMessage": "Runtime exited without providing a reason",
+                "errorType": "Runtime.ExitError",
+            }
             return Invocation(json.dumps(body).encode(), "Unhandled")
         if reply[:1] == b"E":
             return Invocation(reply[1:], "Unhandled")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -23,10 +24,8 @@ class _Subprocess:
         return exit_status(self.popen.wait())
 
     def signal(self, signum: int) -> None:
-        try:
+        with contextlib.suppress(ProcessLookupError):
             os.killpg(self.pid, signum)  # the container's whole process tree, as docker stop does
-        except ProcessLookupError:
-            pass
 
 
 class SubprocessLauncher:

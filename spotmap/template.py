@@ -41,7 +41,7 @@ def _tag_constructor(loader: yaml.SafeLoader, tag_suffix: str, node: yaml.Node) 
     elif isinstance(node, yaml.SequenceNode):
         value = loader.construct_sequence(node, deep=True)
     else:
-        value = loader.construct_mapping(node, deep=True)  # type: ignore[arg-type]
+        value = loader.construct_mapping(node, deep=True)
     return {name: value}
 
 
@@ -190,9 +190,10 @@ class _Resolver:
         kind = self.resources[name]["Type"]
         physical = self.physical_name(name)
         if attribute == "Arn":
+            lambda_arn = f"arn:{PARTITION}:lambda:{REGION}:{ACCOUNT_ID}:function:{physical}"
             arns = {
                 "AWS::S3::Bucket": f"arn:{PARTITION}:s3:::{physical}",
-                "AWS::Serverless::Function": f"arn:{PARTITION}:lambda:{REGION}:{ACCOUNT_ID}:function:{physical}",
+                "AWS::Serverless::Function": lambda_arn,
                 "AWS::ECS::Cluster": f"arn:{PARTITION}:ecs:{REGION}:{ACCOUNT_ID}:cluster/{physical}",
                 "AWS::IAM::Role": f"arn:{PARTITION}:iam::{ACCOUNT_ID}:role/{physical}",
                 "AWS::Logs::LogGroup": f"arn:{PARTITION}:logs:{REGION}:{ACCOUNT_ID}:log-group:{physical}:*",
@@ -214,7 +215,7 @@ class _Resolver:
         if not isinstance(value, dict):
             return value
         if len(value) == 1:
-            (key, arg), = value.items()
+            ((key, arg),) = value.items()
             if key == "Ref":
                 return self.ref(arg)
             if key == "Fn::GetAtt":

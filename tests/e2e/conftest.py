@@ -53,8 +53,16 @@ def write_csv(path: Path, rows: int, seed: int = 1) -> Path:
             comment = rng.choice(["", "plain", "with, comma", "two\nlines", 'a "quote"', "Ünïcödé"])
             price = "" if rng.random() < 0.02 else f"{rng.uniform(-100, 1000):.3f}"
             mixed = rng.choice(["1", "2.5", "", "n/a"]) if row % 997 == 0 else str(row)
-            writer.writerow([row, rng.choice(["Paris", "Zürich", "Oslo", "Lima"]), price, rng.randint(0, 50),
-                             comment, mixed])
+            writer.writerow(
+                [
+                    row,
+                    rng.choice(["Paris", "Zürich", "Oslo", "Lima"]),
+                    price,
+                    rng.randint(0, 50),
+                    comment,
+                    mixed,
+                ]
+            )
     return path
 
 
@@ -86,12 +94,23 @@ def profile_csv(data: bytes) -> dict[str, Any]:
         numbers = [number(v) for v in present]
         if all(n is not None for n in numbers):
             nums = [n for n in numbers if n is not None]
-            columns[name] = {"type": "number", "count": len(nums), "nulls": nulls,
-                             "min": min(nums) if nums else None, "max": max(nums) if nums else None,
-                             "sum": math.fsum(nums), "mean": math.fsum(nums) / len(nums) if nums else None}
+            columns[name] = {
+                "type": "number",
+                "count": len(nums),
+                "nulls": nulls,
+                "min": min(nums) if nums else None,
+                "max": max(nums) if nums else None,
+                "sum": math.fsum(nums),
+                "mean": math.fsum(nums) / len(nums) if nums else None,
+            }
         else:
-            columns[name] = {"type": "string", "count": len(present), "nulls": nulls,
-                             "min": min(present), "max": max(present)}
+            columns[name] = {
+                "type": "string",
+                "count": len(present),
+                "nulls": nulls,
+                "min": min(present),
+                "max": max(present),
+            }
     return {"rows": rows, "columns": columns}
 
 

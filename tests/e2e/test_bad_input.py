@@ -31,11 +31,15 @@ def _wait_for_summary(cloud: LocalCloud, job_id: str) -> dict[str, Any]:
     deadline = time.monotonic() + WAIT_SECONDS
     while time.monotonic() < deadline:
         try:
-            return json.loads(s3.get_object(Bucket=cloud.stack.bucket, Key=f"summaries/{job_id}.json")["Body"].read())
+            return json.loads(
+                s3.get_object(Bucket=cloud.stack.bucket, Key=f"summaries/{job_id}.json")["Body"].read()
+            )
         except s3.exceptions.NoSuchKey:
             time.sleep(0.2)
     history = cloud.client("stepfunctions").list_executions(stateMachineArn=cloud.stack.state_machine_arn)
-    raise AssertionError(f"no summary for {job_id} after {WAIT_SECONDS} s; executions: {history['executions']}")
+    raise AssertionError(
+        f"no summary for {job_id} after {WAIT_SECONDS} s; executions: {history['executions']}"
+    )
 
 
 def _executions(cloud: LocalCloud) -> list[dict[str, Any]]:
@@ -59,7 +63,9 @@ def test_awkward_keys_are_decoded_and_profiled(cloud: LocalCloud, tmp_path: Path
     assert summary["result"]["rows"] == 2
 
 
-def test_both_event_shapes_and_repeated_deliveries_make_exactly_one_job(cloud: LocalCloud, tmp_path: Path) -> None:
+def test_both_event_shapes_and_repeated_deliveries_make_exactly_one_job(
+    cloud: LocalCloud, tmp_path: Path
+) -> None:
     # GIVEN an upload whose key needs URL encoding, and the job it started
     path = tmp_path / "dup.csv"
     path.write_text("n\n1\n2\n3\n", encoding="utf-8")
@@ -73,8 +79,14 @@ def test_both_event_shapes_and_repeated_deliveries_make_exactly_one_job(cloud: L
     notification = load_event("start_job_s3_put.json")
     record = notification["Records"][0]
     record["s3"]["bucket"]["name"] = cloud.stack.bucket
-    record["s3"]["object"].update({"key": quote_plus(key, safe="/"), "versionId": head["VersionId"],
-                                   "size": head["ContentLength"], "eTag": head["ETag"].strip('"')})
+    record["s3"]["object"].update(
+        {
+            "key": quote_plus(key, safe="/"),
+            "versionId": head["VersionId"],
+            "size": head["ContentLength"],
+            "eTag": head["ETag"].strip('"'),
+        }
+    )
     lambda_client = cloud.client("lambda")
     start_job = cloud.stack.functions["StartJobFunction"].name
     for _ in range(2):
@@ -82,8 +94,9 @@ def test_both_event_shapes_and_repeated_deliveries_make_exactly_one_job(cloud: L
         assert "FunctionError" not in response, response["Payload"].read()
     object_created = load_event("start_job_eventbridge_object_created.json")
     object_created["detail"]["bucket"]["name"] = cloud.stack.bucket
-    object_created["detail"]["object"].update({"version-id": head["VersionId"], "size": head["ContentLength"],
-                                               "etag": head["ETag"].strip('"')})
+    object_created["detail"]["object"].update(
+        {"version-id": head["VersionId"], "size": head["ContentLength"], "etag": head["ETag"].strip('"')}
+    )
     for shown_key in (key, quote(key, safe="/")):
         object_created["detail"]["object"]["key"] = shown_key
         response = lambda_client.invoke(FunctionName=start_job, Payload=json.dumps(object_created))
@@ -95,14 +108,24 @@ def test_both_event_shapes_and_repeated_deliveries_make_exactly_one_job(cloud: L
     assert _wait_for_summary(cloud, watch.job_id)["result"] == first["result"]
 
 
-@pytest.mark.parametrize("key", ["input/folder/", "jobs/x/items.json", "output/x/0/result.csv",
-                                 "summaries/fake.json", "elsewhere/data.csv"])
+@pytest.mark.parametrize(
+    "key",
+    [
+        "input/folder/",
+        "jobs/x/items.json",
+        "output/x/0/result.csv",
+        "summaries/fake.json",
+        "elsewhere/data.csv",
+    ],
+)
 def test_uploads_outside_input_and_folder_markers_start_no_job(cloud: LocalCloud, key: str) -> None:
     # GIVEN the executions so far
     before = len(_executions(cloud))
 
     # WHEN an object is written outside input/ (or a folder marker inside it)
-    cloud.client("s3").put_object(Bucket=cloud.stack.bucket, Key=key, Body=b"" if key.endswith("/") else b"a\n1\n")
+    cloud.client("s3").put_object(
+        Bucket=cloud.stack.bucket, Key=key, Body=b"" if key.endswith("/") else b"a\n1\n"
+    )
     time.sleep(1.5)
     cloud.events.wait_idle(30)
 
@@ -110,10 +133,12 @@ def test_uploads_outside_input_and_folder_markers_start_no_job(cloud: LocalCloud
     assert len(_executions(cloud)) == before
 
 
-def test_invalid_utf8_fails_the_job_clearly_and_leaves_the_input_untouched(cloud: LocalCloud, tmp_path: Path) -> None:
+def test_invalid_utf8_fails_the_job_clearly_and_leaves_the_input_untouched(
+    cloud: LocalCloud, tmp_path: Path
+) -> None:
     # GIVEN a CSV with a byte sequence that is not UTF-8 on its third line
     path = tmp_path / "latin1.csv"
-    body = "name,city\nAnn,Paris\n".encode() + "Zoë,Köln\n".encode("latin-1")
+    body = b"name,city\nAnn,Paris\n" + "Zoë,Köln\n".encode("latin-1")
     path.write_bytes(body)
 
     # WHEN it runs
@@ -145,9 +170,15 @@ def test_ragged_rows_are_counted_not_profiled(cloud: LocalCloud, tmp_path: Path)
 def test_abort_stops_every_task_and_writes_an_aborted_summary(cloud: LocalCloud, tmp_path: Path) -> None:
     # GIVEN a running job of long tasks
     manifest = tmp_path / "long.job.json"
-    manifest.write_text(json.dumps({"processor": "command",
-                                    "params": {"command": ["python3", "-c", "import time; time.sleep(300)"]},
-                                    "source": {"count": 3}}))
+    manifest.write_text(
+        json.dumps(
+            {
+                "processor": "command",
+                "params": {"command": ["python3", "-c", "import time; time.sleep(300)"]},
+                "source": {"count": 3},
+            }
+        )
+    )
     watch = JobRunner(cloud, progress=None).submit(manifest)
     deadline = time.monotonic() + 60
     while len(cloud.fargate.running_processes()) < 3 and time.monotonic() < deadline:

@@ -13,7 +13,9 @@ def _manifest(path: Path, document: dict) -> Path:
     return path
 
 
-def test_spot_interruptions_and_capacity_failures_change_nothing_in_the_result(tmp_path: Path, local_run) -> None:
+def test_spot_interruptions_and_capacity_failures_change_nothing_in_the_result(
+    tmp_path: Path, local_run
+) -> None:
     # GIVEN a 100,000-row CSV split into at least 8 items
     data_file = write_csv(tmp_path / "orders.csv", rows=100_000, seed=3)
     shard_mb = round(data_file.stat().st_size / 1e6 / 10, 3)
@@ -33,17 +35,23 @@ def test_spot_interruptions_and_capacity_failures_change_nothing_in_the_result(t
     assert summary["items"]["failed"] == 0
     assert summary["attempts"]["spot_interruptions"] > 0
     assert summary["attempts"]["capacity_retries"] > 0
-    assert summary["attempts"]["launched"] == summary["items"]["total"] + summary["attempts"]["spot_interruptions"]
+    assert (
+        summary["attempts"]["launched"]
+        == summary["items"]["total"] + summary["attempts"]["spot_interruptions"]
+    )
     assert_profile_equal(summary["result"], profile_csv(data_file.read_bytes()))
 
 
 def test_crashed_workers_fail_their_items_with_exit_code_class_and_log(tmp_path: Path, local_run) -> None:
     # GIVEN a sweep whose every worker process is killed (SIGKILL) mid-run
-    manifest = _manifest(tmp_path / "sweep.job.json", {
-        "processor": "command",
-        "params": {"command": ["python3", "-c", "import time; time.sleep(2)"]},
-        "source": {"count": 3},
-    })
+    manifest = _manifest(
+        tmp_path / "sweep.job.json",
+        {
+            "processor": "command",
+            "params": {"command": ["python3", "-c", "import time; time.sleep(2)"]},
+            "source": {"count": 3},
+        },
+    )
 
     # WHEN it runs
     run = local_run(manifest, extra=["--crash-rate", "1", "--seed", "2"])
@@ -63,12 +71,20 @@ def test_crashed_workers_fail_their_items_with_exit_code_class_and_log(tmp_path:
 
 def test_failures_within_the_tolerance_let_the_job_succeed_and_are_listed(tmp_path: Path, local_run) -> None:
     # GIVEN a sweep in which items 1 and 3 exit non-zero
-    manifest = _manifest(tmp_path / "tolerant.job.json", {
-        "processor": "command",
-        "params": {"command": ["python3", "-c",
-                               "import os, sys; sys.exit(3 if os.environ['SPOTMAP_PARAM_X'] in '13' else 0)"]},
-        "source": {"items": [{"x": "0"}, {"x": "1"}, {"x": "2"}, {"x": "3"}]},
-    })
+    manifest = _manifest(
+        tmp_path / "tolerant.job.json",
+        {
+            "processor": "command",
+            "params": {
+                "command": [
+                    "python3",
+                    "-c",
+                    "import os, sys; sys.exit(3 if os.environ['SPOTMAP_PARAM_X'] in '13' else 0)",
+                ]
+            },
+            "source": {"items": [{"x": "0"}, {"x": "1"}, {"x": "2"}, {"x": "3"}]},
+        },
+    )
 
     # WHEN it runs with half of the items allowed to fail
     run = local_run(manifest, params={"ToleratedFailurePercentage": 50})
@@ -82,13 +98,18 @@ def test_failures_within_the_tolerance_let_the_job_succeed_and_are_listed(tmp_pa
     assert all("exit code 3" in f["reason"] or "code 3" in f["reason"] for f in summary["failures"])
 
 
-def test_items_running_longer_than_the_timeout_are_stopped_and_fail_as_timed_out(tmp_path: Path, local_run) -> None:
+def test_items_running_longer_than_the_timeout_are_stopped_and_fail_as_timed_out(
+    tmp_path: Path, local_run
+) -> None:
     # GIVEN a program that runs far longer than ItemTimeoutMinutes
-    manifest = _manifest(tmp_path / "slow.job.json", {
-        "processor": "command",
-        "params": {"command": ["python3", "-c", "import time; time.sleep(120)"]},
-        "source": {"count": 1},
-    })
+    manifest = _manifest(
+        tmp_path / "slow.job.json",
+        {
+            "processor": "command",
+            "params": {"command": ["python3", "-c", "import time; time.sleep(120)"]},
+            "source": {"count": 1},
+        },
+    )
 
     # WHEN it runs with a 3-second item timeout
     run = local_run(manifest, params={"ItemTimeoutMinutes": 0.05})
