@@ -97,8 +97,8 @@ class ForkServerLauncher:
                 message: dict[str, Any] = json.loads(self._conn.recv_bytes())
             except (EOFError, OSError):
                 with self._lock:
-                    for process in self._processes.values():
-                        process._exited(137)
+                    for orphan in self._processes.values():
+                        orphan._exited(137)
                 return
             with self._lock:
                 if "spawned" in message:
@@ -106,11 +106,11 @@ class ForkServerLauncher:
                     self._spawned.pop(message["id"]).set()
                 else:
                     pid, code = message["exited"], message["code"]
-                    process: _ForkedProcess | None = self._processes.pop(pid, None)
-                    if process is None:
+                    exited = self._processes.pop(pid, None)
+                    if exited is None:
                         self._early_exits[pid] = code
                     else:
-                        process._exited(code)
+                        exited._exited(code)
 
     def close(self) -> None:
         self._conn.close()
