@@ -183,7 +183,8 @@ def _task(env: Mapping[str, str], cancellation: Cancellation) -> int:
             started_at=started_at,
             finished_at=_now(),
         )
-        body = json.dumps(record.model_dump(mode="json"), ensure_ascii=False).encode()
+        # python mode + json: a float overflow stays Infinity (pydantic's json mode would write null)
+        body = json.dumps(record.model_dump(), ensure_ascii=False).encode()
         cancellation.commit()  # from here on a stop signal lets the PUT finish and we exit 0
         write_result(s3, config.bucket, layout.result_key(config.job_id, config.index), body)
         LOG.info("item succeeded", extra={"outputs": len(outputs), "stop_requested": cancellation.requested})
