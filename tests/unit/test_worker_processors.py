@@ -13,7 +13,7 @@ from moto import mock_aws
 
 from jobcore import layout
 from jobcore.merge import finalize, merge_all
-from worker import runner
+from worker import runner, storage
 from worker.api import processor, registered
 from worker.testing import run_processor
 
@@ -111,3 +111,16 @@ def test_a_module_named_in_SPOTMAP_PROCESSOR_MODULES_is_imported_and_used(s3, tm
     assert code == 0
     record = json.loads(s3.get_object(Bucket=BUCKET, Key=layout.result_key("sweep", 0))["Body"].read())
     assert record["partial"] == {"squares": {"$list": [49]}, "total": {"$sum": 49}}
+
+
+def test_preload_prepares_a_process_for_forking_without_credentials(monkeypatch):
+    # GIVEN no AWS credentials at all in the environment
+    for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_PROFILE"):
+        monkeypatch.delenv(name, raising=False)
+
+    # WHEN a fork server preloads the worker
+    runner.preload()
+
+    # THEN the processors are registered and the shared boto3 session holds the S3 model
+    assert {"csv-profile", "command", "noop"} <= set(registered())
+    assert storage._session is not None
