@@ -44,7 +44,7 @@ lint: $(STAMP) ## every static check (SAM, cfn-lint on source and expanded templ
 	$(TOOL_ENV) $(BIN)/cfn-lint $(EXPANDED)
 	$(BIN)/checkov --quiet --compact --skip-download --framework cloudformation -f template.yaml
 	test -f worker/Dockerfile || { echo "worker/Dockerfile is missing" >&2; exit 1; }
-	$(BIN)/checkov --quiet --compact --skip-download --framework dockerfile -f worker/Dockerfile
+	$(BIN)/checkov --quiet --compact --skip-download --framework dockerfile $(addprefix -f ,$(wildcard worker/Dockerfile*))
 	$(BIN)/ruff check .
 	$(BIN)/mypy
 
