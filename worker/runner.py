@@ -108,14 +108,16 @@ def _run(env: Mapping[str, str], cancellation: Cancellation) -> int:
             return _task(env, cancellation)
         except ConfigError as error:
             LOG.error(str(error), extra={"exit_code": EXIT_CONFIG})
+            _report_failure(env, str(error), EXIT_CONFIG)
             return EXIT_CONFIG
         except ProcessingError as error:
             LOG.error(str(error), extra={"exit_code": EXIT_FAILED})
+            _report_failure(env, str(error), EXIT_FAILED)
             return EXIT_FAILED
         except Exception as error:
-            LOG.exception(
-                f"unexpected error: {type(error).__name__}: {error}", extra={"exit_code": EXIT_FAILED}
-            )
+            message = f"unexpected error: {type(error).__name__}: {error}"
+            LOG.exception(message, extra={"exit_code": EXIT_FAILED})
+            _report_failure(env, message, EXIT_FAILED)
             return EXIT_FAILED
     except Terminated as stop:
         LOG.warning(
@@ -193,6 +195,20 @@ def _task(env: Mapping[str, str], cancellation: Cancellation) -> int:
         shutil.rmtree(workdir, ignore_errors=True)
         if config.scratch_dir is None:
             shutil.rmtree(scratch_root, ignore_errors=True)
+
+
+def _report_failure(env: Mapping[str, str], message: str, exit_code: int) -> None:
+    """Leave the failure's message where PollTask finds it (jobs/<id>/errors/...), so the item's
+    reason says what went wrong and not only the exit code. Best effort: the log has it anyway."""
+    try:
+        job_id, index, attempt = env["JOB_ID"], int(env["ITEM_INDEX"]), int(env["ATTEMPT"])
+        body = json.dumps({"message": message, "exit_code": exit_code, "at": _now()}).encode()
+        storage.make_s3_client(env).put_object(
+            Bucket=env["JOB_BUCKET"], Key=layout.error_key(job_id, index, attempt), Body=body,
+            ContentType="application/json",
+        )
+    except Exception as error:  # never let reporting hide the failure itself
+        LOG.warning(f"could not record the failure in S3: {type(error).__name__}: {error}")
 
 
 def write_result(s3: Any, bucket: str, key: str, body: bytes) -> None:

@@ -6,6 +6,7 @@
     jobs/<job_id>/items.json          the item list the Distributed Map reads
     jobs/<job_id>/results/<index>.json        an item's result record, written last by the worker
     jobs/<job_id>/outcomes/<status>/<index>.json  an item's final outcome (attempts, usage, reason)
+    jobs/<job_id>/errors/<index>/attempt-<n>.json why a worker attempt failed (its last error line)
     output/<job_id>/<index>/attempt-<n>/...   what a worker attempt writes
     summaries/<job_id>.json           the job summary
 """
@@ -53,6 +54,10 @@ def outcomes_prefix(job_id: str, status: str | None = None) -> str:
 
 def outcome_key(job_id: str, index: int, status: str) -> str:
     return f"{outcomes_prefix(job_id, status)}{index}.json"
+
+
+def error_key(job_id: str, index: int, attempt: int) -> str:
+    return f"{job_prefix(job_id)}errors/{index}/attempt-{attempt}.json"
 
 
 def output_prefix(job_id: str, index: int, attempt: int) -> str:

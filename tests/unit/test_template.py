@@ -231,7 +231,7 @@ def test_worker_task_reads_input_and_jobs_and_writes_output_and_results(resource
     assert grants == {
         "s3:GetObject": {"input/*", "data/*", "jobs/*"},
         "s3:GetObjectVersion": {"input/*", "data/*", "jobs/*"},
-        "s3:PutObject": {"output/*", "jobs/*/results/*"},
+        "s3:PutObject": {"output/*", "jobs/*/results/*", "jobs/*/errors/*"},
     }
 
 
