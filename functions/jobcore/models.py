@@ -122,6 +122,8 @@ class ItemState(BaseModel):
     reason: str | None = None
     log: str | None = None
     usage: Usage = Field(default_factory=Usage)
+    task_seconds: float | None = None  # the last task's run time (startedAt → stoppedAt), once stopped
+    expected_seconds: float | None = None  # the job's typical task duration, when PollTask knew it
     error: dict[str, Any] | None = None  # set by the ASL Catch (ResultPath $.error)
 
 
@@ -137,6 +139,7 @@ class ItemOutcome(BaseModel):
     capacity_retries: int = 0
     on_demand_fallbacks: int = 0
     usage: Usage = Field(default_factory=Usage)
+    task_seconds: float | None = None  # the last task's run time; PollTask's expectation is their median
 
     @classmethod
     def of(cls, state: ItemState) -> ItemOutcome:
@@ -150,6 +153,7 @@ class ItemOutcome(BaseModel):
             capacity_retries=state.capacity_retries,
             on_demand_fallbacks=state.on_demand_fallbacks,
             usage=state.usage,
+            task_seconds=state.task_seconds,
         )
 
 

@@ -1,0 +1,168 @@
+"""Each function's settings, read once from its environment into one typed, validated object.
+
+Variable names are the ones template.yaml sets (field name in upper case). A missing or malformed
+variable fails the first invocation with a message that names the variable, rather than surfacing
+later as a KeyError or a confusing AWS error.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from collections.abc import Mapping
+from typing import Any, Literal, TypeVar
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+T = TypeVar("T", bound="Settings")
+
+
+class ConfigError(RuntimeError):
+    """The function's environment is missing a variable or has a malformed one."""
+
+
+class Settings(BaseModel):
+    model_config = ConfigDict(alias_generator=str.upper, populate_by_name=True, frozen=True, extra="ignore")
+
+    @classmethod
+    def from_env(cls: type[T], environ: Mapping[str, str] | None = None) -> T:
+        source = os.environ if environ is None else environ
+        # An empty variable means "not set": optional settings take their default, required ones fail.
+        values = {name: value for name, value in source.items() if value.strip() != ""}
+        try:
+            return cls.model_validate(values)
+        except ValidationError as error:
+            problems = "; ".join(_describe(problem) for problem in error.errors())
+            raise ConfigError(f"{cls.__name__}: invalid environment: {problems}") from None
+
+
+def _describe(problem: Any) -> str:
+    name = ".".join(str(part) for part in problem.get("loc", ())) or "environment"
+    if problem.get("type") == "missing":
+        return f"{name} is not set"
+    got = problem.get("input")
+    shown = f" (got {got!r})" if isinstance(got, str) else ""
+    message = str(problem.get("msg", "")).removeprefix("Value error, ")
+    return f"{message}" if name == "environment" else f"{name}: {message}{shown}"
+
+
+def _comma_list(value: Any) -> Any:
+    if isinstance(value, str):
+        return [part.strip() for part in value.split(",") if part.strip()]
+    return value
+
+
+def wait_seconds(value: float) -> int:
+    """A Wait state's SecondsPath needs a whole number ≥ 0; round a configured float up."""
+    return max(0, math.ceil(value))
+
+
+class LambdaUsageSettings(Settings):
+    # The memory Lambda bills for; set by the Lambda runtime (and by the local cloud).
+    lambda_memory_mb: int = Field(default=128, ge=1, alias="AWS_LAMBDA_FUNCTION_MEMORY_SIZE")
+
+
+class PollBounds(Settings):
+    poll_min_seconds: float = Field(ge=0)
+    poll_max_seconds: float = Field(ge=0)
+
+    @model_validator(mode="after")
+    def _ordered(self) -> PollBounds:
+        if self.poll_max_seconds < self.poll_min_seconds:
+            raise ValueError(
+                f"POLL_MAX_SECONDS ({self.poll_max_seconds}) is below "
+                f"POLL_MIN_SECONDS ({self.poll_min_seconds})"
+            )
+        return self
+
+    @property
+    def min_wait(self) -> int:
+        return wait_seconds(self.poll_min_seconds)
+
+    @property
+    def max_wait(self) -> int:
+        return max(self.min_wait, wait_seconds(self.poll_max_seconds))
+
+
+class StartJobSettings(Settings):
+    job_bucket: str = Field(min_length=1)
+    state_machine_arn: str = Field(min_length=1)
+    shard_size_mb: float = Field(gt=0)
+    max_concurrency: int = Field(ge=1)
+
+
+class LaunchSettings(LambdaUsageSettings):
+    cluster_arn: str = Field(min_length=1)
+    task_definition_arn: str = Field(min_length=1)
+    container_name: str = Field(min_length=1)
+    subnet_ids: list[str] = Field(default_factory=list)
+    security_group_ids: list[str] = Field(default_factory=list)
+    assign_public_ip: Literal["ENABLED", "DISABLED"] = "DISABLED"
+    max_attempts: int = Field(ge=1)
+    spot_attempts_before_on_demand: int = Field(ge=0)
+    capacity_retries_before_on_demand: int = Field(ge=0)
+    poll_min_seconds: float = Field(ge=0)
+    # Optional: with it (and read access to jobs/*), the first wait after a launch already uses the
+    # job's typical task duration instead of POLL_MIN_SECONDS.
+    poll_max_seconds: float | None = Field(default=None, ge=0)
+
+    _lists = field_validator("subnet_ids", "security_group_ids", mode="before")(_comma_list)
+
+    @field_validator("assign_public_ip", mode="before")
+    @classmethod
+    def _upper(cls, value: Any) -> Any:
+        return value.strip().upper() if isinstance(value, str) else value
+
+    @property
+    def min_wait(self) -> int:
+        return wait_seconds(self.poll_min_seconds)
+
+    @property
+    def max_wait(self) -> int | None:
+        if self.poll_max_seconds is None:
+            return None
+        return max(self.min_wait, wait_seconds(self.poll_max_seconds))
+
+
+class PollSettings(LambdaUsageSettings, PollBounds):
+    job_bucket: str = Field(min_length=1)
+    cluster_arn: str = Field(min_length=1)
+    container_name: str = Field(min_length=1)
+    item_timeout_minutes: float = Field(gt=0)
+    task_log_group: str = "(unknown log group)"
+    task_log_stream_prefix: str = "spotmap"
+    # Set by the local cloud: task logs are files there, not CloudWatch streams.
+    local_task_log_dir: str | None = None
+
+    @property
+    def item_timeout_seconds(self) -> float:
+        return self.item_timeout_minutes * 60
+
+
+class RecordFailureSettings(LambdaUsageSettings):
+    job_bucket: str = Field(min_length=1)
+    # Optional: with it (and ecs:StopTask), a failure recorded while a task still runs also stops it.
+    cluster_arn: str | None = None
+
+
+class EvaluateJobSettings(Settings):
+    job_bucket: str = Field(min_length=1)
+    tolerated_failure_percentage: float = Field(ge=0, le=100)
+
+
+class SummarizeSettings(Settings):
+    job_bucket: str = Field(min_length=1)
+    state_machine_arn: str = Field(min_length=1)
+
+
+class StopJobTasksSettings(Settings):
+    cluster_arn: str = Field(min_length=1)
+    # Optional: the EventBridge rule already matches the job state machine only.
+    state_machine_arn: str | None = None
+
+
+class ReconcileSettings(Settings):
+    job_bucket: str = Field(min_length=1)
+    state_machine_arn: str = Field(min_length=1)
+    reconcile_lookback_days: float = Field(default=7, gt=0)
+    reconcile_max_executions: int = Field(default=1000, ge=1)

@@ -1,0 +1,37 @@
+"""EvaluateJob's rule: the job succeeds while failed items stay within ToleratedFailurePercentage.
+
+The Map itself tolerates every child failure (moto's interpreter ignores tolerance), so this one
+rule decides the verdict on AWS and on the local cloud alike."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from jobcore import layout
+from jobcore.summary import list_keys, read_descriptor
+
+
+def count_keys(s3: Any, bucket: str, prefix: str) -> int:
+    return sum(1 for key in list_keys(s3, bucket, prefix) if key.endswith(".json"))
+
+
+def within_tolerance(failed: int, total: int, tolerated_percentage: float) -> bool:
+    """failed / total ≤ tolerated %, in integers so 1 of 3 at 33.3% is exact; no items → True."""
+    return total == 0 or failed * 100 <= tolerated_percentage * total
+
+
+def evaluate_job(s3: Any, bucket: str, job_id: str, tolerated_percentage: float) -> dict[str, Any]:
+    descriptor = read_descriptor(s3, bucket, job_id)
+    total = descriptor.item_count if descriptor else 0
+    failed = count_keys(s3, bucket, layout.outcomes_prefix(job_id, "failed"))
+    succeeded = count_keys(s3, bucket, layout.outcomes_prefix(job_id, "succeeded"))
+    # Every child has ended when EvaluateJob runs, so an item without a succeeded outcome failed, even
+    # if its failure could not be recorded (e.g. UnknownTaskStatus).
+    failed = min(total, max(failed, total - succeeded)) if total else failed
+    return {
+        "job_id": job_id,
+        "total": total,
+        "succeeded": max(0, total - failed),
+        "failed": failed,
+        "within_tolerance": within_tolerance(failed, total, tolerated_percentage),
+    }

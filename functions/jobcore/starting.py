@@ -1,0 +1,314 @@
+"""StartJob's domain: from an uploaded object to a started execution.
+
+    HeadObject → job id → (job.json exists? reuse it : items.json, then job.json) → StartExecution
+
+Every step is idempotent, so a duplicate or retried event is harmless: the job id is derived from
+the upload, items.json and job.json have deterministic content, job.json is written last (its
+existence means items.json is complete), and StartExecution treats ExecutionAlreadyExists as done.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import logging
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+from botocore.exceptions import ClientError
+
+from jobcore import layout, manifest
+from jobcore.config import StartJobSettings
+from jobcore.ids import job_id_for
+from jobcore.models import InputObject, Item, JobDescriptor
+from jobcore.sharding import S3RangeReader, shard_items
+from jobcore.summary import iso, read_descriptor
+
+log = logging.getLogger(__name__)
+
+NOT_FOUND_CODES = frozenset({"404", "NoSuchKey", "NotFound", "NoSuchVersion"})
+
+
+@dataclass(frozen=True)
+class Upload:
+    """What an event says about an uploaded object. `keys` are the candidate keys in the order to
+    try them (an EventBridge key may or may not be URL-encoded)."""
+
+    bucket: str
+    keys: tuple[str, ...]
+    version_id: str | None = None
+    sequencer: str | None = None
+    etag: str | None = None
+    source: str = "s3"
+
+    @property
+    def trigger_key(self) -> str | None:
+        return next((key for key in self.keys if layout.is_job_trigger(key)), None)
+
+    def skip_reason(self) -> str | None:
+        """Why this upload does not start a job, or None when it does."""
+        if self.trigger_key is not None:
+            return None
+        key = self.keys[0] if self.keys else ""
+        if key.startswith(layout.INPUT_PREFIX) and key.endswith("/"):
+            return f"{key!r} is a folder marker"
+        return f"{key!r} is outside {layout.INPUT_PREFIX}"
+
+
+@dataclass(frozen=True)
+class StartedJob:
+    job_id: str
+    key: str
+    item_count: int
+    rejected: bool
+    duplicate: bool  # job.json already existed: a repeated event
+    already_started: bool  # StartExecution answered ExecutionAlreadyExists
+    execution_arn: str | None
+    error: str | None = None
+
+
+@dataclass
+class _Counter:
+    value: int = 0
+
+
+def _code(error: ClientError) -> str:
+    return str(error.response.get("Error", {}).get("Code", ""))
+
+
+def head_upload(s3: Any, upload: Upload) -> tuple[str, dict[str, Any]] | None:
+    """(the key that exists, its HeadObject) trying each candidate key; None when none exists."""
+    for key in upload.keys:
+        if not layout.is_job_trigger(key):
+            continue
+        request: dict[str, Any] = {"Bucket": upload.bucket, "Key": key}
+        if upload.version_id and upload.version_id != "null":
+            request["VersionId"] = upload.version_id
+        try:
+            return key, s3.head_object(**request)
+        except ClientError as error:
+            if _code(error) in NOT_FOUND_CODES or _code(error) == "400":
+                continue
+            raise
+    return None
+
+
+class _IterStream(io.RawIOBase):
+    """A readable file over an iterator of byte chunks, so upload_fileobj can stream a generated body."""
+
+    def __init__(self, chunks: Iterable[bytes]):
+        self._chunks: Iterator[bytes] = iter(chunks)
+        self._pending = b""
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        while not self._pending:
+            try:
+                self._pending = next(self._chunks)
+            except StopIteration:
+                return 0
+        size = min(len(buffer), len(self._pending))
+        buffer[:size] = self._pending[:size]
+        self._pending = self._pending[size:]
+        return size
+
+
+def _json_array(items: Iterable[Item], counter: _Counter) -> Iterator[bytes]:
+    yield b"["
+    for item in items:
+        if counter.value:
+            yield b",\n"
+        yield item.model_dump_json(exclude_none=True).encode("utf-8")
+        counter.value += 1
+    yield b"]\n"
+
+
+def write_items(s3: Any, bucket: str, job_id: str, items: Iterable[Item]) -> int:
+    """Stream the item list to jobs/<id>/items.json (a JSON array); returns how many were written."""
+    counter = _Counter()
+    stream = io.BufferedReader(_IterStream(_json_array(items, counter)), buffer_size=1024 * 1024)
+    s3.upload_fileobj(stream, bucket, layout.items_key(job_id), ExtraArgs={"ContentType": "application/json"})
+    return counter.value
+
+
+def write_descriptor(s3: Any, descriptor: JobDescriptor) -> None:
+    s3.put_object(
+        Bucket=descriptor.input.bucket,
+        Key=layout.descriptor_key(descriptor.job_id),
+        Body=descriptor.model_dump_json(indent=2).encode("utf-8"),
+        ContentType="application/json",
+    )
+
+
+def _existing_descriptor(s3: Any, bucket: str, job_id: str) -> JobDescriptor | None:
+    try:
+        return read_descriptor(s3, bucket, job_id)
+    except ClientError as error:
+        if _code(error) in ("AccessDenied", "403"):
+            # Without read access to jobs/, rebuild: the content is the same, so rewriting is harmless.
+            log.warning("cannot read %s (%s); rebuilding it", layout.descriptor_key(job_id), _code(error))
+            return None
+        raise
+
+
+def build_job(
+    s3: Any, settings: StartJobSettings, job_id: str, source: InputObject, created_at: str
+) -> JobDescriptor:
+    """Write items.json then job.json for an upload; a bad manifest gives a rejected job."""
+    if source.key.endswith(layout.MANIFEST_SUFFIX):
+        try:
+            return _build_manifest_job(s3, settings, job_id, source, created_at)
+        except manifest.ManifestError as error:
+            log.warning("rejected manifest %s: %s", source.key, error)
+            write_items(s3, source.bucket, job_id, [])
+            descriptor = JobDescriptor(
+                job_id=job_id,
+                input=source,
+                processor="(rejected)",
+                item_count=0,
+                created_at=created_at,
+                error=str(error),
+            )
+            write_descriptor(s3, descriptor)
+            return descriptor
+    reader = S3RangeReader(s3, source.bucket, source.key, source.size, source.version_id)
+    items = shard_items(
+        reader,
+        bucket=source.bucket,
+        key=source.key,
+        version_id=source.version_id,
+        shard_size_mb=settings.shard_size_mb,
+    )
+    count = write_items(s3, source.bucket, job_id, items)
+    descriptor = JobDescriptor(
+        job_id=job_id,
+        input=source,
+        processor=manifest.CSV_PROFILE,
+        item_count=count,
+        created_at=created_at,
+        empty_result=manifest.EMPTY_RESULTS[manifest.CSV_PROFILE],
+    )
+    write_descriptor(s3, descriptor)
+    return descriptor
+
+
+def _build_manifest_job(
+    s3: Any, settings: StartJobSettings, job_id: str, source: InputObject, created_at: str
+) -> JobDescriptor:
+    request: dict[str, Any] = {"Bucket": source.bucket, "Key": source.key}
+    if source.version_id:
+        request["VersionId"] = source.version_id
+    if source.size > manifest.MAX_MANIFEST_BYTES:
+        raise manifest.ManifestError(
+            f"manifest {source.key} is {source.size} bytes; the limit is {manifest.MAX_MANIFEST_BYTES}"
+        )
+    spec = manifest.parse_manifest(s3.get_object(**request)["Body"].read(), source.key)
+    items: Iterable[Item]
+    if spec.shard is not None:
+        shard = spec.shard
+        try:
+            head = s3.head_object(Bucket=source.bucket, Key=shard.key)
+        except ClientError as error:
+            if _code(error) in NOT_FOUND_CODES:
+                raise manifest.ManifestError(
+                    f"invalid manifest {source.key}: shard.key: {shard.key} does not exist"
+                ) from None
+            raise
+        version = _version(head.get("VersionId"))
+        reader = S3RangeReader(s3, source.bucket, shard.key, head["ContentLength"], version)
+        items = shard_items(
+            reader,
+            bucket=source.bucket,
+            key=shard.key,
+            version_id=version,
+            shard_size_mb=shard.shard_size_mb or settings.shard_size_mb,
+        )
+    elif spec.keys is not None:
+        items = manifest.object_items(source.bucket, iter(spec.keys))
+    elif spec.prefix is not None:
+        items = manifest.object_items(source.bucket, manifest.listed_keys(s3, source.bucket, spec.prefix))
+    elif spec.items is not None:
+        items = manifest.param_items(spec.items)
+    else:
+        items = manifest.seed_items(spec.count or 0, spec.seed_start or 0)
+    count = write_items(s3, source.bucket, job_id, items)
+    descriptor = JobDescriptor(
+        job_id=job_id,
+        input=source,
+        processor=spec.processor,
+        params=spec.params,
+        item_count=count,
+        created_at=created_at,
+        empty_result=spec.empty_result,
+    )
+    write_descriptor(s3, descriptor)
+    return descriptor
+
+
+def _version(value: Any) -> str | None:
+    return value if isinstance(value, str) and value and value != "null" else None
+
+
+def execution_input(descriptor: JobDescriptor, settings: StartJobSettings) -> dict[str, Any]:
+    return {
+        "job_id": descriptor.job_id,
+        "bucket": descriptor.input.bucket,
+        "items_key": layout.items_key(descriptor.job_id),
+        "max_concurrency": settings.max_concurrency,
+        "rejected": descriptor.error is not None,
+    }
+
+
+def start_execution(
+    sfn: Any, settings: StartJobSettings, descriptor: JobDescriptor
+) -> tuple[str | None, bool]:
+    """(execution ARN, already started). Starting a job twice is not an error."""
+    try:
+        response = sfn.start_execution(
+            stateMachineArn=settings.state_machine_arn,
+            name=descriptor.job_id,
+            input=json.dumps(execution_input(descriptor, settings)),
+        )
+    except ClientError as error:
+        if _code(error) == "ExecutionAlreadyExists":
+            arn = (
+                settings.state_machine_arn.replace(":stateMachine:", ":execution:") + f":{descriptor.job_id}"
+            )
+            return arn, True
+        raise
+    return response["executionArn"], False
+
+
+def start_job(s3: Any, sfn: Any, settings: StartJobSettings, upload: Upload) -> StartedJob | None:
+    """Turn one upload into a started job; None when the object no longer exists."""
+    found = head_upload(s3, upload)
+    if found is None:
+        log.warning("no object for %s in %s (deleted since the event?)", list(upload.keys), upload.bucket)
+        return None
+    key, head = found
+    version = _version(upload.version_id) or _version(head.get("VersionId"))
+    etag = (head.get("ETag") or upload.etag or "").strip('"') or None
+    job_id = job_id_for(upload.bucket, key, version, upload.sequencer, etag)
+    descriptor = _existing_descriptor(s3, upload.bucket, job_id)
+    duplicate = descriptor is not None
+    if descriptor is None:
+        source = InputObject(
+            bucket=upload.bucket, key=key, size=int(head["ContentLength"]), version_id=version, etag=etag
+        )
+        # The upload's own time: the same for every delivery of the event, so job.json is deterministic.
+        created_at = iso(head.get("LastModified")) or ""
+        descriptor = build_job(s3, settings, job_id, source, created_at)
+    arn, already_started = start_execution(sfn, settings, descriptor)
+    return StartedJob(
+        job_id=job_id,
+        key=key,
+        item_count=descriptor.item_count,
+        rejected=descriptor.error is not None,
+        duplicate=duplicate,
+        already_started=already_started,
+        execution_arn=arn,
+        error=descriptor.error,
+    )

@@ -1,0 +1,490 @@
+"""An item's ECS task: launching it, classifying what became of it, recording a failure, and stopping a
+job's tasks. The Lambda handlers are thin wrappers around these functions."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import math
+import os
+import re
+import time
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from typing import Any
+
+from botocore.exceptions import ClientError
+
+from jobcore import layout, polling
+from jobcore.config import LaunchSettings, PollSettings
+from jobcore.errors import (
+    AttemptsExhausted,
+    CapacityUnavailable,
+    LaunchFailed,
+    LaunchThrottled,
+    PollThrottled,
+)
+from jobcore.models import Capacity, ItemOutcome, ItemState, TaskStatus
+
+log = logging.getLogger(__name__)
+
+CAPACITY_FAILURE = "Capacity is unavailable"
+THROTTLING_CODES = frozenset(
+    {"ThrottlingException", "Throttling", "TooManyRequestsException", "RequestLimitExceeded"}
+)
+# ECS's own transient failures: retrying them is as safe as retrying throttling (clientToken dedups).
+TRANSIENT_CODES = frozenset({"ServerException", "ServiceUnavailable", "InternalFailure"})
+OVERRIDES_LIMIT = 8192  # ECS: containerOverrides are limited to 8,192 characters in total
+OVERRIDES_BUDGET = 7 * 1024  # keep a margin under the limit for ECS's own accounting
+SPOT_INTERRUPTION_STOP_CODE = "SpotInterruption"
+SPOT_INTERRUPTION_REASON = "Your Spot Task was interrupted"
+
+# A poll cycle is Wait + Poll + CheckTask; the cycle that ends the item also enters ItemSucceeded or
+# ItemFailed. A launch is one transition (plus one per retry).
+LAUNCH_TRANSITIONS = 1
+POLL_TRANSITIONS = 3
+FINAL_TRANSITIONS = 1
+RECORD_FAILURE_TRANSITIONS = 2  # RecordFailure + ItemFailed
+
+
+# ---------------------------------------------------------------- launch
+
+
+def choose_capacity(state: ItemState, retry_count: int, settings: LaunchSettings) -> Capacity:
+    """Spot, unless the item was interrupted too often or Spot capacity kept failing to appear."""
+    if state.spot_interruptions >= settings.spot_attempts_before_on_demand:
+        return Capacity.ON_DEMAND
+    if retry_count >= settings.capacity_retries_before_on_demand:
+        return Capacity.ON_DEMAND
+    return Capacity.SPOT
+
+
+def client_token(job_id: str, index: int, attempt: int, capacity: Capacity) -> str:
+    """RunTask's idempotency token (≤ 64 ASCII characters): the same launch retried by Lambda or the
+    state machine never starts a second task; a new attempt or capacity is a new launch."""
+    digest = hashlib.sha256(f"{job_id}\0{index}\0{attempt}\0{capacity.value}".encode()).hexdigest()
+    return f"spotmap-{digest[:48]}"
+
+
+def container_overrides(container_name: str, state: ItemState, attempt: int) -> dict[str, Any]:
+    """The worker's per-item environment; ITEM is left out when it would not fit ECS's overrides
+    limit (the worker then reads item ITEM_INDEX from items.json)."""
+    environment = [
+        {"name": "JOB_ID", "value": state.job_id},
+        {"name": "ITEM_INDEX", "value": str(state.item.index)},
+        {"name": "ATTEMPT", "value": str(attempt)},
+    ]
+    with_item = environment + [{"name": "ITEM", "value": state.item.model_dump_json(exclude_none=True)}]
+    overrides = {"containerOverrides": [{"name": container_name, "environment": with_item}]}
+    if len(json.dumps(overrides)) <= OVERRIDES_BUDGET:
+        return overrides
+    return {"containerOverrides": [{"name": container_name, "environment": environment}]}
+
+
+def _network_configuration(settings: LaunchSettings) -> dict[str, Any] | None:
+    if not settings.subnet_ids:
+        return None
+    vpc: dict[str, Any] = {"subnets": settings.subnet_ids, "assignPublicIp": settings.assign_public_ip}
+    if settings.security_group_ids:
+        vpc["securityGroups"] = settings.security_group_ids
+    return {"awsvpcConfiguration": vpc}
+
+
+@dataclass(frozen=True)
+class LaunchResult:
+    state: ItemState
+    capacity: Capacity
+    fell_back_to_on_demand: bool
+
+
+def launch_task(
+    ecs: Any,
+    settings: LaunchSettings,
+    state: ItemState,
+    retry_count: int,
+    *,
+    s3: Any = None,
+    started: float | None = None,
+) -> LaunchResult:
+    """Start the item's next task; raise a named error the state machine retries or catches."""
+    started = time.perf_counter() if started is None else started
+    if state.attempt >= settings.max_attempts:
+        raise AttemptsExhausted(
+            f"item {state.item.index} used {state.attempt} of {settings.max_attempts} attempts "
+            f"({state.spot_interruptions} Spot interruptions)"
+            + (f"; last: {state.reason}" if state.reason else "")
+        )
+    capacity = choose_capacity(state, retry_count, settings)
+    attempt = state.attempt + 1
+    request: dict[str, Any] = {
+        "cluster": settings.cluster_arn,
+        "taskDefinition": settings.task_definition_arn,
+        "count": 1,
+        "capacityProviderStrategy": [{"capacityProvider": capacity.value, "weight": 1}],
+        "clientToken": client_token(state.job_id, state.item.index, attempt, capacity),
+        "startedBy": state.job_id[:128],
+        "tags": [
+            {"key": "spotmap:job-id", "value": state.job_id},
+            {"key": "spotmap:item-index", "value": str(state.item.index)},
+            {"key": "spotmap:attempt", "value": str(attempt)},
+        ],
+        "overrides": container_overrides(settings.container_name, state, attempt),
+    }
+    network = _network_configuration(settings)
+    if network:
+        request["networkConfiguration"] = network
+    retries = f"after {retry_count} retries"
+    try:
+        response = ecs.run_task(**request)
+    except ClientError as error:
+        code = error.response.get("Error", {}).get("Code", "")
+        message = error.response.get("Error", {}).get("Message", str(error))
+        if code in THROTTLING_CODES or code in TRANSIENT_CODES:
+            raise LaunchThrottled(f"RunTask {code}: {message} (on {capacity.value}, {retries})") from None
+        raise LaunchFailed(f"RunTask {code}: {message} (on {capacity.value})") from None
+    tasks = response.get("tasks") or []
+    failures = response.get("failures") or []
+    if not tasks:
+        reasons = (
+            "; ".join(
+                " ".join(part for part in (failure.get("reason"), failure.get("detail")) if part)
+                for failure in failures
+            )
+            or "RunTask started no task and reported no failure"
+        )
+        if CAPACITY_FAILURE.lower() in reasons.lower():
+            raise CapacityUnavailable(f"{reasons} (on {capacity.value}, {retries})")
+        raise LaunchFailed(f"{reasons} (on {capacity.value})")
+
+    wait = settings.min_wait
+    if settings.max_wait is not None:
+        expected = state.expected_seconds
+        if expected is None and s3 is not None:
+            expected = _expected_or_none(s3, state)
+        wait = polling.next_wait(0, expected, settings.poll_min_seconds, settings.max_wait)
+
+    usage = state.usage
+    seconds = time.perf_counter() - started
+    for _ in range(retry_count + 1):  # each failed try was an invocation and a transition too
+        usage = usage.add_lambda(settings.lambda_memory_mb, seconds, LAUNCH_TRANSITIONS)
+    on_demand = capacity is Capacity.ON_DEMAND
+    new_state = state.model_copy(
+        update={
+            "attempt": attempt,
+            "capacity": capacity,
+            "task_arn": tasks[0]["taskArn"],
+            "status": TaskStatus.RUNNING,
+            "capacity_retries": state.capacity_retries + retry_count,
+            "on_demand_fallbacks": max(state.on_demand_fallbacks, 1 if on_demand else 0),
+            "wait_seconds": wait,
+            "reason": None,
+            "log": None,
+            "error": None,
+            "task_seconds": None,
+            "usage": usage,
+        }
+    )
+    return LaunchResult(new_state, capacity, on_demand and state.on_demand_fallbacks == 0)
+
+
+def _expected_or_none(s3: Any, state: ItemState) -> float | None:
+    try:
+        return polling.expected_duration(s3, state.bucket, state.job_id)
+    except ClientError as error:  # without read access the first wait is simply POLL_MIN_SECONDS
+        log.warning("could not read the job's task durations: %s", error)
+        return None
+
+
+# ---------------------------------------------------------------- poll
+
+
+def task_id(task_arn: str) -> str:
+    return task_arn.rsplit("/", 1)[-1]
+
+
+def log_location(settings: PollSettings, task_arn: str) -> str:
+    identifier = task_id(task_arn)
+    if settings.local_task_log_dir:
+        return os.path.join(settings.local_task_log_dir, f"{identifier}.log")
+    return (
+        f"CloudWatch Logs group {settings.task_log_group} stream "
+        f"{settings.task_log_stream_prefix}/{settings.container_name}/{identifier}"
+    )
+
+
+def exit_class(code: int) -> str:
+    if code == 137:
+        return "killed (SIGKILL): out of memory or killed"
+    if code == 143:
+        return "terminated (SIGTERM)"
+    return "error"
+
+
+def _parse_units(value: Any, divisor: float) -> float:
+    try:
+        return float(value) / divisor
+    except (TypeError, ValueError):
+        return 0.0
+
+
+def _task_seconds(task: dict[str, Any], until: datetime) -> float:
+    begin = task.get("startedAt") or task.get("createdAt")
+    return max(0.0, (until - begin).total_seconds()) if begin else 0.0
+
+
+def _with_task_usage(state: ItemState, task: dict[str, Any], seconds: float) -> ItemState:
+    capacity_name = task.get("capacityProviderName")
+    capacity = Capacity(capacity_name) if capacity_name in (c.value for c in Capacity) else state.capacity
+    vcpu = _parse_units(task.get("cpu"), 1024)  # task cpu is in CPU units, 1024 per vCPU
+    gb = _parse_units(task.get("memory"), 1024)  # task memory is in MiB
+    return state.model_copy(update={"usage": state.usage.add_task(capacity, vcpu, gb, seconds)})
+
+
+def _container(task: dict[str, Any], name: str) -> dict[str, Any]:
+    containers = task.get("containers") or []
+    for container in containers:
+        if container.get("name") == name:
+            return container
+    return containers[0] if containers else {}
+
+
+@dataclass(frozen=True)
+class PollResult:
+    state: ItemState
+    interrupted: bool = False
+
+
+def poll_task(
+    ecs: Any,
+    s3: Any,
+    settings: PollSettings,
+    state: ItemState,
+    *,
+    now: datetime | None = None,
+    started: float | None = None,
+) -> PollResult:
+    """Classify the item's task: RUNNING (and when to look again), SUCCEEDED, INTERRUPTED or FAILED.
+    A final status also writes the item's outcome record."""
+    started = time.perf_counter() if started is None else started
+    now = now or datetime.now(timezone.utc)
+    state = state.model_copy(update={"polls": state.polls + 1, "error": None})
+    if not state.task_arn:
+        return _finish(s3, settings, state, started, TaskStatus.FAILED, "no task to poll (task_arn missing)")
+    try:
+        response = ecs.describe_tasks(cluster=settings.cluster_arn, tasks=[state.task_arn])
+    except ClientError as error:
+        code = error.response.get("Error", {}).get("Code", "")
+        if code in THROTTLING_CODES or code in TRANSIENT_CODES:
+            raise PollThrottled(f"DescribeTasks {code}: {error}") from None
+        raise
+    tasks = response.get("tasks") or []
+    if not tasks:
+        failures = response.get("failures") or []
+        reason = failures[0].get("reason") if failures else None
+        text = "task not found" if reason in (None, "MISSING") else f"DescribeTasks failed: {reason}"
+        return _finish(s3, settings, state, started, TaskStatus.FAILED, f"{text} ({state.task_arn})")
+    task = tasks[0]
+
+    if task.get("lastStatus") != "STOPPED":
+        return _still_running(ecs, s3, settings, state, task, now, started)
+
+    stopped_at = task.get("stoppedAt") or now
+    seconds = _task_seconds(task, stopped_at)
+    state = _with_task_usage(state, task, seconds).model_copy(
+        update={"task_seconds": round(seconds, 3), "log": log_location(settings, state.task_arn)}
+    )
+    container = _container(task, settings.container_name)
+    exit_code = container.get("exitCode")
+    stop_code = task.get("stopCode") or ""
+    stopped_reason = task.get("stoppedReason") or ""
+    succeeded = exit_code == 0 and _result_exists(s3, state)
+    spot_interrupted = stop_code == SPOT_INTERRUPTION_STOP_CODE or SPOT_INTERRUPTION_REASON in stopped_reason
+
+    if spot_interrupted and not succeeded:
+        interrupted = state.model_copy(
+            update={
+                "status": TaskStatus.INTERRUPTED,
+                "spot_interruptions": state.spot_interruptions + 1,
+                "reason": f"Spot interruption: {stopped_reason or stop_code}",
+                "wait_seconds": 0,
+                "usage": state.usage.add_lambda(
+                    settings.lambda_memory_mb, time.perf_counter() - started, POLL_TRANSITIONS
+                ),
+            }
+        )
+        return PollResult(interrupted, interrupted=True)
+    if succeeded:
+        return _finish(s3, settings, state, started, TaskStatus.SUCCEEDED, None)
+    if exit_code == 0:
+        return _finish(s3, settings, state, started, TaskStatus.FAILED, "exited 0 but wrote no result record")
+    if exit_code is None:
+        why = stopped_reason or stop_code or "stopped without starting its container"
+        container_reason = container.get("reason")
+        detail = f"{why}: {container_reason}" if container_reason and container_reason not in why else why
+        return _finish(s3, settings, state, started, TaskStatus.FAILED, f"task did not run: {detail}")
+    parts = [f"exited with code {exit_code}: {exit_class(int(exit_code))}"]
+    if container.get("reason"):
+        parts.append(str(container["reason"]))
+    parts.append(f"log: {state.log}")
+    return _finish(s3, settings, state, started, TaskStatus.FAILED, "; ".join(parts))
+
+
+def _still_running(
+    ecs: Any,
+    s3: Any,
+    settings: PollSettings,
+    state: ItemState,
+    task: dict[str, Any],
+    now: datetime,
+    started: float,
+) -> PollResult:
+    elapsed = _task_seconds(task, now)  # since startedAt, or createdAt while the task is starting
+    timeout_s = settings.item_timeout_seconds
+    if elapsed > timeout_s:
+        minutes = f"{settings.item_timeout_minutes:g}"
+        try:
+            ecs.stop_task(
+                cluster=settings.cluster_arn,
+                task=state.task_arn,
+                reason=f"spotmap: item timed out after {minutes} minutes",
+            )
+        except ClientError as error:  # already stopping: the item fails as timed out either way
+            log.warning("stop_task failed for %s: %s", state.task_arn, error)
+        state = _with_task_usage(state, task, elapsed if task.get("startedAt") else 0.0).model_copy(
+            update={"task_seconds": round(elapsed, 3), "log": log_location(settings, state.task_arn or "")}
+        )
+        return _finish(s3, settings, state, started, TaskStatus.FAILED, f"timed out after {minutes} minutes")
+
+    expected = polling.expected_duration(s3, state.bucket, state.job_id)
+    wait = polling.next_wait(elapsed, expected, settings.poll_min_seconds, settings.max_wait)
+    # Look again right when the item would time out, not up to POLL_MAX_SECONDS later.
+    wait = max(settings.min_wait, min(wait, math.ceil(timeout_s - elapsed) + 1))
+    running = state.model_copy(
+        update={
+            "status": TaskStatus.RUNNING,
+            "wait_seconds": wait,
+            "expected_seconds": expected,
+            "usage": state.usage.add_lambda(
+                settings.lambda_memory_mb, time.perf_counter() - started, POLL_TRANSITIONS
+            ),
+        }
+    )
+    return PollResult(running)
+
+
+def _result_exists(s3: Any, state: ItemState) -> bool:
+    try:
+        s3.head_object(Bucket=state.bucket, Key=layout.result_key(state.job_id, state.item.index))
+    except ClientError as error:
+        if error.response.get("Error", {}).get("Code") in ("404", "NoSuchKey", "NotFound"):
+            return False
+        raise
+    return True
+
+
+def _finish(
+    s3: Any, settings: PollSettings, state: ItemState, started: float, status: TaskStatus, reason: str | None
+) -> PollResult:
+    final = state.model_copy(
+        update={
+            "status": status,
+            "reason": reason,
+            "wait_seconds": 0,
+            "usage": state.usage.add_lambda(
+                settings.lambda_memory_mb, time.perf_counter() - started, POLL_TRANSITIONS + FINAL_TRANSITIONS
+            ),
+        }
+    )
+    write_outcome(s3, final)
+    return PollResult(final)
+
+
+def write_outcome(s3: Any, state: ItemState) -> str:
+    outcome = ItemOutcome.of(state)
+    key = layout.outcome_key(state.job_id, state.item.index, outcome.status.value)
+    s3.put_object(
+        Bucket=state.bucket,
+        Key=key,
+        Body=outcome.model_dump_json().encode("utf-8"),
+        ContentType="application/json",
+    )
+    return key
+
+
+# ---------------------------------------------------------------- record failure
+
+_RETRIES = re.compile(r"after (\d+) retries")
+
+
+def failure_reason(error: dict[str, Any] | None) -> tuple[str, int]:
+    """(a readable reason, capacity retries it mentions) from the ASL Catch's {Error, Cause}."""
+    if not error:
+        return "failed (no error recorded)", 0
+    name = str(error.get("Error") or "Error")
+    cause_text = error.get("Cause")
+    message = cause_text if isinstance(cause_text, str) else json.dumps(cause_text) if cause_text else ""
+    if isinstance(cause_text, str) and cause_text.strip().startswith("{"):
+        try:
+            cause = json.loads(cause_text)
+        except json.JSONDecodeError:
+            cause = None
+        if isinstance(cause, dict):
+            message = str(cause.get("errorMessage") or cause.get("Cause") or cause_text)
+            name = str(cause.get("errorType") or name) if name in ("Error", "States.TaskFailed") else name
+    if name == "States.Timeout" and not message:
+        message = "the Lambda function did not answer in time"
+    retries_match = _RETRIES.search(message)
+    retries = int(retries_match.group(1)) if retries_match else 0
+    return (f"{name}: {message}" if message else name), retries
+
+
+def record_failure(
+    s3: Any,
+    ecs: Any | None,
+    cluster_arn: str | None,
+    state: ItemState,
+    memory_mb: int,
+    started: float | None = None,
+) -> ItemState:
+    """The item's failure outcome, from the error the state machine caught."""
+    started = time.perf_counter() if started is None else started
+    reason, retries = failure_reason(state.error)
+    if ecs is not None and cluster_arn and state.task_arn and state.status is TaskStatus.RUNNING:
+        # Poll gave up on a task that may still run: stop it so it neither costs nor writes results.
+        try:
+            ecs.stop_task(cluster=cluster_arn, task=state.task_arn, reason="spotmap: item failed")
+        except ClientError as error:
+            log.warning("stop_task failed for %s: %s", state.task_arn, error)
+    failed = state.model_copy(
+        update={
+            "status": TaskStatus.FAILED,
+            "reason": reason[:2000],
+            "capacity_retries": state.capacity_retries + retries,
+            "wait_seconds": 0,
+            "usage": state.usage.add_lambda(
+                memory_mb, time.perf_counter() - started, RECORD_FAILURE_TRANSITIONS
+            ),
+        }
+    )
+    write_outcome(s3, failed)
+    return failed
+
+
+# ---------------------------------------------------------------- stop a job's tasks
+
+
+def stop_job_tasks(ecs: Any, cluster_arn: str, job_id: str, status: str) -> int:
+    """Stop every running task the job started; safe to repeat."""
+    stopped = 0
+    paginator = ecs.get_paginator("list_tasks")
+    for page in paginator.paginate(cluster=cluster_arn, startedBy=job_id[:128], desiredStatus="RUNNING"):
+        for task_arn in page.get("taskArns", []):
+            try:
+                ecs.stop_task(
+                    cluster=cluster_arn, task=task_arn, reason=f"spotmap: job {job_id} {status}"[:255]
+                )
+                stopped += 1
+            except ClientError as error:  # stopped meanwhile
+                log.warning("stop_task failed for %s: %s", task_arn, error)
+    return stopped

@@ -1,0 +1,55 @@
+"""PollTask: what became of an item's task (RUNNING / SUCCEEDED / INTERRUPTED / FAILED) and, while it
+runs, how long to wait before looking again. Input and output: ItemState."""
+
+from __future__ import annotations
+
+import functools
+import time
+from typing import Any
+
+from aws_lambda_powertools import Logger, Metrics, Tracer
+from aws_lambda_powertools.metrics import MetricUnit
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from jobcore import aws
+from jobcore.config import PollSettings
+from jobcore.models import ItemState, TaskStatus
+from jobcore.tasks import poll_task
+
+logger = Logger()
+tracer = Tracer()
+metrics = Metrics()
+
+_FINAL_METRICS = {TaskStatus.SUCCEEDED: "ItemsSucceeded", TaskStatus.FAILED: "ItemsFailed"}
+
+
+@functools.cache
+def settings() -> PollSettings:
+    return PollSettings.from_env()
+
+
+@logger.inject_lambda_context
+@tracer.capture_lambda_handler
+@metrics.log_metrics
+def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    started = time.perf_counter()
+    state = ItemState.model_validate(event)
+    logger.append_keys(job_id=state.job_id, item_index=state.item.index)
+    result = poll_task(aws.ecs(), aws.s3(), settings(), state, started=started)
+    new_state = result.state
+    if result.interrupted:
+        metrics.add_metric(name="SpotInterruptions", unit=MetricUnit.Count, value=1)
+        logger.warning("Spot interruption", extra={"task_arn": state.task_arn, "reason": new_state.reason})
+    elif new_state.status in _FINAL_METRICS:
+        metrics.add_metric(name=_FINAL_METRICS[new_state.status], unit=MetricUnit.Count, value=1)
+        logger.info(
+            "item finished",
+            extra={
+                "status": new_state.status.value,
+                "reason": new_state.reason,
+                "task_seconds": new_state.task_seconds,
+            },
+        )
+    else:
+        logger.debug("task still running", extra={"wait_seconds": new_state.wait_seconds})
+    return new_state.model_dump(mode="json")

@@ -1,0 +1,113 @@
+"""StartJob: an upload under input/ becomes a job (items.json, job.json) and a started execution.
+
+Accepts S3 notifications (`Records[]`, keys URL-encoded) and EventBridge "Object Created" events
+(the key may or may not be URL-encoded: the one that exists in S3 wins).
+"""
+
+from __future__ import annotations
+
+import functools
+from typing import Any
+from urllib.parse import unquote_plus
+
+from aws_lambda_powertools import Logger, Metrics, Tracer
+from aws_lambda_powertools.metrics import MetricUnit
+from aws_lambda_powertools.utilities.data_classes import S3Event, S3EventBridgeNotificationEvent
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from jobcore import aws
+from jobcore.config import StartJobSettings
+from jobcore.errors import JobStartFailed
+from jobcore.starting import Upload, start_job
+
+logger = Logger()
+tracer = Tracer()
+metrics = Metrics()
+
+
+@functools.cache
+def settings() -> StartJobSettings:
+    return StartJobSettings.from_env()
+
+
+def uploads_from_event(event: dict[str, Any]) -> list[Upload]:
+    if "Records" in event:
+        uploads = []
+        for record in S3Event(event).records:
+            obj = record.s3.get_object
+            uploads.append(
+                Upload(
+                    bucket=record.s3.bucket.name,
+                    keys=(unquote_plus(obj.key),),  # S3 notifications always URL-encode, space as '+'
+                    version_id=obj.version_id,
+                    sequencer=obj.get("sequencer"),
+                    etag=obj.get("eTag"),
+                    source="s3-notification",
+                )
+            )
+        return uploads
+    bridge = S3EventBridgeNotificationEvent(event)
+    obj = bridge.detail.object
+    verbatim = obj.raw_event["key"]
+    decoded = unquote_plus(verbatim)
+    return [
+        Upload(
+            bucket=bridge.detail.bucket.name,
+            keys=(verbatim,) if decoded == verbatim else (verbatim, decoded),
+            version_id=obj.get("version-id"),
+            sequencer=obj.get("sequencer"),
+            etag=obj.get("etag"),
+            source="eventbridge",
+        )
+    ]
+
+
+@logger.inject_lambda_context
+@tracer.capture_lambda_handler
+@metrics.log_metrics
+def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    config = settings()
+    started: list[dict[str, Any]] = []
+    failed: list[str] = []
+    for upload in uploads_from_event(event):
+        skip = upload.skip_reason()
+        if skip:
+            logger.info("not a job trigger, skipped", extra={"bucket": upload.bucket, "reason": skip})
+            continue
+        try:
+            job = start_job(aws.s3(), aws.stepfunctions(), config, upload)
+        except Exception:
+            logger.exception(
+                "could not start a job", extra={"bucket": upload.bucket, "keys": list(upload.keys)}
+            )
+            failed.append(upload.keys[0])
+            continue
+        if job is None:
+            continue
+        logger.append_keys(job_id=job.job_id)
+        if job.already_started or job.duplicate:
+            logger.info(
+                "duplicate event: job already exists",
+                extra={"key": job.key, "already_started": job.already_started},
+            )
+        else:
+            metrics.add_metric(name="JobsStarted", unit=MetricUnit.Count, value=1)
+            if job.rejected:
+                metrics.add_metric(name="JobsRejected", unit=MetricUnit.Count, value=1)
+            logger.info(
+                "job started", extra={"key": job.key, "items": job.item_count, "rejected": job.rejected}
+            )
+        started.append(
+            {
+                "job_id": job.job_id,
+                "key": job.key,
+                "items": job.item_count,
+                "rejected": job.rejected,
+                "duplicate": job.duplicate or job.already_started,
+                "execution_arn": job.execution_arn,
+            }
+        )
+    if failed:
+        # Raising makes Lambda retry the event; the jobs that did start are idempotent.
+        raise JobStartFailed(f"could not start jobs for {failed}")
+    return {"jobs": started}

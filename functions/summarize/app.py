@@ -1,0 +1,57 @@
+"""Summarize: when a job's execution closes, write summaries/<job_id>.json.
+
+Triggered by "Step Functions Execution Status Change"; ignores non-terminal statuses, Map Run child
+executions and other state machines. The job id is the execution name (the event's input may be
+omitted, so it is not used)."""
+
+from __future__ import annotations
+
+import functools
+from typing import Any
+
+from aws_lambda_powertools import Logger, Metrics, Tracer
+from aws_lambda_powertools.metrics import MetricUnit
+from aws_lambda_powertools.utilities.data_classes import EventBridgeEvent
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from jobcore import aws
+from jobcore.config import SummarizeSettings
+from jobcore.executions import ExecutionStatusChange, is_job_execution
+from jobcore.summary import build_summary, write_summary
+
+logger = Logger()
+tracer = Tracer()
+metrics = Metrics()
+
+
+@functools.cache
+def settings() -> SummarizeSettings:
+    return SummarizeSettings.from_env()
+
+
+@logger.inject_lambda_context
+@tracer.capture_lambda_handler
+@metrics.log_metrics
+def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    config = settings()
+    change = ExecutionStatusChange.model_validate(EventBridgeEvent(event).detail)
+    logger.append_keys(job_id=change.name)
+    if not change.closed:
+        logger.info("execution not closed, ignored", extra={"status": change.status})
+        return {"job_id": change.name, "summary_key": None, "ignored": f"status {change.status}"}
+    relevant, why_not = is_job_execution(change, config.state_machine_arn)
+    if not relevant:
+        logger.info("not a job execution, ignored", extra={"reason": why_not})
+        return {"job_id": change.name, "summary_key": None, "ignored": why_not}
+
+    summary = build_summary(aws.s3(), config.job_bucket, change.name, change.execution())
+    key = write_summary(aws.s3(), config.job_bucket, change.name, summary)
+    seconds = summary["timing"]["seconds"]
+    if seconds is not None:
+        metrics.add_metric(name="JobDurationSeconds", unit=MetricUnit.Seconds, value=seconds)
+    succeeded = change.status == "SUCCEEDED"
+    metrics.add_metric(name="JobsSucceeded" if succeeded else "JobsFailed", unit=MetricUnit.Count, value=1)
+    logger.info(
+        "summary written", extra={"summary_key": key, "status": change.status, "items": summary["items"]}
+    )
+    return {"job_id": change.name, "summary_key": key, "status": change.status}
