@@ -89,6 +89,10 @@ class StartJobSettings(Settings):
     state_machine_arn: str = Field(min_length=1)
     shard_size_mb: float = Field(gt=0)
     max_concurrency: int = Field(ge=1)
+    # The processors the worker image provides; a manifest naming another is rejected. Empty: any.
+    processors: list[str] = Field(default_factory=list)
+
+    _lists = field_validator("processors", mode="before")(_comma_list)
 
 
 class LaunchSettings(LambdaUsageSettings):

@@ -1,17 +1,18 @@
 """Job manifests: `input/<name>.job.json` describes a job instead of being its data.
 
-    {"processor": "<name>", "params": {...}, <exactly one source>}
+    {"processor": "<name>", "params": {...}, "source": {<exactly one source>}}
 
 Sources:
-    "shard":  {"key": "input/big.csv", "shard_size_mb": 16}   line-aligned shards of one CSV object
-    "keys":   ["input/a.csv", "input/b.csv"]                  one item per object
-    "prefix": "input/day-1/"                                  one item per object under the prefix
-    "items":  [{...params}, ...]                              one item per entry (item params)
-    "count":  N, "seed_start": S                              N items with params {"seed": S + i}
+    {"shard": {"key": "input/big.csv", "shard_size_mb": 16}}   line-aligned shards of one CSV object
+    {"keys": ["data/a.csv", "data/b.csv"]}                     one item per object
+    {"prefix": "data/day-1/"}                                  one item per object under the prefix
+    {"items": [{...params}, ...]}                              one item per entry (item params)
+    {"count": N, "seed_start": S}                              N items with params {"seed": S + i}
 
-Objects must live under input/ (the worker may read only input/ and jobs/). A manifest that fails
-validation becomes a rejected job: job.json carries an error naming the field and the problem, the
-execution fails at once and the summary says why.
+The source's fields may also be given at the top level of the manifest (not both). Objects must live
+under data/ (inputs that start nothing themselves) or input/: the worker may read only those and jobs/.
+A manifest that fails validation becomes a rejected job: job.json carries an error naming the field
+and the problem, the execution fails at once and the summary says why.
 """
 
 from __future__ import annotations
@@ -38,9 +39,12 @@ class ManifestError(ValueError):
     """The manifest cannot become a job; the message names the field and the problem."""
 
 
+READABLE_PREFIXES = (layout.DATA_PREFIX, layout.INPUT_PREFIX)
+
+
 def _input_key(value: str) -> str:
-    if not layout.is_job_trigger(value):
-        raise ValueError(f"must be an object key under {layout.INPUT_PREFIX} (got {value!r})")
+    if not value.startswith(READABLE_PREFIXES) or value.endswith("/") or value in READABLE_PREFIXES:
+        raise ValueError(f"must be an object key under {' or '.join(READABLE_PREFIXES)} (got {value!r})")
     if value.endswith(layout.MANIFEST_SUFFIX):
         raise ValueError(f"must name a data object, not a manifest (got {value!r})")
     return value
@@ -55,11 +59,11 @@ class ShardSource(BaseModel):
     _key = field_validator("key")(_input_key)
 
 
-class Manifest(BaseModel):
+class Source(BaseModel):
+    """Where the items come from: exactly one of the fields."""
+
     model_config = ConfigDict(extra="forbid")
 
-    processor: str = Field(pattern=r"^[a-z0-9][a-z0-9_.-]{0,63}$")
-    params: dict[str, Any] = Field(default_factory=dict)
     shard: ShardSource | None = None
     keys: list[str] | None = Field(default=None, min_length=1)
     prefix: str | None = None
@@ -77,32 +81,57 @@ class Manifest(BaseModel):
 
     @field_validator("prefix")
     @classmethod
-    def _prefix_under_input(cls, prefix: str | None) -> str | None:
-        if prefix is not None and not prefix.startswith(layout.INPUT_PREFIX):
-            raise ValueError(f"must start with {layout.INPUT_PREFIX} (got {prefix!r})")
+    def _prefix_readable(cls, prefix: str | None) -> str | None:
+        if prefix is not None and not prefix.startswith(READABLE_PREFIXES):
+            raise ValueError(f"must start with {' or '.join(READABLE_PREFIXES)} (got {prefix!r})")
         return prefix
 
     @model_validator(mode="after")
-    def _one_source(self) -> Manifest:
+    def _one_source(self) -> Source:
         given = [name for name in SOURCES if getattr(self, name) is not None]
         if len(given) != 1:
             listed = ", ".join(given) if given else "none"
-            raise ValueError(f"exactly one source of {', '.join(SOURCES)} is required (got {listed})")
+            raise ValueError(f"exactly one of {', '.join(SOURCES)} is required (got {listed})")
         if self.seed_start is not None and self.count is None:
             raise ValueError("seed_start is only valid with count")
         return self
 
     @property
-    def source(self) -> str:
+    def kind(self) -> str:
         return next(name for name in SOURCES if getattr(self, name) is not None)
+
+
+class Manifest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    processor: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+    params: dict[str, Any] = Field(default_factory=dict)
+    source: Source
+
+    @model_validator(mode="before")
+    @classmethod
+    def _top_level_source(cls, data: Any) -> Any:
+        """Accept the source's fields at the top level too: {"processor": "x", "count": 3}."""
+        if not isinstance(data, dict):
+            return data
+        top_level = {name: data[name] for name in (*SOURCES, "seed_start") if name in data}
+        if not top_level:
+            return data
+        if "source" in data:
+            raise ValueError(
+                f"give the source either in 'source' or at the top level, not both ({top_level})"
+            )
+        rest = {name: value for name, value in data.items() if name not in top_level}
+        return {**rest, "source": top_level}
 
     @property
     def empty_result(self) -> Any:
         return EMPTY_RESULTS.get(self.processor)
 
 
-def parse_manifest(body: bytes, key: str) -> Manifest:
-    """The manifest in `body`, or ManifestError with a readable reason."""
+def parse_manifest(body: bytes, key: str, processors: list[str] | None = None) -> Manifest:
+    """The manifest in `body`, or ManifestError with a readable reason. `processors`, when given,
+    are the only processor names the worker image provides."""
     if len(body) > MAX_MANIFEST_BYTES:
         raise ManifestError(f"manifest {key} is {len(body)} bytes; the limit is {MAX_MANIFEST_BYTES}")
     try:
@@ -112,9 +141,15 @@ def parse_manifest(body: bytes, key: str) -> Manifest:
     if not isinstance(document, dict):
         raise ManifestError(f"manifest {key} must be a JSON object, not {type(document).__name__}")
     try:
-        return Manifest.model_validate(document)
+        spec = Manifest.model_validate(document)
     except ValidationError as error:
         raise ManifestError(f"invalid manifest {key}: {describe_errors(error)}") from None
+    if processors and spec.processor not in processors:
+        raise ManifestError(
+            f"invalid manifest {key}: processor: {spec.processor!r} is not provided by the worker image "
+            f"(Processors: {', '.join(processors)})"
+        )
+    return spec
 
 
 def describe_errors(error: ValidationError) -> str:
@@ -136,7 +171,7 @@ def listed_keys(s3: Any, bucket: str, prefix: str) -> Iterator[str]:
     for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
         for entry in page.get("Contents", []):
             key = entry["Key"]
-            if layout.is_job_trigger(key) and not key.endswith(layout.MANIFEST_SUFFIX):
+            if not key.endswith("/") and not key.endswith(layout.MANIFEST_SUFFIX):
                 yield key
 
 

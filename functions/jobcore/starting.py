@@ -205,16 +205,17 @@ def _build_manifest_job(
         raise manifest.ManifestError(
             f"manifest {source.key} is {source.size} bytes; the limit is {manifest.MAX_MANIFEST_BYTES}"
         )
-    spec = manifest.parse_manifest(s3.get_object(**request)["Body"].read(), source.key)
+    spec = manifest.parse_manifest(s3.get_object(**request)["Body"].read(), source.key, settings.processors)
+    origin = spec.source
     items: Iterable[Item]
-    if spec.shard is not None:
-        shard = spec.shard
+    if origin.shard is not None:
+        shard = origin.shard
         try:
             head = s3.head_object(Bucket=source.bucket, Key=shard.key)
         except ClientError as error:
             if _code(error) in NOT_FOUND_CODES:
                 raise manifest.ManifestError(
-                    f"invalid manifest {source.key}: shard.key: {shard.key} does not exist"
+                    f"invalid manifest {source.key}: source.shard.key: {shard.key} does not exist"
                 ) from None
             raise
         version = _version(head.get("VersionId"))
@@ -226,14 +227,14 @@ def _build_manifest_job(
             version_id=version,
             shard_size_mb=shard.shard_size_mb or settings.shard_size_mb,
         )
-    elif spec.keys is not None:
-        items = manifest.object_items(source.bucket, iter(spec.keys))
-    elif spec.prefix is not None:
-        items = manifest.object_items(source.bucket, manifest.listed_keys(s3, source.bucket, spec.prefix))
-    elif spec.items is not None:
-        items = manifest.param_items(spec.items)
+    elif origin.keys is not None:
+        items = manifest.object_items(source.bucket, iter(origin.keys))
+    elif origin.prefix is not None:
+        items = manifest.object_items(source.bucket, manifest.listed_keys(s3, source.bucket, origin.prefix))
+    elif origin.items is not None:
+        items = manifest.param_items(origin.items)
     else:
-        items = manifest.seed_items(spec.count or 0, spec.seed_start or 0)
+        items = manifest.seed_items(origin.count or 0, origin.seed_start or 0)
     count = write_items(s3, source.bucket, job_id, items)
     descriptor = JobDescriptor(
         job_id=job_id,

@@ -316,18 +316,46 @@ def poll_task(
         return PollResult(interrupted, interrupted=True)
     if succeeded:
         return _finish(s3, settings, state, started, TaskStatus.SUCCEEDED, None)
+    worker_message = _worker_error(s3, state)
     if exit_code == 0:
-        return _finish(s3, settings, state, started, TaskStatus.FAILED, "exited 0 but wrote no result record")
+        text = "exited 0 but wrote no result record"
+        return _finish(s3, settings, state, started, TaskStatus.FAILED, _joined(text, worker_message))
     if exit_code is None:
         why = stopped_reason or stop_code or "stopped without starting its container"
         container_reason = container.get("reason")
         detail = f"{why}: {container_reason}" if container_reason and container_reason not in why else why
         return _finish(s3, settings, state, started, TaskStatus.FAILED, f"task did not run: {detail}")
-    parts = [f"exited with code {exit_code}: {exit_class(int(exit_code))}"]
-    if container.get("reason"):
-        parts.append(str(container["reason"]))
+    parts = [
+        f"exited with code {exit_code}: {exit_class(int(exit_code))}",
+        worker_message,
+        container.get("reason"),
+    ]
     parts.append(f"log: {state.log}")
-    return _finish(s3, settings, state, started, TaskStatus.FAILED, "; ".join(parts))
+    return _finish(s3, settings, state, started, TaskStatus.FAILED, _joined(*parts))
+
+
+def _joined(*parts: Any) -> str:
+    return "; ".join(str(part) for part in parts if part)
+
+
+def _worker_error(s3: Any, state: ItemState) -> str | None:
+    """The message a failed worker attempt left in jobs/<id>/errors/ (worker/README.md), if any."""
+    key = layout.error_key(state.job_id, state.item.index, state.attempt)
+    try:
+        body = s3.get_object(Bucket=state.bucket, Key=key)["Body"].read()
+        message = json.loads(body).get("message")
+    except ClientError as error:
+        if error.response.get("Error", {}).get("Code") not in (
+            "NoSuchKey",
+            "404",
+            "NotFound",
+            "AccessDenied",
+        ):
+            log.warning("could not read %s: %s", key, error)
+        return None
+    except (ValueError, AttributeError):
+        return None
+    return str(message)[:1500] if message else None
 
 
 def _still_running(
