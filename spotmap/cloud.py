@@ -84,11 +84,14 @@ def _reuse_interpreter_clients() -> None:
     from moto.stepfunctions.parser.asl.component.state.exec.state_task import lambda_eval_utils
     from moto.stepfunctions.parser.asl.utils import boto_client
 
+    from moto.settings import moto_server_port
+
     original = boto_client.boto_client_for
-    cached = functools.lru_cache(maxsize=64)(lambda region, service: original(region, service))
+    # keyed by the port too: each local cloud in this process listens on its own port
+    cached = functools.lru_cache(maxsize=64)(lambda region, service, port: original(region, service))
 
     def boto_client_for(region: str, service: str, state_credentials: Any = None) -> Any:
-        return cached(region, service)
+        return cached(region, service, moto_server_port())
 
     for module in (boto_client, lambda_eval_utils, reader_s3):
         module.boto_client_for = boto_client_for  # type: ignore[attr-defined]

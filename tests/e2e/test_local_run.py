@@ -21,11 +21,8 @@ def test_large_csv_is_sharded_fanned_out_and_profiled_exactly(tmp_path: Path, lo
     assert run.exit_code == 0
     (summary,) = run.summaries
     assert summary["status"] == "SUCCEEDED"
-    assert summary["input"] == {
-        "bucket": summary["input"]["bucket"],
-        "key": "input/orders 2024+Q1.csv",
-        "size": data_file.stat().st_size,
-    }
+    assert summary["input"]["key"] == "input/orders 2024+Q1.csv"
+    assert summary["input"]["size"] == data_file.stat().st_size
     assert summary["items"]["total"] >= 8
     assert summary["items"]["succeeded"] == summary["items"]["total"]
     assert summary["items"]["failed"] == 0
