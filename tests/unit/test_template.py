@@ -246,6 +246,14 @@ def test_summarize_reads_jobs_and_writes_summaries(resources: dict[str, Any]) ->
     }
 
 
+@pytest.mark.parametrize("function", ["PollTaskFunction", "RecordFailureFunction"])
+def test_item_bookkeeping_functions_write_only_outcomes(resources: dict[str, Any], function: str) -> None:
+    # GIVEN the role of a function that records an item's final outcome
+    grants = s3_grants(resources, function_role(resources, function))
+    # THEN the only thing it writes is the outcome record
+    assert grants["s3:PutObject"] == {"jobs/*/outcomes/*"}
+
+
 def test_every_s3_grant_is_prefix_scoped_and_nothing_writes_input(resources: dict[str, Any]) -> None:
     # GIVEN the S3 grants of every role in the stack
     roles = {role for role, _ in role_statements(resources)}
