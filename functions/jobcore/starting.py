@@ -10,6 +10,7 @@ existence means items.json is complete), and StartExecution treats ExecutionAlre
 from __future__ import annotations
 
 import io
+import itertools
 import json
 import logging
 from collections.abc import Iterable, Iterator
@@ -27,6 +28,7 @@ from jobcore.summary import iso, read_descriptor
 
 log = logging.getLogger(__name__)
 
+JSON = "application/json"
 NOT_FOUND_CODES = frozenset({"404", "NoSuchKey", "NotFound", "NoSuchVersion"})
 
 
@@ -126,11 +128,24 @@ def _json_array(items: Iterable[Item], counter: _Counter) -> Iterator[bytes]:
     yield b"]\n"
 
 
+SINGLE_PUT_BYTES = 8 * 1024 * 1024  # below this, one PutObject; above, a streamed multipart upload
+
+
 def write_items(s3: Any, bucket: str, job_id: str, items: Iterable[Item]) -> int:
-    """Stream the item list to jobs/<id>/items.json (a JSON array); returns how many were written."""
+    """Write the item list to jobs/<id>/items.json (a JSON array) without building it whole: a small
+    list is one PutObject, a large one streams through a multipart upload. Returns the item count."""
     counter = _Counter()
-    stream = io.BufferedReader(_IterStream(_json_array(items, counter)), buffer_size=1024 * 1024)
-    s3.upload_fileobj(stream, bucket, layout.items_key(job_id), ExtraArgs={"ContentType": "application/json"})
+    chunks = _json_array(items, counter)
+    head: list[bytes] = []
+    size = 0
+    for chunk in chunks:
+        head.append(chunk)
+        size += len(chunk)
+        if size >= SINGLE_PUT_BYTES:
+            stream = io.BufferedReader(_IterStream(itertools.chain(head, chunks)), buffer_size=1024 * 1024)
+            s3.upload_fileobj(stream, bucket, layout.items_key(job_id), ExtraArgs={"ContentType": JSON})
+            return counter.value
+    s3.put_object(Bucket=bucket, Key=layout.items_key(job_id), Body=b"".join(head), ContentType=JSON)
     return counter.value
 
 

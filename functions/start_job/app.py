@@ -72,6 +72,7 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
     for upload in uploads_from_event(event):
         skip = upload.skip_reason()
         if skip:
+            metrics.add_metric(name="EventsSkipped", unit=MetricUnit.Count, value=1)
             logger.info("not a job trigger, skipped", extra={"bucket": upload.bucket, "reason": skip})
             continue
         try:
@@ -83,9 +84,11 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
             failed.append(upload.keys[0])
             continue
         if job is None:
+            metrics.add_metric(name="EventsSkipped", unit=MetricUnit.Count, value=1)
             continue
         logger.append_keys(job_id=job.job_id)
         if job.already_started or job.duplicate:
+            metrics.add_metric(name="DuplicateEvents", unit=MetricUnit.Count, value=1)
             logger.info(
                 "duplicate event: job already exists",
                 extra={"key": job.key, "already_started": job.already_started},
