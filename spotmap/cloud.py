@@ -173,7 +173,10 @@ class LocalCloud:
         self.events = LocalEventBus(
             self.stack, self.lambdas, self.options.drop_status_events, self.options.seed
         )
-        threading.Thread(target=self._server.serve_forever, daemon=True, name="local-cloud").start()
+        threading.Thread(
+            target=self._server.serve_forever, kwargs={"poll_interval": 0.1}, daemon=True, name="local-cloud"
+        ).start()
+        self.lambdas.prewarm()
         self._provision()
         threading.Thread(target=self._watch_executions, daemon=True, name="execution-watcher").start()
         if self.options.run_schedules:

@@ -65,7 +65,7 @@ class ForkServerLauncher:
         )
         child_sock.close()
         self._conn = Connection(os.dup(parent_sock.fileno()))
-        parent_sock.close()
+        self._socket = parent_sock  # kept to shut down: closing alone leaves a blocked reader hanging
         self._lock = threading.Lock()
         self._spawned: dict[int, threading.Event] = {}
         self._pids: dict[int, int] = {}
@@ -113,6 +113,9 @@ class ForkServerLauncher:
                         exited._exited(code)
 
     def close(self) -> None:
+        with contextlib.suppress(OSError):
+            self._socket.shutdown(socket.SHUT_RDWR)  # the zygote and our reader both see EOF now
+        self._socket.close()
         self._conn.close()
         try:
             self._zygote.wait(timeout=5)

@@ -180,6 +180,38 @@ class LocalLambda:
                 self._lock.notify_all()
             raise
 
+    def prewarm(self) -> None:
+        """Start one instance of every function now, so the first events do not wait for imports.
+        (AWS keeps no warm instance before the first event; this only saves local wall time.)"""
+
+        def start(pool: _Pool) -> None:
+            with self._lock:
+                if self._closed or pool.idle or pool.busy:
+                    return
+                pool.busy += 1
+                pool.cold_starts += 1
+            try:
+                instance = _Instance(
+                    pool.spec, self._environment(pool.spec), self.log_dir / f"{pool.spec.logical_id}.log"
+                )
+            finally:
+                with self._lock:
+                    pool.busy -= 1
+            self._release_idle(pool, instance)
+
+        for pool in self._pools.values():
+            threading.Thread(
+                target=start, args=(pool,), daemon=True, name=f"prewarm-{pool.spec.logical_id}"
+            ).start()
+
+    def _release_idle(self, pool: _Pool, instance: _Instance) -> None:
+        with self._lock:
+            if self._closed:
+                instance.kill()
+                return
+            pool.idle.append(instance)
+            self._lock.notify_all()
+
     def _release(self, pool: _Pool, instance: _Instance) -> None:
         with self._lock:
             pool.busy -= 1
