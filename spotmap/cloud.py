@@ -78,13 +78,12 @@ def _configure_moto() -> None:
 def _reuse_interpreter_clients() -> None:
     """moto's ASL interpreter builds a new boto3 client for every Task state (~10 ms of CPU each);
     one client per (region, service) is enough: boto3 clients are thread-safe."""
+    from moto.settings import moto_server_port
     from moto.stepfunctions.parser.asl.component.state.exec.state_map.item_reader.eval import (
         resource_eval_s3 as reader_s3,
     )
     from moto.stepfunctions.parser.asl.component.state.exec.state_task import lambda_eval_utils
     from moto.stepfunctions.parser.asl.utils import boto_client
-
-    from moto.settings import moto_server_port
 
     original = boto_client.boto_client_for
     # keyed by the port too: each local cloud in this process listens on its own port
