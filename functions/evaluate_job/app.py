@@ -7,6 +7,7 @@ import functools
 from typing import Any
 
 from aws_lambda_powertools import Logger, Metrics, Tracer
+from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from pydantic import BaseModel
 
@@ -36,5 +37,8 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
     request = EvaluateRequest.model_validate(event)
     logger.append_keys(job_id=request.job_id)
     verdict = evaluate_job(aws.s3(), request.bucket, request.job_id, settings().tolerated_failure_percentage)
+    metrics.add_metric(name="JobsEvaluated", unit=MetricUnit.Count, value=1)
+    if not verdict["within_tolerance"]:
+        metrics.add_metric(name="JobsOverFailureTolerance", unit=MetricUnit.Count, value=1)
     logger.info("job evaluated", extra=verdict)
     return verdict

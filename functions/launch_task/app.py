@@ -17,12 +17,15 @@ from pydantic import BaseModel, Field
 
 from jobcore import aws
 from jobcore.config import LaunchSettings
+from jobcore.errors import CapacityUnavailable, LaunchThrottled, SpotmapError
 from jobcore.models import ItemState
 from jobcore.tasks import launch_task
 
 logger = Logger()
 tracer = Tracer()
 metrics = Metrics()
+
+_ERROR_METRICS = {CapacityUnavailable: "CapacityUnavailable", LaunchThrottled: "LaunchThrottled"}
 
 
 @functools.cache
@@ -44,14 +47,22 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
     state = request.state
     logger.append_keys(job_id=state.job_id, item_index=state.item.index)
     config = settings()
-    result = launch_task(
-        aws.ecs_single_attempt(),
-        config,
-        state,
-        request.retry_count,
-        s3=aws.s3() if config.max_wait is not None else None,
-        started=started,
-    )
+    try:
+        result = launch_task(
+            aws.ecs_single_attempt(),
+            config,
+            state,
+            request.retry_count,
+            s3=aws.s3() if config.max_wait is not None else None,
+            started=started,
+        )
+    except SpotmapError as error:
+        # The state machine retries or records these; the metric shows how often each happens.
+        metrics.add_metric(
+            name=_ERROR_METRICS.get(type(error), "LaunchErrors"), unit=MetricUnit.Count, value=1
+        )
+        logger.warning("launch failed", extra={"error": type(error).__name__, "detail": str(error)})
+        raise
     metrics.add_metric(name="ItemsLaunched", unit=MetricUnit.Count, value=1)
     if request.retry_count:
         metrics.add_metric(name="CapacityRetries", unit=MetricUnit.Count, value=request.retry_count)

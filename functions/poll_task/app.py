@@ -37,6 +37,7 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
     logger.append_keys(job_id=state.job_id, item_index=state.item.index)
     result = poll_task(aws.ecs(), aws.s3(), settings(), state, started=started)
     new_state = result.state
+    metrics.add_metric(name="TaskPolls", unit=MetricUnit.Count, value=1)
     if result.interrupted:
         metrics.add_metric(name="SpotInterruptions", unit=MetricUnit.Count, value=1)
         logger.warning("Spot interruption", extra={"task_arn": state.task_arn, "reason": new_state.reason})

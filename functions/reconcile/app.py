@@ -37,7 +37,7 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
         lookback=timedelta(days=config.reconcile_lookback_days),
         max_executions=config.reconcile_max_executions,
     )
-    if report.written:
-        metrics.add_metric(name="SummariesReconciled", unit=MetricUnit.Count, value=report.written)
+    metrics.add_metric(name="ExecutionsChecked", unit=MetricUnit.Count, value=report.checked)
+    metrics.add_metric(name="SummariesReconciled", unit=MetricUnit.Count, value=report.written)
     logger.info("reconciled", extra=report.as_dict())
     return report.as_dict()

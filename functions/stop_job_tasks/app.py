@@ -38,10 +38,10 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
     relevant, why_not = is_job_execution(change, config.state_machine_arn)
     if change.status not in STOPPING_STATUSES or not relevant:
         reason = why_not or f"status {change.status}"
+        metrics.add_metric(name="EventsIgnored", unit=MetricUnit.Count, value=1)
         logger.info("nothing to stop", extra={"reason": reason})
         return {"job_id": change.name, "stopped": 0, "ignored": reason}
     stopped = stop_job_tasks(aws.ecs(), config.cluster_arn, change.name, change.status)
-    if stopped:
-        metrics.add_metric(name="TasksStopped", unit=MetricUnit.Count, value=stopped)
+    metrics.add_metric(name="TasksStopped", unit=MetricUnit.Count, value=stopped)
     logger.info("job tasks stopped", extra={"stopped": stopped, "status": change.status})
     return {"job_id": change.name, "stopped": stopped}

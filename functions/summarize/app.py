@@ -37,10 +37,12 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
     change = ExecutionStatusChange.model_validate(EventBridgeEvent(event).detail)
     logger.append_keys(job_id=change.name)
     if not change.closed:
+        metrics.add_metric(name="EventsIgnored", unit=MetricUnit.Count, value=1)
         logger.info("execution not closed, ignored", extra={"status": change.status})
         return {"job_id": change.name, "summary_key": None, "ignored": f"status {change.status}"}
     relevant, why_not = is_job_execution(change, config.state_machine_arn)
     if not relevant:
+        metrics.add_metric(name="EventsIgnored", unit=MetricUnit.Count, value=1)
         logger.info("not a job execution, ignored", extra={"reason": why_not})
         return {"job_id": change.name, "summary_key": None, "ignored": why_not}
 

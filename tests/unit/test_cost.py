@@ -27,7 +27,11 @@ def test_cost_matches_a_hand_computation() -> None:
     on_demand = 0.5 * 0.04048 + 0.5 * 2 * 0.004445
     lam = 10 * 0.20 / 1e6 + 10 * 0.5 * 0.5 * 0.0000166667  # 0.5 GB × 0.5 s each
     sfn = 40 * 0.025 / 1000
-    assert block["fargate"]["spot"] == {"vcpu_seconds": 3600, "gb_seconds": 7200, "usd": pytest.approx(spot, abs=1e-6)}
+    assert block["fargate"]["spot"] == {
+        "vcpu_seconds": 3600,
+        "gb_seconds": 7200,
+        "usd": pytest.approx(spot, abs=1e-6),
+    }
     assert block["fargate"]["on_demand"]["usd"] == pytest.approx(on_demand, abs=1e-6)
     assert block["lambda"] == {"invocations": 10, "gb_seconds": 2.5, "usd": pytest.approx(lam, abs=1e-6)}
     assert block["step_functions"] == {"state_transitions": 40, "usd": pytest.approx(sfn, abs=1e-6)}
@@ -56,7 +60,9 @@ def test_prices_are_overridable_by_argument_and_environment(monkeypatch: pytest.
     # WHEN / THEN each applies
     env_block = cost_block(transitions_only, "eu-west-1", parent_transitions=0)
     assert env_block["step_functions"]["usd"] == 3.0
-    arg_block = cost_block(transitions_only, "us-east-1", prices={"state_transition": 2.0}, parent_transitions=0)
+    arg_block = cost_block(
+        transitions_only, "us-east-1", prices={"state_transition": 2.0}, parent_transitions=0
+    )
     assert arg_block["step_functions"]["usd"] == 6.0
 
 

@@ -48,7 +48,11 @@ def csv_shard(numeric: bool, count: int, total: float, low: str, high: str) -> d
         "columns": {
             "price": {
                 "$if": {"$all": numeric},
-                "$then": {"type": {"$first": "number"}, "sum": {"$sum": total}, "mean": {"$mean": [total, count]}},
+                "$then": {
+                    "type": {"$first": "number"},
+                    "sum": {"$sum": total},
+                    "mean": {"$mean": [total, count]},
+                },
                 "$else": {"type": {"$first": "string"}, "min": {"$min": low}, "max": {"$max": high}},
             }
         },

@@ -46,8 +46,9 @@ class SimulatedJob:
     mean_delay_fraction: float
 
 
-def simulate(items: int, concurrency: int, duration: float, min_s: float, max_s: float,
-             startup: float) -> SimulatedJob:
+def simulate(
+    items: int, concurrency: int, duration: float, min_s: float, max_s: float, startup: float
+) -> SimulatedJob:
     """A job of equal tasks through the state machine's Launch → (Wait → Poll → Choice)* loop.
 
     Launch waits POLL_MIN_SECONDS (it knows no expectation); each Poll sees the median duration of
@@ -63,8 +64,9 @@ def simulate(items: int, concurrency: int, duration: float, min_s: float, max_s:
         if next(pending, None) is None:
             return
         started, ends = now + startup, now + startup + duration
-        heapq.heappush(queue, (now + next_wait(0, None, min_s, min_s), next(sequence), started, ends,
-                               LAUNCH_TRANSITIONS))
+        heapq.heappush(
+            queue, (now + next_wait(0, None, min_s, min_s), next(sequence), started, ends, LAUNCH_TRANSITIONS)
+        )
 
     for _ in range(concurrency):
         launch(0.0)
@@ -79,8 +81,9 @@ def simulate(items: int, concurrency: int, duration: float, min_s: float, max_s:
             continue
         expected = duration if any(done <= now for done in finished_at) else None
         elapsed = now - started if now >= started else now - (started - startup)
-        heapq.heappush(queue, (now + next_wait(elapsed, expected, min_s, max_s), next(sequence), started,
-                               ends, count))
+        heapq.heappush(
+            queue, (now + next_wait(elapsed, expected, min_s, max_s), next(sequence), started, ends, count)
+        )
     return SimulatedJob(statistics.mean(transitions), statistics.mean(delays))
 
 
@@ -102,8 +105,11 @@ def test_equal_tasks_meet_the_transition_and_detection_targets(
 
 def put_outcome(s3: Any, job_id: str, index: int, seconds: float | None) -> None:
     body = {"index": index, "status": "SUCCEEDED", "task_seconds": seconds}
-    s3.put_object(Bucket="spotmap-jobbucket", Key=layout.outcome_key(job_id, index, "SUCCEEDED"),
-                  Body=json.dumps(body).encode())
+    s3.put_object(
+        Bucket="spotmap-jobbucket",
+        Key=layout.outcome_key(job_id, index, "SUCCEEDED"),
+        Body=json.dumps(body).encode(),
+    )
 
 
 def test_expected_duration_is_the_median_of_finished_items_and_is_cached(s3: Any) -> None:

@@ -181,8 +181,12 @@ def test_documented_limit_a_long_quoted_field_without_quotes_beyond_the_largest_
     # THEN the window sees no quote and takes the target for "outside quotes": the field is split.
     # This is the limit sharding.py documents (4 MiB windows in production).
     assert b"".join(data[start:end] for start, end in shards) == data[header_end:]
-    assert any(start < data.index(b'"\n2,y') and data[start - 1 : start] == b"\n"
-               and data[start - 2 : start] == b"\n\n" for start, _ in shards)
+    assert any(
+        start < data.index(b'"\n2,y')
+        and data[start - 1 : start] == b"\n"
+        and data[start - 2 : start] == b"\n\n"
+        for start, _ in shards
+    )
 
 
 def test_ambiguous_windows_fall_back_to_violations_and_field_counts(caplog: pytest.LogCaptureFixture) -> None:
@@ -215,8 +219,13 @@ def test_items_carry_the_object_version_and_header(s3: Any) -> None:
     # WHEN it is sharded through ranged GETs of that version
     reader = S3RangeReader(s3, "spotmap-jobbucket", "input/q.csv", len(data), put["VersionId"])
     items = list(
-        shard_items(reader, bucket="spotmap-jobbucket", key="input/q.csv", version_id=put["VersionId"],
-                    shard_size_mb=0.002)
+        shard_items(
+            reader,
+            bucket="spotmap-jobbucket",
+            key="input/q.csv",
+            version_id=put["VersionId"],
+            shard_size_mb=0.002,
+        )
     )
 
     # THEN the items are numbered 0..n-1, share the header and rebuild the body

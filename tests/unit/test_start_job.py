@@ -56,26 +56,43 @@ def test_s3_notification_with_an_encoded_key_starts_one_job(s3: Any, sfn: Any, l
     assert response["jobs"][0]["job_id"] == job_id
     descriptor = read_json(s3, layout.descriptor_key(job_id))
     assert descriptor["input"] == {
-        "bucket": BUCKET, "key": KEY, "size": len(CSV), "version_id": version,
+        "bucket": BUCKET,
+        "key": KEY,
+        "size": len(CSV),
+        "version_id": version,
         "etag": s3.head_object(Bucket=BUCKET, Key=KEY)["ETag"].strip('"'),
     }
     assert descriptor["processor"] == "csv-profile"
     assert descriptor["empty_result"] == {"rows": 0, "columns": {}}
     items = read_json(s3, layout.items_key(job_id))
     assert descriptor["item_count"] == len(items) == 1
-    assert items[0] == {"index": 0, "bucket": BUCKET, "key": KEY, "version_id": version,
-                        "start": CSV.index(b"north"), "end": len(CSV), "header_end": CSV.index(b"north"),
-                        "params": {}}
+    assert items[0] == {
+        "index": 0,
+        "bucket": BUCKET,
+        "key": KEY,
+        "version_id": version,
+        "start": CSV.index(b"north"),
+        "end": len(CSV),
+        "header_end": CSV.index(b"north"),
+        "params": {},
+    }
 
     # AND its execution was started with the documented input
     [execution] = executions(sfn)
     assert execution["name"] == job_id
     started = json.loads(sfn.describe_execution(executionArn=execution["executionArn"])["input"])
-    assert started == {"job_id": job_id, "bucket": BUCKET, "items_key": f"jobs/{job_id}/items.json",
-                       "max_concurrency": 100, "rejected": False}
+    assert started == {
+        "job_id": job_id,
+        "bucket": BUCKET,
+        "items_key": f"jobs/{job_id}/items.json",
+        "max_concurrency": 100,
+        "rejected": False,
+    }
 
 
-def test_shards_follow_shard_size(s3: Any, sfn: Any, lambda_context: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_shards_follow_shard_size(
+    s3: Any, sfn: Any, lambda_context: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
     # GIVEN a 3,000-row CSV and 8 KiB shards
     monkeypatch.setenv("SHARD_SIZE_MB", str(8 / 1024))
     app.settings.cache_clear()
@@ -89,7 +106,7 @@ def test_shards_follow_shard_size(s3: Any, sfn: Any, lambda_context: Any, monkey
     items = read_json(s3, layout.items_key(job_id_for(BUCKET, KEY, version)))
     assert len(items) > 5
     assert [item["index"] for item in items] == list(range(len(items)))
-    assert b"".join(body[item["start"] : item["end"]] for item in items) == body[len(b"id,text\n"):]
+    assert b"".join(body[item["start"] : item["end"]] for item in items) == body[len(b"id,text\n") :]
 
 
 def test_eventbridge_key_verbatim_or_encoded_finds_the_object(s3: Any, sfn: Any, lambda_context: Any) -> None:
@@ -127,7 +144,9 @@ def test_duplicate_events_start_one_execution(s3: Any, sfn: Any, lambda_context:
     # GIVEN an upload already turned into a job by its S3 notification
     version = put(s3, KEY, CSV)["VersionId"]
     first = app.lambda_handler(s3_event_for(version), lambda_context)["jobs"][0]
-    descriptor_before = s3.get_object(Bucket=BUCKET, Key=layout.descriptor_key(first["job_id"]))["Body"].read()
+    descriptor_before = s3.get_object(Bucket=BUCKET, Key=layout.descriptor_key(first["job_id"]))[
+        "Body"
+    ].read()
 
     # WHEN the same notification and the EventBridge event arrive again
     again = app.lambda_handler(s3_event_for(version), lambda_context)["jobs"][0]
@@ -162,8 +181,10 @@ def test_execution_already_exists_is_success(s3: Any, sfn: Any, lambda_context: 
 def test_a_new_version_of_the_same_key_is_a_new_job(s3: Any, sfn: Any, lambda_context: Any) -> None:
     first = put(s3, KEY, CSV)["VersionId"]
     second = put(s3, KEY, CSV + b"west,5,x\n")["VersionId"]
-    ids = {app.lambda_handler(s3_event_for(version), lambda_context)["jobs"][0]["job_id"]
-           for version in (first, second)}
+    ids = {
+        app.lambda_handler(s3_event_for(version), lambda_context)["jobs"][0]["job_id"]
+        for version in (first, second)
+    }
     assert len(ids) == 2
     assert len(executions(sfn)) == 2
 
@@ -185,7 +206,9 @@ def test_folder_markers_and_keys_outside_input_start_nothing(
     assert s3.list_objects_v2(Bucket=BUCKET, Prefix="jobs/")["KeyCount"] == 0
 
 
-@pytest.mark.parametrize("body", [b"", b"region,amount\n", b"region,amount"], ids=["zero", "header", "no-eol"])
+@pytest.mark.parametrize(
+    "body", [b"", b"region,amount\n", b"region,amount"], ids=["zero", "header", "no-eol"]
+)
 def test_empty_and_header_only_csv_make_a_job_of_zero_items(
     s3: Any, sfn: Any, lambda_context: Any, body: bytes
 ) -> None:
@@ -199,8 +222,9 @@ def test_empty_and_header_only_csv_make_a_job_of_zero_items(
 
 
 def test_an_object_deleted_before_the_event_is_skipped(s3: Any, sfn: Any, lambda_context: Any) -> None:
-    response = app.lambda_handler(bridge_event("start_job_eventbridge_object_created.json", "gone"),
-                                  lambda_context)
+    response = app.lambda_handler(
+        bridge_event("start_job_eventbridge_object_created.json", "gone"), lambda_context
+    )
     assert response == {"jobs": []}
     assert executions(sfn) == []
 
@@ -225,7 +249,11 @@ def run_manifest(s3: Any, manifest: Any, lambda_context: Any) -> tuple[str, dict
 
 
 def test_manifest_count_source(s3: Any, sfn: Any, lambda_context: Any) -> None:
-    manifest = {"processor": "command", "params": {"command": ["true"]}, "source": {"count": 3, "seed_start": 7}}
+    manifest = {
+        "processor": "command",
+        "params": {"command": ["true"]},
+        "source": {"count": 3, "seed_start": 7},
+    }
     job_id, descriptor, items = run_manifest(s3, manifest, lambda_context)
     assert descriptor["processor"] == "command" and descriptor["params"] == {"command": ["true"]}
     assert [item["params"] for item in items] == [{"seed": 7}, {"seed": 8}, {"seed": 9}]
@@ -238,8 +266,9 @@ def test_manifest_items_keys_and_prefix_sources(s3: Any, sfn: Any, lambda_contex
         put(s3, f"data/{name}", b"x")
     _, _, by_items = run_manifest(s3, {"processor": "noop", "items": [{"x": 1}, {"x": 2}]}, lambda_context)
     assert [item["params"] for item in by_items] == [{"x": 1}, {"x": 2}]
-    _, _, by_keys = run_manifest(s3, {"processor": "noop", "source": {"keys": ["data/b.txt", "data/a.txt"]}},
-                                 lambda_context)
+    _, _, by_keys = run_manifest(
+        s3, {"processor": "noop", "source": {"keys": ["data/b.txt", "data/a.txt"]}}, lambda_context
+    )
     assert [item["key"] for item in by_keys] == ["data/b.txt", "data/a.txt"]
     _, _, by_prefix = run_manifest(s3, {"processor": "noop", "source": {"prefix": "data/"}}, lambda_context)
     assert [item["key"] for item in by_prefix] == ["data/a.txt", "data/b.txt", "data/sub/c.txt"]
@@ -248,7 +277,10 @@ def test_manifest_items_keys_and_prefix_sources(s3: Any, sfn: Any, lambda_contex
 def test_manifest_shard_source(s3: Any, sfn: Any, lambda_context: Any) -> None:
     body = b"n\n" + b"".join(b"%d\n" % i for i in range(2000))
     version = put(s3, "data/big.csv", body)["VersionId"]
-    manifest = {"processor": "csv-profile", "source": {"shard": {"key": "data/big.csv", "shard_size_mb": 0.001}}}
+    manifest = {
+        "processor": "csv-profile",
+        "source": {"shard": {"key": "data/big.csv", "shard_size_mb": 0.001}},
+    }
     _, descriptor, items = run_manifest(s3, manifest, lambda_context)
     assert len(items) > 5 and all(item["version_id"] == version for item in items)
     assert b"".join(body[item["start"] : item["end"]] for item in items) == body[2:]

@@ -1,0 +1,241 @@
+"""LaunchTask: RunTask on Spot or on-demand, idempotent, with the errors the ASL matches by name."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from botocore.stub import Stubber
+
+from jobcore import aws as factory
+from jobcore import errors
+from jobcore.models import Item
+from jobcore.tasks import OVERRIDES_LIMIT, client_token
+from launch_task import app
+from tests.conftest import load_event
+from tests.unit.conftest import CLUSTER_ARN, TASK_DEFINITION_ARN
+
+CAPACITY_REASON = (
+    "Capacity is unavailable at this time. Please try again later or in a different availability zone"
+)
+TASK_ARN = "arn:aws:ecs:us-east-1:123456789012:task/spotmap-WorkerCluster/feedfacefeedfacefeedfacefeedface"
+
+
+@pytest.fixture
+def ecs(aws: None) -> Iterator[tuple[Stubber, list[dict[str, Any]]]]:
+    """The launch client, stubbed (moto's ECS cannot place Fargate capacity-provider tasks), with the
+    RunTask requests it received."""
+    client = factory.ecs_single_attempt()
+    requests: list[dict[str, Any]] = []
+
+    def capture(params: dict[str, Any], **_: Any) -> None:
+        requests.append(params)
+
+    client.meta.events.register("provide-client-params.ecs.RunTask", capture)
+    with Stubber(client) as stubber:
+        yield stubber, requests
+        stubber.assert_no_pending_responses()
+    client.meta.events.unregister("provide-client-params.ecs.RunTask", capture)
+
+
+def started(task_arn: str = TASK_ARN) -> dict[str, Any]:
+    return {"tasks": [{"taskArn": task_arn, "lastStatus": "PROVISIONING"}], "failures": []}
+
+
+def environment(request: dict[str, Any]) -> dict[str, str]:
+    [override] = request["overrides"]["containerOverrides"]
+    assert override["name"] == "worker"
+    return {pair["name"]: pair["value"] for pair in override["environment"]}
+
+
+def test_first_launch_runs_on_spot(ecs: Any, lambda_context: Any) -> None:
+    # GIVEN an item's first launch
+    stubber, requests = ecs
+    stubber.add_response("run_task", started())
+    event = load_event("launch_task.json")
+
+    # WHEN LaunchTask runs
+    state = app.lambda_handler(event, lambda_context)
+
+    # THEN RunTask was asked for one Spot task, tagged and named after the job
+    [request] = requests
+    assert request["cluster"] == CLUSTER_ARN and request["taskDefinition"] == TASK_DEFINITION_ARN
+    assert request["count"] == 1
+    assert request["capacityProviderStrategy"] == [{"capacityProvider": "FARGATE_SPOT", "weight": 1}]
+    assert "launchType" not in request
+    job_id = event["state"]["job_id"]
+    assert request["startedBy"] == job_id
+    assert request["clientToken"] == client_token(job_id, 3, 1, errors_capacity())
+    assert {tag["key"]: tag["value"] for tag in request["tags"]} == {
+        "spotmap:job-id": job_id,
+        "spotmap:item-index": "3",
+        "spotmap:attempt": "1",
+    }
+    assert request["networkConfiguration"] == {
+        "awsvpcConfiguration": {
+            "subnets": ["subnet-0aaa", "subnet-0bbb"],
+            "securityGroups": ["sg-0ccc"],
+            "assignPublicIp": "ENABLED",
+        }
+    }
+    env = environment(request)
+    assert env["JOB_ID"] == job_id and env["ITEM_INDEX"] == "3" and env["ATTEMPT"] == "1"
+    assert Item.model_validate_json(env["ITEM"]) == Item.model_validate(event["state"]["item"])
+
+    # AND the new state says RUNNING on Spot, first wait POLL_MIN_SECONDS, this call's usage counted
+    assert state["status"] == "RUNNING" and state["task_arn"] == TASK_ARN
+    assert state["attempt"] == 1 and state["capacity"] == "FARGATE_SPOT"
+    assert state["wait_seconds"] == 10
+    assert state["on_demand_fallbacks"] == 0 and state["capacity_retries"] == 0
+    assert state["usage"]["lambda_invocations"] == 1 and state["usage"]["state_transitions"] == 1
+
+
+def test_client_token_is_deterministic_and_short() -> None:
+    token = client_token("x" * 80, 123456, 4, errors_capacity())
+    assert token == client_token("x" * 80, 123456, 4, errors_capacity())
+    assert len(token) <= 64 and token.isascii()
+    assert token != client_token("x" * 80, 123456, 5, errors_capacity())
+
+
+def errors_capacity() -> Any:
+    from jobcore.models import Capacity
+
+    return Capacity.SPOT
+
+
+def test_after_spot_interruptions_the_item_moves_to_on_demand(ecs: Any, lambda_context: Any) -> None:
+    # GIVEN an item interrupted twice (SPOT_ATTEMPTS_BEFORE_ON_DEMAND=2), relaunched after one retry
+    stubber, requests = ecs
+    stubber.add_response("run_task", started())
+
+    # WHEN LaunchTask runs
+    state = app.lambda_handler(load_event("launch_task_after_interruption.json"), lambda_context)
+
+    # THEN the task runs on FARGATE, counted once as a fallback, the retry counted
+    assert requests[0]["capacityProviderStrategy"] == [{"capacityProvider": "FARGATE", "weight": 1}]
+    assert state["capacity"] == "FARGATE" and state["on_demand_fallbacks"] == 1
+    assert state["attempt"] == 3 and state["capacity_retries"] == 1
+    assert state["reason"] is None and state["status"] == "RUNNING"
+    assert state["usage"]["lambda_invocations"] == 2  # this call and the failed try before it
+
+
+def test_repeated_capacity_retries_move_the_launch_to_on_demand(ecs: Any, lambda_context: Any) -> None:
+    stubber, requests = ecs
+    stubber.add_response("run_task", started())
+    event = load_event("launch_task.json")
+    event["retry_count"] = 3  # CAPACITY_RETRIES_BEFORE_ON_DEMAND
+    state = app.lambda_handler(event, lambda_context)
+    assert requests[0]["capacityProviderStrategy"][0]["capacityProvider"] == "FARGATE"
+    assert state["capacity_retries"] == 3 and state["on_demand_fallbacks"] == 1
+
+
+def test_capacity_failure_raises_capacity_unavailable(ecs: Any, lambda_context: Any) -> None:
+    # GIVEN RunTask answering 200 with a capacity failure and no task
+    stubber, _ = ecs
+    stubber.add_response(
+        "run_task",
+        {
+            "tasks": [],
+            "failures": [
+                {
+                    "arn": TASK_DEFINITION_ARN,
+                    "reason": CAPACITY_REASON,
+                }
+            ],
+        },
+    )
+    event = load_event("launch_task.json")
+    event["retry_count"] = 2
+
+    # WHEN / THEN LaunchTask raises the error the ASL retries, named exactly so
+    with pytest.raises(errors.CapacityUnavailable, match="after 2 retries") as raised:
+        app.lambda_handler(event, lambda_context)
+    assert type(raised.value).__name__ == "CapacityUnavailable"
+
+
+def test_throttling_raises_launch_throttled(ecs: Any, lambda_context: Any) -> None:
+    stubber, _ = ecs
+    stubber.add_client_error(
+        "run_task", service_error_code="ThrottlingException", service_message="Rate exceeded"
+    )
+    with pytest.raises(errors.LaunchThrottled, match="Rate exceeded"):
+        app.lambda_handler(load_event("launch_task.json"), lambda_context)
+
+
+@pytest.mark.parametrize(
+    "failure",
+    [
+        {"kind": "failures", "reason": "RESOURCE:ENI"},
+        {
+            "kind": "error",
+            "code": "InvalidParameterException",
+            "message": "No Container Instances were found",
+        },
+        {
+            "kind": "error",
+            "code": "AccessDeniedException",
+            "message": "not authorized to perform ecs:RunTask",
+        },
+    ],
+)
+def test_other_failures_raise_launch_failed(ecs: Any, lambda_context: Any, failure: dict[str, str]) -> None:
+    stubber, _ = ecs
+    if failure["kind"] == "failures":
+        stubber.add_response("run_task", {"tasks": [], "failures": [{"reason": failure["reason"]}]})
+    else:
+        stubber.add_client_error(
+            "run_task", service_error_code=failure["code"], service_message=failure["message"]
+        )
+    with pytest.raises(errors.LaunchFailed):
+        app.lambda_handler(load_event("launch_task.json"), lambda_context)
+
+
+def test_attempts_exhausted_before_any_runtask(ecs: Any, lambda_context: Any) -> None:
+    # GIVEN an item that already used MAX_ATTEMPTS (4) launches
+    event = load_event("launch_task.json")
+    event["state"].update(attempt=4, spot_interruptions=4, reason="Spot interruption")
+
+    # WHEN / THEN AttemptsExhausted, and RunTask is never called
+    with pytest.raises(errors.AttemptsExhausted, match="4 of 4 attempts"):
+        app.lambda_handler(event, lambda_context)
+
+
+def test_an_item_too_large_for_the_overrides_is_passed_by_index(ecs: Any, lambda_context: Any) -> None:
+    # GIVEN an item whose params make the overrides larger than ECS's 8 KiB limit
+    stubber, requests = ecs
+    stubber.add_response("run_task", started())
+    event = load_event("launch_task.json")
+    event["state"]["item"]["params"] = {"blob": "x" * OVERRIDES_LIMIT}
+
+    # WHEN LaunchTask runs
+    app.lambda_handler(event, lambda_context)
+
+    # THEN ITEM is left out (the worker reads items.json) and the overrides fit
+    env = environment(requests[0])
+    assert "ITEM" not in env and env["ITEM_INDEX"] == "3"
+    assert len(json.dumps(requests[0]["overrides"])) < OVERRIDES_LIMIT
+
+
+def test_error_class_names_are_the_ones_the_state_machine_matches() -> None:
+    # GIVEN the state machine the template deploys
+    definition = json.loads(
+        (Path(__file__).resolve().parents[2] / "statemachine" / "job.asl.json").read_text()
+    )
+    names: set[str] = set()
+
+    def collect(states: dict[str, Any]) -> None:
+        for state in states.values():
+            for rule in state.get("Retry", []) + state.get("Catch", []):
+                names.update(name for name in rule["ErrorEquals"] if "." not in name)
+            if "ItemProcessor" in state:
+                collect(state["ItemProcessor"]["States"])
+
+    collect(definition["States"])
+
+    # THEN every custom error it retries or catches is an exception class of that exact name
+    assert names
+    for name in names:
+        assert getattr(errors, name).__name__ == name

@@ -1,0 +1,67 @@
+"""StopJobTasks stops the tasks a failed, timed-out or aborted job started (moto's ECS)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from jobcore import aws as factory
+from stop_job_tasks import app
+from tests.conftest import load_event
+
+
+@pytest.fixture
+def cluster(aws: None) -> Any:
+    """The worker cluster with tasks of two jobs (moto runs them on plain FARGATE, bridge networking)."""
+    ecs = factory.ecs()
+    ecs.create_cluster(clusterName="spotmap-WorkerCluster")
+    definition = ecs.register_task_definition(
+        family="spotmap-worker",
+        cpu="1024",
+        memory="2048",
+        containerDefinitions=[{"name": "worker", "image": "worker", "memory": 2048}],
+    )["taskDefinition"]["taskDefinitionArn"]
+    job_id = load_event("stop_job_tasks_aborted.json")["detail"]["name"]
+    for started_by, count in ((job_id, 3), ("another-job-0123456789abcdef", 2)):
+        ecs.run_task(
+            cluster="spotmap-WorkerCluster",
+            taskDefinition=definition,
+            count=count,
+            launchType="FARGATE",
+            startedBy=started_by,
+        )
+    return ecs
+
+
+def running(ecs: Any, started_by: str) -> list[str]:
+    return ecs.list_tasks(cluster="spotmap-WorkerCluster", startedBy=started_by, desiredStatus="RUNNING")[
+        "taskArns"
+    ]
+
+
+def test_aborted_job_tasks_are_stopped_and_others_left_alone(cluster: Any, lambda_context: Any) -> None:
+    # GIVEN an aborted job with three running tasks, and another job's two
+    event = load_event("stop_job_tasks_aborted.json")
+    job_id = event["detail"]["name"]
+
+    # WHEN StopJobTasks handles the status change, twice (events can repeat)
+    first = app.lambda_handler(event, lambda_context)
+    second = app.lambda_handler(event, lambda_context)
+
+    # THEN the job's tasks are stopped with a reason naming it, and nothing else was touched
+    assert first["stopped"] == 3 and second["stopped"] == 0
+    assert running(cluster, job_id) == []
+    assert len(running(cluster, "another-job-0123456789abcdef")) == 2
+    stopped = cluster.list_tasks(cluster="spotmap-WorkerCluster", startedBy=job_id, desiredStatus="STOPPED")
+    described = cluster.describe_tasks(cluster="spotmap-WorkerCluster", tasks=stopped["taskArns"])["tasks"]
+    assert {task["stoppedReason"] for task in described} == {f"spotmap: job {job_id} ABORTED"}
+
+
+@pytest.mark.parametrize("event_name", ["summarize_succeeded.json", "summarize_child_execution.json"])
+def test_succeeded_jobs_and_child_executions_stop_nothing(
+    cluster: Any, lambda_context: Any, event_name: str
+) -> None:
+    event = load_event(event_name)
+    assert app.lambda_handler(event, lambda_context)["stopped"] == 0
+    assert len(running(cluster, load_event("stop_job_tasks_aborted.json")["detail"]["name"])) == 3

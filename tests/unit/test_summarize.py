@@ -1,0 +1,89 @@
+"""Summarize writes summaries/<job_id>.json for closed parent executions, and ignores the rest."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+
+from summarize import app
+from tests.conftest import load_event
+from tests.unit.conftest import BUCKET
+from tests.unit.job_builder import put_descriptor, put_failure, put_success, rows
+
+
+def job_id_of(event: dict[str, Any]) -> str:
+    return event["detail"]["name"]
+
+
+def summary_of(s3: Any, job_id: str) -> dict[str, Any]:
+    return json.loads(s3.get_object(Bucket=BUCKET, Key=f"summaries/{job_id}.json")["Body"].read())
+
+
+def test_succeeded_execution_gets_its_summary(s3: Any, lambda_context: Any) -> None:
+    # GIVEN a finished job of two items
+    event = load_event("summarize_succeeded.json")
+    job_id = job_id_of(event)
+    put_descriptor(s3, job_id, 2)
+    put_success(s3, job_id, 0, rows(3, 1.0, 2.0))
+    put_success(s3, job_id, 1, rows(4, 0.5, 9.0))
+
+    # WHEN its status-change event arrives
+    response = app.lambda_handler(event, lambda_context)
+
+    # THEN the summary is in S3 with the merged result and the execution's timing
+    assert response["summary_key"] == f"summaries/{job_id}.json"
+    summary = summary_of(s3, job_id)
+    assert summary["status"] == "SUCCEEDED" and summary["job_id"] == job_id
+    assert summary["execution_arn"] == event["detail"]["executionArn"]
+    assert summary["result"]["rows"] == 7
+    assert summary["timing"]["seconds"] == 2533.0
+
+
+@pytest.mark.parametrize(
+    ("event_name", "status", "error"),
+    [
+        ("summarize_failed.json", "FAILED", "ToleratedFailureExceeded: More items failed"),
+        ("summarize_timed_out.json", "TIMED_OUT", "execution TIMED_OUT"),
+        ("summarize_aborted.json", "ABORTED", "execution ABORTED"),
+    ],
+)
+def test_failed_timed_out_and_aborted_executions_get_summaries(
+    s3: Any, lambda_context: Any, event_name: str, status: str, error: str
+) -> None:
+    event = load_event(event_name)
+    job_id = job_id_of(event)
+    put_descriptor(s3, job_id, 2)
+    put_failure(s3, job_id, 0, "exited with code 1: error")
+    app.lambda_handler(event, lambda_context)
+    summary = summary_of(s3, job_id)
+    assert summary["status"] == status
+    assert summary["error"].startswith(error)
+    assert summary["items"] == {"total": 2, "succeeded": 0, "failed": 2}
+
+
+@pytest.mark.parametrize("event_name", ["summarize_running.json", "summarize_child_execution.json"])
+def test_running_and_child_executions_are_ignored(s3: Any, lambda_context: Any, event_name: str) -> None:
+    response = app.lambda_handler(load_event(event_name), lambda_context)
+    assert response["summary_key"] is None
+    assert s3.list_objects_v2(Bucket=BUCKET, Prefix="summaries/")["KeyCount"] == 0
+
+
+def test_executions_of_other_state_machines_are_ignored(s3: Any, lambda_context: Any) -> None:
+    event = load_event("summarize_succeeded.json")
+    event["detail"]["stateMachineArn"] = "arn:aws:states:us-east-1:123456789012:stateMachine:someone-else"
+    response = app.lambda_handler(event, lambda_context)
+    assert "another state machine" in response["ignored"]
+    assert s3.list_objects_v2(Bucket=BUCKET, Prefix="summaries/")["KeyCount"] == 0
+
+
+def test_an_event_without_input_is_enough(s3: Any, lambda_context: Any) -> None:
+    # GIVEN a status event whose input was left out (too large)
+    event = load_event("summarize_succeeded.json")
+    event["detail"]["input"] = None
+    event["detail"]["inputDetails"] = {"included": False}
+    put_descriptor(s3, job_id_of(event), 0)
+    # WHEN / THEN the summary is still written from the execution name
+    app.lambda_handler(event, lambda_context)
+    assert summary_of(s3, job_id_of(event))["result"] == {"rows": 0, "columns": {}}

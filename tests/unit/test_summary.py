@@ -1,0 +1,152 @@
+"""The summary document: every contract field, from S3 state alone, deterministic."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime, timezone
+from typing import Any
+
+from jobcore.summary import build_summary, execution_info, write_summary
+from tests.unit.conftest import BUCKET
+from tests.unit.job_builder import put_descriptor, put_failure, put_json, put_success, rows
+
+ARN = "arn:aws:states:us-east-1:123456789012:execution:spotmap-job:job-1"
+START = datetime(2026, 11, 23, 10, 0, 0, tzinfo=timezone.utc)
+STOP = datetime(2026, 11, 23, 10, 42, 13, 500000, tzinfo=timezone.utc)
+
+
+def test_a_mixed_job_summary_has_every_contract_field(s3: Any) -> None:
+    # GIVEN a job of 4 items: two succeeded (one after a Spot interruption), one failed, one never finished
+    put_descriptor(s3, "job-1", 4)
+    put_success(s3, "job-1", 0, rows(10, 1.0, 5.0))
+    put_success(s3, "job-1", 2, rows(5, -2.0, 3.0), attempts=2, interruptions=1)
+    put_failure(
+        s3,
+        "job-1",
+        1,
+        "exited with code 137: killed (SIGKILL): out of memory or killed",
+        capacity_retries=3,
+        on_demand_fallbacks=1,
+        attempts=2,
+    )
+    execution = execution_info(ARN, "FAILED", START, STOP, "ToleratedFailureExceeded", "More items failed")
+
+    # WHEN the summary is built
+    summary = build_summary(s3, BUCKET, "job-1", execution)
+
+    # THEN it says what happened to every item and merges the successful results
+    assert summary["job_id"] == "job-1" and summary["status"] == "FAILED"
+    assert summary["execution_arn"] == ARN
+    assert summary["input"] == {
+        "bucket": BUCKET,
+        "key": "input/sales 2024 Q1.csv",
+        "size": 4096,
+        "version_id": "v1",
+    }
+    assert summary["processor"] == "csv-profile"
+    assert summary["items"] == {"total": 4, "succeeded": 2, "failed": 2}
+    assert summary["attempts"] == {
+        "launched": 5,
+        "spot_interruptions": 1,
+        "capacity_retries": 3,
+        "on_demand_fallbacks": 1,
+    }
+    assert summary["failures"] == [
+        {"index": 1, "reason": "exited with code 137: killed (SIGKILL): out of memory or killed"},
+        {"index": 3, "reason": "not finished: execution FAILED"},
+    ]
+    assert summary["result"] == {"rows": 15, "amount": {"min": -2.0, "max": 5.0}, "order": []}
+    assert summary["timing"] == {
+        "started_at": "2026-11-23T10:00:00.000Z",
+        "stopped_at": "2026-11-23T10:42:13.500Z",
+        "seconds": 2533.5,
+    }
+    assert summary["error"] == "ToleratedFailureExceeded: More items failed"
+    cost = summary["cost"]
+    assert cost["fargate"]["spot"]["vcpu_seconds"] == 1200
+    assert cost["fargate"]["on_demand"]["vcpu_seconds"] == 60
+    assert cost["lambda"]["invocations"] == 6
+    assert cost["prices"]["region"] == "us-east-1"
+    assert cost["total_usd"] < cost["on_demand_equivalent_usd"]
+
+
+def test_summaries_are_deterministic(s3: Any) -> None:
+    # GIVEN the same S3 state summarised twice (event + reconciler, or a redelivered event)
+    put_descriptor(s3, "job-1", 2)
+    put_success(s3, "job-1", 0, rows(1, 1.0, 1.0))
+    put_success(s3, "job-1", 1, rows(2, 0.0, 9.0))
+    execution = execution_info(ARN, "SUCCEEDED", 1795428000000, 1795430533000)
+
+    # WHEN it is written twice
+    write_summary(s3, BUCKET, "job-1", build_summary(s3, BUCKET, "job-1", execution))
+    first = s3.get_object(Bucket=BUCKET, Key="summaries/job-1.json")["Body"].read()
+    write_summary(s3, BUCKET, "job-1", build_summary(s3, BUCKET, "job-1", execution))
+    second = s3.get_object(Bucket=BUCKET, Key="summaries/job-1.json")["Body"].read()
+
+    # THEN the documents are byte-identical, and epoch-millisecond times were understood
+    assert first == second
+    assert json.loads(first)["timing"]["seconds"] == 2533.0
+    assert json.loads(first)["error"] is None
+
+
+def test_results_merge_in_item_order_with_bounded_concurrency(s3: Any) -> None:
+    # GIVEN 120 items whose partials are lists of their own index
+    put_descriptor(s3, "job-1", 120)
+    for index in range(120):
+        put_json(
+            s3, f"jobs/job-1/results/{index}.json", {"partial": {"order": {"$list": [index], "$limit": 1000}}}
+        )
+
+    # WHEN the summary fetches them with 8 workers
+    summary = build_summary(s3, BUCKET, "job-1", execution_info(ARN, "SUCCEEDED", START, STOP), workers=8)
+
+    # THEN the merge saw them in index order
+    assert summary["result"] == {"order": list(range(120))}
+    assert summary["items"] == {"total": 120, "succeeded": 120, "failed": 0}
+
+
+def test_an_aborted_job_counts_unfinished_items_as_failed(s3: Any) -> None:
+    put_descriptor(s3, "job-1", 3)
+    put_success(s3, "job-1", 1, rows(4, 1.0, 2.0))
+    summary = build_summary(s3, BUCKET, "job-1", execution_info(ARN, "ABORTED", START, STOP))
+    assert summary["items"] == {"total": 3, "succeeded": 1, "failed": 2}
+    assert [f["reason"] for f in summary["failures"]] == ["not finished: execution ABORTED"] * 2
+    assert summary["error"] == "execution ABORTED"
+    assert summary["result"]["rows"] == 4
+
+
+def test_a_job_without_results_reports_the_empty_result(s3: Any) -> None:
+    put_descriptor(s3, "job-1", 0)
+    summary = build_summary(s3, BUCKET, "job-1", execution_info(ARN, "SUCCEEDED", START, STOP))
+    assert summary["result"] == {"rows": 0, "columns": {}}
+    assert summary["items"] == {"total": 0, "succeeded": 0, "failed": 0} and summary["failures"] == []
+
+
+def test_a_rejected_manifest_is_the_jobs_error(s3: Any) -> None:
+    put_descriptor(
+        s3,
+        "job-1",
+        0,
+        error="invalid manifest input/x.job.json: source.count: must be ≥ 0",
+        processor="(rejected)",
+    )
+    summary = build_summary(
+        s3, BUCKET, "job-1", execution_info(ARN, "FAILED", START, STOP, "JobRejected", "x")
+    )
+    assert summary["status"] == "FAILED"
+    assert summary["error"] == "invalid manifest input/x.job.json: source.count: must be ≥ 0"
+
+
+def test_unmergeable_results_are_reported_not_raised(s3: Any) -> None:
+    put_descriptor(s3, "job-1", 2)
+    put_success(s3, "job-1", 0, {"x": {"$sum": 1}})
+    put_success(s3, "job-1", 1, {"x": {"$max": 1}})
+    summary = build_summary(s3, BUCKET, "job-1", execution_info(ARN, "SUCCEEDED", START, STOP))
+    assert summary["result"] is None
+    assert "could not merge the result of item 1" in summary["error"]
+
+
+def test_a_missing_descriptor_still_gives_a_summary(s3: Any) -> None:
+    summary = build_summary(s3, BUCKET, "job-x", execution_info(ARN, "FAILED", START, STOP))
+    assert summary["input"] is None and summary["items"]["total"] == 0
+    assert "jobs/job-x/job.json not found" in summary["error"]
