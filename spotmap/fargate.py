@@ -9,6 +9,7 @@ import hashlib
 import json
 import logging
 import random
+import statistics
 import signal
 import threading
 import time
@@ -367,7 +368,8 @@ class LocalFargate:
 
     def _expected_run_seconds(self) -> float:
         with self.lock:
-            return sum(self.durations) / len(self.durations) if self.durations else 1.0
+            # before any task has finished, assume a short one: a fault must land inside the run
+            return statistics.median(self.durations) if self.durations else 0.05
 
     def _schedule_faults(self, task: _Task) -> None:
         """Decide, when the task starts, whether and when a fault hits it (a random moment of its run)."""
@@ -376,7 +378,8 @@ class LocalFargate:
                 task.capacity == "FARGATE_SPOT" and self.rng.random() < self.faults.spot_interruption_rate
             )
             crash = self.rng.random() < self.faults.crash_rate
-            moment = self.rng.uniform(0.0, self._expected_run_seconds())
+            # a random moment of the run: within the first 80 % of a typical run of this cloud's tasks
+            moment = self.rng.uniform(0.0, 0.8 * self._expected_run_seconds())
         if interrupt:
             threading.Timer(moment, self._interrupt, args=(task,)).start()
         elif crash:

@@ -7,9 +7,11 @@ unhandled exception comes back as `X-Amz-Function-Error: Unhandled` with the err
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -26,12 +28,58 @@ from spotmap.template import FunctionSpec, Stack
 log = logging.getLogger("spotmap.lambda")
 
 
-# The instance process imports only spotmap.lambda_runtime; the handler's directory goes first on
-# sys.path so the function sees its own code as Lambda's /var/task.
+# The zygote imports only spotmap.lambda_runtime (plus the runtime's libraries); each handler's
+# directory goes first on sys.path in its own instance, as Lambda's /var/task.
 _BOOTSTRAP = (
     "import os, sys; sys.path.append(os.environ.pop('SPOTMAP_RUNTIME_PATH'));"
-    "from spotmap.lambda_runtime import main; main(sys.argv[1:])"
+    "from spotmap.lambda_runtime import zygote; zygote(int(sys.argv[1]))"
 )
+
+
+class _Zygote:
+    """A process with boto3, pydantic and Powertools imported that forks Lambda instances on request:
+    a cold start costs milliseconds instead of the seconds these imports take."""
+
+    def __init__(self) -> None:
+        parent, child = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        env = {
+            "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+            "LANG": "C.UTF-8",
+            "SPOTMAP_RUNTIME_PATH": str(Path(__file__).resolve().parent.parent),
+        }
+        self.process = subprocess.Popen(
+            [sys.executable, "-c", _BOOTSTRAP, str(child.fileno())],
+            env=env,
+            stdin=subprocess.DEVNULL,
+            pass_fds=(child.fileno(),),
+        )
+        child.close()
+        self.socket = parent
+        self.lock = threading.Lock()
+
+    def fork(
+        self, env: dict[str, str], code_dir: str, handler: str, log_path: Path
+    ) -> tuple[int, socket.socket]:
+        ours, theirs = socket.socketpair()
+        request = json.dumps({"env": env, "code_dir": code_dir, "handler": handler, "log": str(log_path)})
+        try:
+            with self.lock:
+                socket.send_fds(self.socket, [request.encode()], [theirs.fileno()])
+                reply = self.socket.recv(1024)
+        finally:
+            theirs.close()
+        if not reply:
+            raise RuntimeError("the Lambda fork server exited")
+        return int(json.loads(reply)["pid"]), ours
+
+    def close(self) -> None:
+        with contextlib.suppress(OSError):
+            self.socket.shutdown(socket.SHUT_RDWR)
+        self.socket.close()
+        try:
+            self.process.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
 
 
 @dataclass
@@ -46,26 +94,10 @@ class Invocation:
 
 
 class _Instance:
-    def __init__(self, spec: FunctionSpec, env: dict[str, str], log_path: Path):
+    def __init__(self, spec: FunctionSpec, env: dict[str, str], log_path: Path, zygote: _Zygote):
         self.spec = spec
-        parent_sock, child_sock = socket.socketpair()
-        child_fd = child_sock.fileno()
-        runtime_env = dict(env)
-        # the runtime itself (not the handler) needs the spotmap package importable
-        runtime_env["SPOTMAP_RUNTIME_PATH"] = str(Path(__file__).resolve().parent.parent)
-        with log_path.open("ab") as log_file:
-            self.process = subprocess.Popen(
-                [sys.executable, "-c", _BOOTSTRAP, str(child_fd), str(spec.code_dir), spec.handler],
-                env=runtime_env,
-                stdin=subprocess.DEVNULL,
-                stdout=log_file,
-                stderr=subprocess.STDOUT,
-                pass_fds=(child_fd,),
-                cwd=spec.code_dir,
-            )
-        child_sock.close()
-        self.conn = Connection(os.dup(parent_sock.fileno()))
-        parent_sock.close()
+        self.pid, self._socket = zygote.fork(env, str(spec.code_dir), spec.handler, log_path)
+        self.conn = Connection(os.dup(self._socket.fileno()))
 
     def invoke(self, payload: bytes, timeout_s: float) -> Invocation:
         self.conn.send_bytes(payload)
@@ -88,15 +120,19 @@ class _Instance:
 
     @property
     def alive(self) -> bool:
-        return self.process.poll() is None
+        try:
+            os.kill(self.pid, 0)  # the zygote reaps its children, so a dead one is gone
+        except ProcessLookupError:
+            return False
+        return True
 
     def kill(self) -> None:
-        if self.process.poll() is None:
-            self.process.kill()
-        try:
-            self.process.wait(timeout=5)
-        except subprocess.TimeoutExpired:
-            log.warning("instance %s did not exit", self.process.pid)
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(self.pid, signal.SIGKILL)
+        with contextlib.suppress(OSError):
+            self._socket.shutdown(socket.SHUT_RDWR)
+        self._socket.close()
+        self.conn.close()
 
 
 @dataclass
@@ -127,6 +163,7 @@ class LocalLambda:
         self._pools = {spec.logical_id: _Pool(spec) for spec in stack.functions.values()}
         self._lock = threading.Condition()
         self._closed = False
+        self._zygote = _Zygote()
         log_dir.mkdir(parents=True, exist_ok=True)
 
     def _environment(self, spec: FunctionSpec) -> dict[str, str]:
@@ -173,7 +210,7 @@ class LocalLambda:
                 self._lock.wait(timeout=1.0)
         try:
             log_path = self.log_dir / f"{pool.spec.logical_id}.log"
-            return _Instance(pool.spec, self._environment(pool.spec), log_path)
+            return _Instance(pool.spec, self._environment(pool.spec), log_path, self._zygote)
         except Exception:
             with self._lock:
                 pool.busy -= 1
@@ -191,9 +228,8 @@ class LocalLambda:
                 pool.busy += 1
                 pool.cold_starts += 1
             try:
-                instance = _Instance(
-                    pool.spec, self._environment(pool.spec), self.log_dir / f"{pool.spec.logical_id}.log"
-                )
+                log_path = self.log_dir / f"{pool.spec.logical_id}.log"
+                instance = _Instance(pool.spec, self._environment(pool.spec), log_path, self._zygote)
             finally:
                 with self._lock:
                     pool.busy -= 1
@@ -245,5 +281,5 @@ class LocalLambda:
                 pool.idle.clear()
             self._lock.notify_all()
         for instance in instances:
-            instance.conn.close()
             instance.kill()
+        self._zygote.close()
