@@ -8,7 +8,7 @@ from __future__ import annotations
 from typing import Any
 
 from jobcore import layout
-from jobcore.summary import list_keys, read_descriptor
+from jobcore.store import list_keys, read_descriptor
 
 
 def count_keys(s3: Any, bucket: str, prefix: str) -> int:

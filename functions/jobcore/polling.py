@@ -22,6 +22,7 @@ that simulates it: the job-wide means meet ≤ 15 transitions per item and ≤ 1
 
 from __future__ import annotations
 
+import json
 import math
 import statistics
 import threading
@@ -108,8 +109,6 @@ def expected_duration(s3: Any, bucket: str, job_id: str, samples: int = EXPECTAT
 
 
 def _task_seconds(s3: Any, bucket: str, key: str) -> float | None:
-    import json
-
     try:
         record = json.loads(s3.get_object(Bucket=bucket, Key=key)["Body"].read())
     except Exception:  # an unreadable sample only makes the estimate less precise

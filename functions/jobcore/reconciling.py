@@ -8,10 +8,9 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
-from botocore.exceptions import ClientError
-
 from jobcore import layout
 from jobcore.executions import CLOSED
+from jobcore.store import exists
 from jobcore.summary import build_summary, execution_from_description, write_summary
 
 log = logging.getLogger(__name__)
@@ -29,13 +28,7 @@ class ReconcileReport:
 
 
 def summary_exists(s3: Any, bucket: str, job_id: str) -> bool:
-    try:
-        s3.head_object(Bucket=bucket, Key=layout.summary_key(job_id))
-    except ClientError as error:
-        if error.response.get("Error", {}).get("Code") in ("404", "NoSuchKey", "NotFound"):
-            return False
-        raise
-    return True
+    return exists(s3, bucket, layout.summary_key(job_id))
 
 
 def reconcile(

@@ -24,12 +24,9 @@ from jobcore.config import StartJobSettings
 from jobcore.ids import job_id_for
 from jobcore.models import InputObject, Item, JobDescriptor
 from jobcore.sharding import S3RangeReader, shard_items
-from jobcore.summary import iso, read_descriptor
+from jobcore.store import JSON_CONTENT, error_code, is_not_found, iso, put_json, read_descriptor
 
 log = logging.getLogger(__name__)
-
-JSON = "application/json"
-NOT_FOUND_CODES = frozenset({"404", "NoSuchKey", "NotFound", "NoSuchVersion"})
 
 
 @dataclass(frozen=True)
@@ -75,10 +72,6 @@ class _Counter:
     value: int = 0
 
 
-def _code(error: ClientError) -> str:
-    return str(error.response.get("Error", {}).get("Code", ""))
-
-
 def head_upload(s3: Any, upload: Upload) -> tuple[str, dict[str, Any]] | None:
     """(the key that exists, its HeadObject) trying each candidate key; None when none exists."""
     for key in upload.keys:
@@ -90,7 +83,7 @@ def head_upload(s3: Any, upload: Upload) -> tuple[str, dict[str, Any]] | None:
         try:
             return key, s3.head_object(**request)
         except ClientError as error:
-            if _code(error) in NOT_FOUND_CODES or _code(error) == "400":
+            if is_not_found(error) or error_code(error) == "400":
                 continue
             raise
     return None
@@ -135,6 +128,7 @@ def write_items(s3: Any, bucket: str, job_id: str, items: Iterable[Item]) -> int
     """Write the item list to jobs/<id>/items.json (a JSON array) without building it whole: a small
     list is one PutObject, a large one streams through a multipart upload. Returns the item count."""
     counter = _Counter()
+    key = layout.items_key(job_id)
     chunks = _json_array(items, counter)
     head: list[bytes] = []
     size = 0
@@ -143,28 +137,28 @@ def write_items(s3: Any, bucket: str, job_id: str, items: Iterable[Item]) -> int
         size += len(chunk)
         if size >= SINGLE_PUT_BYTES:
             stream = io.BufferedReader(_IterStream(itertools.chain(head, chunks)), buffer_size=1024 * 1024)
-            s3.upload_fileobj(stream, bucket, layout.items_key(job_id), ExtraArgs={"ContentType": JSON})
+            s3.upload_fileobj(
+                stream, bucket, layout.items_key(job_id), ExtraArgs={"ContentType": JSON_CONTENT}
+            )
             return counter.value
-    s3.put_object(Bucket=bucket, Key=layout.items_key(job_id), Body=b"".join(head), ContentType=JSON)
+    put_json(s3, bucket, key, b"".join(head))
     return counter.value
 
 
 def write_descriptor(s3: Any, descriptor: JobDescriptor) -> None:
-    s3.put_object(
-        Bucket=descriptor.input.bucket,
-        Key=layout.descriptor_key(descriptor.job_id),
-        Body=descriptor.model_dump_json(indent=2).encode("utf-8"),
-        ContentType="application/json",
-    )
+    body = descriptor.model_dump_json(indent=2).encode("utf-8")
+    put_json(s3, descriptor.input.bucket, layout.descriptor_key(descriptor.job_id), body)
 
 
 def _existing_descriptor(s3: Any, bucket: str, job_id: str) -> JobDescriptor | None:
     try:
         return read_descriptor(s3, bucket, job_id)
     except ClientError as error:
-        if _code(error) in ("AccessDenied", "403"):
+        if error_code(error) in ("AccessDenied", "403"):
             # Without read access to jobs/, rebuild: the content is the same, so rewriting is harmless.
-            log.warning("cannot read %s (%s); rebuilding it", layout.descriptor_key(job_id), _code(error))
+            log.warning(
+                "cannot read %s (%s); rebuilding it", layout.descriptor_key(job_id), error_code(error)
+            )
             return None
         raise
 
@@ -228,7 +222,7 @@ def _build_manifest_job(
         try:
             head = s3.head_object(Bucket=source.bucket, Key=shard.key)
         except ClientError as error:
-            if _code(error) in NOT_FOUND_CODES:
+            if is_not_found(error):
                 raise manifest.ManifestError(
                     f"invalid manifest {source.key}: source.shard.key: {shard.key} does not exist"
                 ) from None
@@ -289,7 +283,7 @@ def start_execution(
             input=json.dumps(execution_input(descriptor, settings)),
         )
     except ClientError as error:
-        if _code(error) == "ExecutionAlreadyExists":
+        if error_code(error) == "ExecutionAlreadyExists":
             arn = (
                 settings.state_machine_arn.replace(":stateMachine:", ":execution:") + f":{descriptor.job_id}"
             )

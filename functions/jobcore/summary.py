@@ -17,11 +17,10 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from datetime import datetime, timezone
 from typing import Any, TypeVar
 
-from botocore.exceptions import ClientError
-
 from jobcore import layout, merge
 from jobcore.cost import PARENT_TRANSITIONS, cost_block
 from jobcore.models import CLOSED_STATUSES, ExecutionStatus, JobDescriptor, Usage
+from jobcore.store import iso, list_indices, put_json, read_descriptor, read_json
 
 FETCH_WORKERS = 16
 MAX_REASON_LENGTH = 2000
@@ -69,12 +68,6 @@ def _as_datetime(value: Any) -> datetime | None:
     raise TypeError(f"not a time: {value!r}")
 
 
-def iso(value: datetime | None) -> str | None:
-    if value is None:
-        return None
-    return value.astimezone(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
-
-
 def region_of(arn: str) -> str:
     parts = arn.split(":")
     if len(parts) > 3 and parts[3]:
@@ -83,38 +76,6 @@ def region_of(arn: str) -> str:
 
 
 # ---------------------------------------------------------------- S3 reading
-
-
-def read_json(s3: Any, bucket: str, key: str) -> Any | None:
-    """The object's JSON, or None when it does not exist."""
-    try:
-        body = s3.get_object(Bucket=bucket, Key=key)["Body"].read()
-    except ClientError as error:
-        if error.response.get("Error", {}).get("Code") in ("NoSuchKey", "404", "NotFound"):
-            return None
-        raise
-    return json.loads(body)
-
-
-def read_descriptor(s3: Any, bucket: str, job_id: str) -> JobDescriptor | None:
-    document = read_json(s3, bucket, layout.descriptor_key(job_id))
-    return None if document is None else JobDescriptor.model_validate(document)
-
-
-def list_keys(s3: Any, bucket: str, prefix: str) -> Iterator[str]:
-    for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
-        for entry in page.get("Contents", []):
-            yield entry["Key"]
-
-
-def list_indices(s3: Any, bucket: str, prefix: str) -> set[int]:
-    """Item indices of the `<index>.json` keys under a prefix (other keys are ignored)."""
-    indices: set[int] = set()
-    for key in list_keys(s3, bucket, prefix):
-        name = key[len(prefix) :]
-        if name.endswith(".json") and name[:-5].isdigit():
-            indices.add(int(name[:-5]))
-    return indices
 
 
 def fetch_in_order(
@@ -279,6 +240,5 @@ def _short(text: str) -> str:
 
 def write_summary(s3: Any, bucket: str, job_id: str, summary: dict[str, Any]) -> str:
     key = layout.summary_key(job_id)
-    body = json.dumps(summary, indent=2, sort_keys=True, default=str).encode("utf-8")
-    s3.put_object(Bucket=bucket, Key=key, Body=body, ContentType="application/json")
+    put_json(s3, bucket, key, json.dumps(summary, indent=2, sort_keys=True, default=str).encode("utf-8"))
     return key

@@ -26,6 +26,7 @@ from jobcore.errors import (
     PollThrottled,
 )
 from jobcore.models import Capacity, ItemOutcome, ItemState, TaskStatus
+from jobcore.store import error_code, exists, put_json, read_json
 
 log = logging.getLogger(__name__)
 
@@ -138,7 +139,7 @@ def launch_task(
     try:
         response = ecs.run_task(**request)
     except ClientError as error:
-        code = error.response.get("Error", {}).get("Code", "")
+        code = error_code(error)
         message = error.response.get("Error", {}).get("Message", str(error))
         if code in THROTTLING_CODES or code in TRANSIENT_CODES:
             raise LaunchThrottled(f"RunTask {code}: {message} (on {capacity.value}, {retries})") from None
@@ -274,7 +275,7 @@ def poll_task(
     try:
         response = ecs.describe_tasks(cluster=settings.cluster_arn, tasks=[state.task_arn])
     except ClientError as error:
-        code = error.response.get("Error", {}).get("Code", "")
+        code = error_code(error)
         if code in THROTTLING_CODES or code in TRANSIENT_CODES:
             raise PollThrottled(f"DescribeTasks {code}: {error}") from None
         raise
@@ -342,19 +343,13 @@ def _worker_error(s3: Any, state: ItemState) -> str | None:
     """The message a failed worker attempt left in jobs/<id>/errors/ (worker/README.md), if any."""
     key = layout.error_key(state.job_id, state.item.index, state.attempt)
     try:
-        body = s3.get_object(Bucket=state.bucket, Key=key)["Body"].read()
-        message = json.loads(body).get("message")
-    except ClientError as error:
-        if error.response.get("Error", {}).get("Code") not in (
-            "NoSuchKey",
-            "404",
-            "NotFound",
-            "AccessDenied",
-        ):
-            log.warning("could not read %s: %s", key, error)
+        record = read_json(s3, state.bucket, key)
+    except ClientError as error:  # the reason is still useful without the message
+        log.warning("could not read %s: %s", key, error)
         return None
-    except (ValueError, AttributeError):
+    except ValueError:
         return None
+    message = record.get("message") if isinstance(record, dict) else None
     return str(message)[:1500] if message else None
 
 
@@ -402,13 +397,7 @@ def _still_running(
 
 
 def _result_exists(s3: Any, state: ItemState) -> bool:
-    try:
-        s3.head_object(Bucket=state.bucket, Key=layout.result_key(state.job_id, state.item.index))
-    except ClientError as error:
-        if error.response.get("Error", {}).get("Code") in ("404", "NoSuchKey", "NotFound"):
-            return False
-        raise
-    return True
+    return exists(s3, state.bucket, layout.result_key(state.job_id, state.item.index))
 
 
 def _finish(
@@ -431,12 +420,7 @@ def _finish(
 def write_outcome(s3: Any, state: ItemState) -> str:
     outcome = ItemOutcome.of(state)
     key = layout.outcome_key(state.job_id, state.item.index, outcome.status.value)
-    s3.put_object(
-        Bucket=state.bucket,
-        Key=key,
-        Body=outcome.model_dump_json().encode("utf-8"),
-        ContentType="application/json",
-    )
+    put_json(s3, state.bucket, key, outcome.model_dump_json().encode("utf-8"))
     return key
 
 
