@@ -9,8 +9,8 @@ import hashlib
 import json
 import logging
 import random
-import statistics
 import signal
+import statistics
 import threading
 import time
 import uuid
@@ -133,6 +133,7 @@ class LocalFargate:
         self.bucket = TokenBucket(self.faults.launch_rate)
         self.tasks: dict[str, _Task] = {}
         self.tokens: dict[str, tuple[str, list[str]]] = {}
+        self._calls: dict[str, int] = {}
         self.lock = threading.RLock()
         self.durations: list[float] = []
         self.counters = {
@@ -203,7 +204,8 @@ class LocalFargate:
                 self.counters["throttled"] += 1
             raise EcsError("ThrottlingException", "Rate exceeded")
         capacity = providers[0] if len(providers) == 1 else self.rng.choice(providers)
-        if capacity == "FARGATE_SPOT" and self.rng.random() < self.faults.capacity_failure_rate:
+        draw = self._draw("capacity", body, self._calls_with(body))
+        if capacity == "FARGATE_SPOT" and draw.random() < self.faults.capacity_failure_rate:
             with self.lock:
                 self.counters["capacity_failures"] += 1
             return {
@@ -371,15 +373,36 @@ class LocalFargate:
             # before any task has finished, assume a short one: a fault must land inside the run
             return statistics.median(self.durations) if self.durations else 0.05
 
+    def _calls_with(self, body: dict[str, Any]) -> int:
+        """How many RunTask calls named this item attempt so far (the n-th retry draws anew)."""
+        key = self._attempt_key(body)
+        with self.lock:
+            self._calls[key] = self._calls.get(key, 0) + 1
+            return self._calls[key]
+
+    @staticmethod
+    def _attempt_key(body: dict[str, Any]) -> str:
+        tags = {tag.get("key"): tag.get("value") for tag in body.get("tags") or []}
+        index, attempt = tags.get("spotmap:item-index"), tags.get("spotmap:attempt")
+        if index is None or attempt is None:
+            return str(body.get("clientToken") or uuid.uuid4())
+        return f"{index}/{attempt}"
+
+    def _draw(self, kind: str, body: dict[str, Any], call: int = 0) -> random.Random:
+        """The random numbers of one fault decision. With a seed they depend only on the seed, the item
+        index and attempt: `--seed N` reproduces the same faults whatever order threads run in."""
+        if self.faults.seed is None:
+            return self.rng
+        return random.Random(f"{self.faults.seed}/{kind}/{self._attempt_key(body)}/{call}")
+
     def _schedule_faults(self, task: _Task) -> None:
         """Decide, when the task starts, whether and when a fault hits it (a random moment of its run)."""
+        draw = self._draw("task", {"tags": task.tags, "clientToken": task.task_id})
         with self.lock:
-            interrupt = (
-                task.capacity == "FARGATE_SPOT" and self.rng.random() < self.faults.spot_interruption_rate
-            )
-            crash = self.rng.random() < self.faults.crash_rate
+            interrupt = task.capacity == "FARGATE_SPOT" and draw.random() < self.faults.spot_interruption_rate
+            crash = draw.random() < self.faults.crash_rate
             # a random moment of the run: within the first 80 % of a typical run of this cloud's tasks
-            moment = self.rng.uniform(0.0, 0.8 * self._expected_run_seconds())
+            moment = draw.uniform(0.0, 0.8 * self._expected_run_seconds())
         if interrupt:
             threading.Timer(moment, self._interrupt, args=(task,)).start()
         elif crash:
