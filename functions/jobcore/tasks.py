@@ -236,7 +236,7 @@ def _task_seconds(task: dict[str, Any], until: datetime) -> float:
 
 def _with_task_usage(state: ItemState, task: dict[str, Any], seconds: float) -> ItemState:
     capacity_name = task.get("capacityProviderName")
-    capacity = Capacity(capacity_name) if capacity_name in (c.value for c in Capacity) else state.capacity
+    capacity = Capacity(capacity_name) if capacity_name in {c.value for c in Capacity} else state.capacity
     vcpu = _parse_units(task.get("cpu"), 1024)  # task cpu is in CPU units, 1024 per vCPU
     gb = _parse_units(task.get("memory"), 1024)  # task memory is in MiB
     return state.model_copy(update={"usage": state.usage.add_task(capacity, vcpu, gb, seconds)})

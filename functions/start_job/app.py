@@ -47,16 +47,16 @@ def uploads_from_event(event: dict[str, Any]) -> list[Upload]:
             )
         return uploads
     bridge = S3EventBridgeNotificationEvent(event)
-    obj = bridge.detail.object
-    verbatim = obj.raw_event["key"]
+    detail_obj = bridge.detail.object
+    verbatim = detail_obj.raw_event["key"]
     decoded = unquote_plus(verbatim)
     return [
         Upload(
             bucket=bridge.detail.bucket.name,
             keys=(verbatim,) if decoded == verbatim else (verbatim, decoded),
-            version_id=obj.get("version-id"),
-            sequencer=obj.get("sequencer"),
-            etag=obj.get("etag"),
+            version_id=detail_obj.get("version-id"),
+            sequencer=detail_obj.get("sequencer"),
+            etag=detail_obj.get("etag"),
             source="eventbridge",
         )
     ]
