@@ -381,6 +381,8 @@ def _still_running(
 
     expected = polling.expected_duration(s3, state.bucket, state.job_id)
     wait = polling.next_wait(elapsed, expected, settings.poll_min_seconds, settings.max_wait)
+    if task.get("desiredStatus") == "STOPPED":  # already stopping: it will be STOPPED in moments
+        wait = settings.min_wait
     # Look again right when the item would time out, not up to POLL_MAX_SECONDS later.
     wait = max(settings.min_wait, min(wait, math.ceil(timeout_s - elapsed) + 1))
     running = state.model_copy(

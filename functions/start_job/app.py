@@ -71,6 +71,8 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
     failed: list[str] = []
     for upload in uploads_from_event(event):
         skip = upload.skip_reason()
+        if upload.bucket != config.job_bucket:
+            skip = f"bucket {upload.bucket!r} is not the job bucket {config.job_bucket!r}"
         if skip:
             metrics.add_metric(name="EventsSkipped", unit=MetricUnit.Count, value=1)
             logger.info("not a job trigger, skipped", extra={"bucket": upload.bucket, "reason": skip})

@@ -319,3 +319,11 @@ def test_throttled_describe_tasks_raises_poll_throttled(
     )
     with pytest.raises(errors.PollThrottled):
         app.lambda_handler(state, lambda_context)
+
+
+def test_a_task_already_stopping_is_looked_at_again_soon(
+    ecs: Stubber, state: dict[str, Any], lambda_context: Any
+) -> None:
+    describe(ecs, state, task(state, lastStatus="DEPROVISIONING", desiredStatus="STOPPED"))
+    result = app.lambda_handler(state, lambda_context)
+    assert result["status"] == "RUNNING" and result["wait_seconds"] == 10

@@ -330,3 +330,10 @@ def test_a_large_item_list_is_streamed_as_valid_json(s3: Any, monkeypatch: pytes
     written = read_json(s3, layout.items_key("job-big"))
     assert count == len(written) == 2000
     assert [item["params"]["seed"] for item in written] == list(range(2000))
+
+
+def test_uploads_to_another_bucket_start_nothing(s3: Any, sfn: Any, lambda_context: Any) -> None:
+    event = load_event("start_job_eventbridge_object_created.json")
+    event["detail"]["bucket"]["name"] = "someone-elses-bucket"
+    assert app.lambda_handler(event, lambda_context) == {"jobs": []}
+    assert executions(sfn) == []
