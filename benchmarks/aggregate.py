@@ -33,8 +33,8 @@ def partial(index: int) -> dict:
         "columns": {
             "amount": {"$if": {"$all": True},
                        "$then": {"type": "number", "count": {"$sum": 100}, "nulls": {"$sum": 0},
-                                 "min": {"$min": value}, "max": {"$max": value + 99}, "sum": {"$sum": value * 100},
-                                 "mean": {"$mean": [value * 100, 100]}},
+                                 "min": {"$min": value}, "max": {"$max": value + 99},
+                                 "sum": {"$sum": value * 100}, "mean": {"$mean": [value * 100, 100]}},
                        "$else": {"type": "string", "count": {"$sum": 100}, "nulls": {"$sum": 0},
                                  "min": {"$min": str(value)}, "max": {"$max": str(value)}}},
         },
@@ -57,7 +57,8 @@ def main() -> None:
             except Exception:
                 time.sleep(0.1)
         descriptor = JobDescriptor(job_id=JOB, input=InputObject(bucket="bench", key="input/x.csv", size=1),
-                                   processor="csv-profile", item_count=count, created_at=datetime.now(UTC).isoformat())
+                                   processor="csv-profile", item_count=count,
+                                   created_at=datetime.now(UTC).isoformat())
         s3.put_object(Bucket="bench", Key=layout.descriptor_key(JOB), Body=descriptor.model_dump_json())
 
         def fill(index: int) -> None:
@@ -70,8 +71,8 @@ def main() -> None:
 
         with ThreadPoolExecutor(16) as pool:
             list(pool.map(fill, range(count)))
-        execution = execution_info(f"arn:aws:states:us-east-1:123456789012:execution:spotmap-job:{JOB}", "SUCCEEDED",
-                                   start=datetime.now(UTC), stop=datetime.now(UTC))
+        execution = execution_info(f"arn:aws:states:us-east-1:123456789012:execution:spotmap-job:{JOB}",
+                                   "SUCCEEDED", start=datetime.now(UTC), stop=datetime.now(UTC))
         started = time.monotonic()
         summary = build_summary(s3, "bench", JOB, execution)
         seconds = time.monotonic() - started
