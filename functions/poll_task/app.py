@@ -35,9 +35,9 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
     started = time.perf_counter()
     state = ItemState.model_validate(event)
     logger.append_keys(job_id=state.job_id, item_index=state.item.index)
+    metrics.add_metric(name="TaskPolls", unit=MetricUnit.Count, value=1)
     result = poll_task(aws.ecs(), aws.s3(), settings(), state, started=started)
     new_state = result.state
-    metrics.add_metric(name="TaskPolls", unit=MetricUnit.Count, value=1)
     if result.interrupted:
         metrics.add_metric(name="SpotInterruptions", unit=MetricUnit.Count, value=1)
         logger.warning("Spot interruption", extra={"task_arn": state.task_arn, "reason": new_state.reason})

@@ -113,6 +113,7 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
             }
         )
     if failed:
+        metrics.add_metric(name="JobStartFailures", unit=MetricUnit.Count, value=len(failed))
         # Raising makes Lambda retry the event; the jobs that did start are idempotent.
         raise JobStartFailed(f"could not start jobs for {failed}")
     return {"jobs": started}
