@@ -72,6 +72,26 @@ def _configure_moto() -> None:
 
     default_user_config["stepfunctions"]["execute_state_machine"] = True
     _reuse_interpreter_clients()
+    _cache_moto_lookups()
+
+
+@functools.cache
+def _cache_moto_lookups() -> None:
+    """Two per-request costs of moto that dominate a local job's CPU time, measured with yappi:
+    the interpreter builds a new JSONPath parser (a yacc table) for every path it evaluates, and the
+    server lists moto's package directory on disk for every request it routes. Both answers never
+    change while the process runs, so they are computed once."""
+    from jsonpath_ng import parse as plain_parse
+    from jsonpath_ng.ext import parse as extended_parse
+
+    import moto.backends
+    from moto.stepfunctions.parser.asl.component.common.path import result_path
+    from moto.stepfunctions.parser.asl.utils import json_path
+
+    json_path.parse = functools.lru_cache(maxsize=4096)(extended_parse)  # type: ignore[attr-defined]
+    result_path.parse = functools.lru_cache(maxsize=4096)(plain_parse)  # type: ignore[attr-defined]
+    modules = tuple(moto.backends.list_of_moto_modules())
+    moto.backends.list_of_moto_modules = lambda: iter(modules)  # type: ignore[assignment]
 
 
 @functools.cache
