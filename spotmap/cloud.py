@@ -81,10 +81,9 @@ def _cache_moto_lookups() -> None:
     the interpreter builds a new JSONPath parser (a yacc table) for every path it evaluates, and the
     server lists moto's package directory on disk for every request it routes. Both answers never
     change while the process runs, so they are computed once."""
+    import moto.backends
     from jsonpath_ng import parse as plain_parse
     from jsonpath_ng.ext import parse as extended_parse
-
-    import moto.backends
     from moto.stepfunctions.parser.asl.component.common.path import result_path
     from moto.stepfunctions.parser.asl.utils import json_path
 

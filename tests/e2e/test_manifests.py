@@ -93,7 +93,7 @@ def test_a_monte_carlo_count_gives_every_item_its_own_seed(cloud: LocalCloud, tm
 @pytest.mark.parametrize(
     ("name", "document", "message"),
     [
-        ("bad-json", '{"processor": "noop", "source": {"count": 3}', "invalid JSON"),
+        ("bad-json", "{\"processor\": \"noop\", \"source\": {\"count\": 3}", "not valid JSON"),
         ("unknown-processor", {"processor": "render", "source": {"count": 3}}, "unknown processor 'render'"),
         ("missing-source", {"processor": "noop"}, "source"),
         ("both-sources", {"processor": "noop", "source": {"count": 3, "items": [{}]}}, "more than one item source"),
