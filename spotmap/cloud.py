@@ -87,10 +87,10 @@ def _cache_moto_lookups() -> None:
     from moto.stepfunctions.parser.asl.component.common.path import result_path
     from moto.stepfunctions.parser.asl.utils import json_path
 
-    json_path.parse = functools.lru_cache(maxsize=4096)(extended_parse)  # type: ignore[attr-defined]
-    result_path.parse = functools.lru_cache(maxsize=4096)(plain_parse)  # type: ignore[attr-defined]
+    json_path.parse = functools.lru_cache(maxsize=4096)(extended_parse)
+    result_path.parse = functools.lru_cache(maxsize=4096)(plain_parse)
     modules = tuple(moto.backends.list_of_moto_modules())
-    moto.backends.list_of_moto_modules = lambda: iter(modules)  # type: ignore[assignment]
+    moto.backends.list_of_moto_modules = lambda: iter(modules)
 
 
 @functools.cache
