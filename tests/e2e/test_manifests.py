@@ -44,7 +44,9 @@ def test_a_prefix_job_makes_one_item_per_object(cloud: LocalCloud, tmp_path: Pat
     s3.put_object(Bucket=bucket, Key="data/logs/", Body=b"")
 
     # WHEN a manifest profiles every object under the prefix
-    summary = run_manifest(cloud, tmp_path, "logs", {"processor": "csv-profile", "source": {"prefix": "data/logs/"}})
+    summary = run_manifest(
+        cloud, tmp_path, "logs", {"processor": "csv-profile", "source": {"prefix": "data/logs/"}}
+    )
 
     # THEN there was one item per object and the merged profile covers them all
     assert summary["status"] == "SUCCEEDED", summary.get("failures", [])[:3]
@@ -64,9 +66,16 @@ def test_a_sweep_of_200_parameter_sets_with_the_command_processor(cloud: LocalCl
     items = [{"a": a, "b": b} for a in range(20) for b in range(10)]
 
     # WHEN the sweep runs
-    summary = run_manifest(cloud, tmp_path, "sweep", {
-        "processor": "command", "params": {"command": ["python3", "-c", program]}, "source": {"items": items},
-    })
+    summary = run_manifest(
+        cloud,
+        tmp_path,
+        "sweep",
+        {
+            "processor": "command",
+            "params": {"command": ["python3", "-c", program]},
+            "source": {"items": items},
+        },
+    )
 
     # THEN every parameter set ran once and the merged result is exact
     assert summary["status"] == "SUCCEEDED", summary.get("failures", [])[:3]
@@ -81,10 +90,16 @@ def test_a_monte_carlo_count_gives_every_item_its_own_seed(cloud: LocalCloud, tm
     program = "import json; print(json.dumps({'seeds': {'$sum': {seed}}, 'lowest': {'$min': {seed}}}))"
 
     # WHEN the job runs
-    summary = run_manifest(cloud, tmp_path, "montecarlo", {
-        "processor": "command", "params": {"command": ["python3", "-c", program]},
-        "source": {"count": 50, "seed_start": 1000},
-    })
+    summary = run_manifest(
+        cloud,
+        tmp_path,
+        "montecarlo",
+        {
+            "processor": "command",
+            "params": {"command": ["python3", "-c", program]},
+            "source": {"count": 50, "seed_start": 1000},
+        },
+    )
 
     # THEN each item saw its own seed
     assert summary["result"] == {"seeds": sum(range(1000, 1050)), "lowest": 1000}
@@ -93,10 +108,14 @@ def test_a_monte_carlo_count_gives_every_item_its_own_seed(cloud: LocalCloud, tm
 @pytest.mark.parametrize(
     ("name", "document", "message"),
     [
-        ("bad-json", "{\"processor\": \"noop\", \"source\": {\"count\": 3}", "not valid JSON"),
+        ("bad-json", '{"processor": "noop", "source": {"count": 3}', "not valid JSON"),
         ("unknown-processor", {"processor": "render", "source": {"count": 3}}, "unknown processor 'render'"),
         ("missing-source", {"processor": "noop"}, "source"),
-        ("both-sources", {"processor": "noop", "source": {"count": 3, "items": [{}]}}, "more than one item source"),
+        (
+            "both-sources",
+            {"processor": "noop", "source": {"count": 3, "items": [{}]}},
+            "more than one item source",
+        ),
         ("wrong-types", {"processor": "noop", "source": {"count": "three"}}, "source.count"),
     ],
 )
