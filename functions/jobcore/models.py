@@ -124,6 +124,7 @@ class ItemState(BaseModel):
     usage: Usage = Field(default_factory=Usage)
     task_seconds: float | None = None  # the last task's run time (startedAt → stoppedAt), once stopped
     expected_seconds: float | None = None  # the job's typical task duration, when PollTask knew it
+    detection_delay_seconds: float | None = None  # task stopped → the poll that saw it (polling cost)
     error: dict[str, Any] | None = None  # set by the ASL Catch (ResultPath $.error)
 
 
@@ -140,6 +141,7 @@ class ItemOutcome(BaseModel):
     on_demand_fallbacks: int = 0
     usage: Usage = Field(default_factory=Usage)
     task_seconds: float | None = None  # the last task's run time; PollTask's expectation is their median
+    detection_delay_seconds: float | None = None
 
     @classmethod
     def of(cls, state: ItemState) -> ItemOutcome:
@@ -154,6 +156,7 @@ class ItemOutcome(BaseModel):
             on_demand_fallbacks=state.on_demand_fallbacks,
             usage=state.usage,
             task_seconds=state.task_seconds,
+            detection_delay_seconds=state.detection_delay_seconds,
         )
 
 

@@ -292,8 +292,13 @@ def poll_task(
 
     stopped_at = task.get("stoppedAt") or now
     seconds = _task_seconds(task, stopped_at)
+    delay = (now - stopped_at).total_seconds() if isinstance(stopped_at, datetime) else None
     state = _with_task_usage(state, task, seconds).model_copy(
-        update={"task_seconds": round(seconds, 3), "log": log_location(settings, state.task_arn)}
+        update={
+            "task_seconds": round(seconds, 3),
+            "log": log_location(settings, state.task_arn),
+            "detection_delay_seconds": None if delay is None else round(max(0.0, delay), 3),
+        }
     )
     container = _container(task, settings.container_name)
     exit_code = container.get("exitCode")
