@@ -80,13 +80,12 @@ def test_no_function_source_imports_worker_or_spotmap() -> None:
         assert not pattern.search(text), f"{path.relative_to(ROOT)} imports worker/spotmap"
         # ... and neither does any import statement, wherever it is (syntax check)
         for node in ast.walk(ast.parse(text, filename=str(path))):
-            names = (
-                [alias.name for alias in node.names]
-                if isinstance(node, ast.Import)
-                else [node.module or ""]
-                if isinstance(node, ast.ImportFrom) and node.level == 0
-                else []
-            )
+            if isinstance(node, ast.Import):
+                names = [alias.name for alias in node.names]
+            elif isinstance(node, ast.ImportFrom) and node.level == 0:
+                names = [node.module or ""]
+            else:
+                continue
             bad = [name for name in names if name.split(".", 1)[0] in FORBIDDEN]
             assert not bad, f"{path.relative_to(ROOT)}:{node.lineno} imports {bad}"
 
