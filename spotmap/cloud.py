@@ -67,12 +67,15 @@ def local_client(service: str, endpoint: str, region: str) -> Any:
     return client
 
 
-def _configure_moto() -> None:
+def _configure_moto(execute: bool = True) -> bool:
+    """Make moto's Step Functions execute definitions; returns the previous setting."""
     from moto.core.config import default_user_config
 
-    default_user_config["stepfunctions"]["execute_state_machine"] = True
+    previous = bool(default_user_config["stepfunctions"]["execute_state_machine"])
+    default_user_config["stepfunctions"]["execute_state_machine"] = execute
     _reuse_interpreter_clients()
     _cache_moto_lookups()
+    return previous
 
 
 @functools.cache
@@ -145,7 +148,7 @@ class LocalCloud:
     def start(self) -> LocalCloud:
         from moto.moto_api._internal.models import moto_api_backend
 
-        _configure_moto()
+        self._moto_executed = _configure_moto()
         moto_api_backend.reset()  # moto's state is per process: each local cloud starts empty
         if not log.isEnabledFor(logging.DEBUG):
             # the interpreter logs every caught task error (e.g. a retried CapacityUnavailable)
@@ -217,6 +220,7 @@ class LocalCloud:
         self._server.shutdown()
         self._hooks.shutdown(wait=False)
         self._server = None
+        _configure_moto(self._moto_executed)  # moto's settings are per process: leave them as found
 
     def __enter__(self) -> LocalCloud:
         return self.start()

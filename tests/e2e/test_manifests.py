@@ -109,12 +109,12 @@ def test_a_monte_carlo_count_gives_every_item_its_own_seed(cloud: LocalCloud, tm
     ("name", "document", "message"),
     [
         ("bad-json", '{"processor": "noop", "source": {"count": 3}', "not valid JSON"),
-        ("unknown-processor", {"processor": "render", "source": {"count": 3}}, "unknown processor 'render'"),
+        ("unknown-processor", {"processor": "render", "source": {"count": 3}}, "'render' is not provided"),
         ("missing-source", {"processor": "noop"}, "source"),
         (
             "both-sources",
             {"processor": "noop", "source": {"count": 3, "items": [{}]}},
-            "more than one item source",
+            "exactly one of shard, keys, prefix, items, count",
         ),
         ("wrong-types", {"processor": "noop", "source": {"count": "three"}}, "source.count"),
     ],
