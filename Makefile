@@ -32,7 +32,7 @@ demo: $(STAMP) ## run the whole pipeline on the local cloud on a sample CSV
 
 test: $(STAMP) ## lint, then every test (unit, integration, end to end on the local cloud)
 	$(MAKE) lint
-	$(BIN)/pytest -q
+	$(BIN)/pytest -q -n 2 --dist loadfile
 
 unit: $(STAMP) ## unit tests only
 	$(BIN)/pytest -q tests/unit
