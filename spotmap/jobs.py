@@ -17,6 +17,7 @@ from spotmap.product import jobcore_ids, jobcore_layout
 
 CLOSED = ("SUCCEEDED", "FAILED", "TIMED_OUT", "ABORTED")
 SUMMARY_GRACE_SECONDS = 5.0
+PROGRESS_SECONDS = 5.0  # counting finished items lists the job's outcomes: not too often
 
 
 @dataclass
@@ -125,7 +126,7 @@ class JobRunner:
                     if watch.status not in CLOSED:
                         watch.error = f"still {watch.status or 'not started'} after {timeout:.0f} s"
                 break
-            if time.monotonic() - last_report > 2.0:
+            if self.progress is not None and time.monotonic() - last_report > PROGRESS_SECONDS:
                 last_report = time.monotonic()
                 for watch in jobs:
                     if watch.status not in CLOSED and watch.job_id:
@@ -134,7 +135,7 @@ class JobRunner:
                         self._say(
                             f"  {watch.job_id}: {watch.status or 'STARTING'}, {done}/{total} items finished"
                         )
-            time.sleep(0.25)
+            time.sleep(0.5)
         # the rule on the status event writes the summary; the reconciler covers lost events
         grace_end = time.monotonic() + SUMMARY_GRACE_SECONDS
         while time.monotonic() < grace_end and any(
