@@ -1,8 +1,8 @@
 """P5: Summarize's aggregation over N result records (N = argv[1], default 10,000).
 
-Fills a moto server (separate process) with a job of N items — job.json, N csv-profile-shaped result
-records and N outcomes — then times jobcore.summary.build_summary, the code Summarize runs, and prints
-the seconds on the last line."""
+A moto server in a child process is filled (directly through moto's backend, which is quick) with a
+job of N items — job.json, N csv-profile-shaped result records and N outcomes — then this process
+times jobcore.summary.build_summary, the code Summarize runs, over HTTP, and prints the seconds."""
 
 from __future__ import annotations
 
@@ -11,7 +11,6 @@ import socket
 import subprocess
 import sys
 import time
-from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -20,69 +19,106 @@ sys.path[:0] = [str(ROOT), str(ROOT / "functions")]
 
 from jobcore import layout  # noqa: E402
 from jobcore.models import InputObject, ItemOutcome, JobDescriptor, TaskStatus  # noqa: E402
-from jobcore.summary import build_summary, execution_info  # noqa: E402
-from spotmap.cloud import local_client  # noqa: E402
 
 JOB = "bench-aggregation"
+BUCKET = "bench"
 
 
 def partial(index: int) -> dict:
     value = float(index)
+    number = {
+        "type": "number",
+        "count": {"$sum": 100},
+        "nulls": {"$sum": 0},
+        "min": {"$min": value},
+        "max": {"$max": value + 99},
+        "sum": {"$sum": value * 100},
+        "mean": {"$mean": [value * 100, 100]},
+    }
+    text = {
+        "type": "string",
+        "count": {"$sum": 100},
+        "nulls": {"$sum": 0},
+        "min": {"$min": str(value)},
+        "max": {"$max": str(value)},
+    }
     return {
         "rows": {"$sum": 100},
-        "columns": {
-            "amount": {"$if": {"$all": True},
-                       "$then": {"type": "number", "count": {"$sum": 100}, "nulls": {"$sum": 0},
-                                 "min": {"$min": value}, "max": {"$max": value + 99},
-                                 "sum": {"$sum": value * 100}, "mean": {"$mean": [value * 100, 100]}},
-                       "$else": {"type": "string", "count": {"$sum": 100}, "nulls": {"$sum": 0},
-                                 "min": {"$min": str(value)}, "max": {"$max": str(value)}}},
-        },
+        "columns": {"amount": {"$if": {"$all": True}, "$then": number, "$else": text}},
     }
 
 
+def serve_filled(port: int, count: int) -> None:
+    """Child process: a moto server whose bucket already holds the job."""
+    from moto.s3.models import s3_backends
+    from moto.server import ThreadedMotoServer
+
+    server = ThreadedMotoServer(port=port, verbose=False)
+    server.start()
+    backend = s3_backends["123456789012"]["aws"]
+    backend.create_bucket(BUCKET, "us-east-1")
+    descriptor = JobDescriptor(
+        job_id=JOB,
+        input=InputObject(bucket=BUCKET, key="input/x.csv", size=1),
+        processor="csv-profile",
+        item_count=count,
+        created_at=datetime.now(UTC).isoformat(),
+    )
+    backend.put_object(BUCKET, layout.descriptor_key(JOB), descriptor.model_dump_json().encode())
+    for index in range(count):
+        record = {
+            "job_id": JOB,
+            "index": index,
+            "attempt": 1,
+            "processor": "csv-profile",
+            "partial": partial(index),
+            "outputs": [],
+            "started_at": "",
+            "finished_at": "",
+        }
+        backend.put_object(BUCKET, layout.result_key(JOB, index), json.dumps(record).encode())
+        outcome = ItemOutcome(index=index, status=TaskStatus.SUCCEEDED, attempts=1)
+        backend.put_object(
+            BUCKET, layout.outcome_key(JOB, index, "SUCCEEDED"), outcome.model_dump_json().encode()
+        )
+    print("ready", flush=True)
+    sys.stdin.read()  # until the parent closes our stdin
+    server.stop()
+
+
 def main() -> None:
-    count = int(sys.argv[1]) if len(sys.argv) > 1 else 10_000
+    if sys.argv[1] == "--serve":
+        serve_filled(int(sys.argv[2]), int(sys.argv[3]))
+        return
+    count = int(sys.argv[1])
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
-    server = subprocess.Popen([sys.executable, "-m", "moto.server", "-p", str(port)],
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    server = subprocess.Popen(
+        [sys.executable, __file__, "--serve", str(port), str(count)],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
     try:
+        assert server.stdout is not None and server.stdout.readline().strip() == "ready"
+        from jobcore.summary import build_summary, execution_info
+        from spotmap.cloud import local_client
+
         s3 = local_client("s3", f"http://127.0.0.1:{port}", "us-east-1")
-        for _ in range(100):
-            try:
-                s3.create_bucket(Bucket="bench")
-                break
-            except Exception:
-                time.sleep(0.1)
-        descriptor = JobDescriptor(job_id=JOB, input=InputObject(bucket="bench", key="input/x.csv", size=1),
-                                   processor="csv-profile", item_count=count,
-                                   created_at=datetime.now(UTC).isoformat())
-        s3.put_object(Bucket="bench", Key=layout.descriptor_key(JOB), Body=descriptor.model_dump_json())
-
-        def fill(index: int) -> None:
-            record = {"job_id": JOB, "index": index, "attempt": 1, "processor": "csv-profile",
-                      "partial": partial(index), "outputs": [], "started_at": "", "finished_at": ""}
-            s3.put_object(Bucket="bench", Key=layout.result_key(JOB, index), Body=json.dumps(record))
-            outcome = ItemOutcome(index=index, status=TaskStatus.SUCCEEDED, attempts=1)
-            s3.put_object(Bucket="bench", Key=layout.outcome_key(JOB, index, "SUCCEEDED"),
-                          Body=outcome.model_dump_json())
-
-        with ThreadPoolExecutor(16) as pool:
-            list(pool.map(fill, range(count)))
-        execution = execution_info(f"arn:aws:states:us-east-1:123456789012:execution:spotmap-job:{JOB}",
-                                   "SUCCEEDED", start=datetime.now(UTC), stop=datetime.now(UTC))
+        arn = f"arn:aws:states:us-east-1:123456789012:execution:spotmap-job:{JOB}"
+        execution = execution_info(arn, "SUCCEEDED", start=datetime.now(UTC), stop=datetime.now(UTC))
         started = time.monotonic()
-        summary = build_summary(s3, "bench", JOB, execution)
+        summary = build_summary(s3, BUCKET, JOB, execution)
         seconds = time.monotonic() - started
         assert summary["items"]["succeeded"] == count, summary["items"]
         assert summary["result"]["rows"] == 100 * count
         print(f"{count} records summarised", file=sys.stderr)
         print(f"{seconds:.2f}")
     finally:
-        server.terminate()
-        server.wait()
+        if server.stdin:
+            server.stdin.close()
+        server.wait(timeout=30)
 
 
 if __name__ == "__main__":

@@ -135,9 +135,9 @@ def p2_overhead(work: Path, quick: bool) -> Figure:
 
 def p3_polling(work: Path, quick: bool) -> Figure:
     # 20-minute tasks, PollMinSeconds 10 and PollMaxSeconds 300, all scaled by the same factor
-    factor = 1 / 10 if quick else 1 / 20
+    factor = 1 / 40
     task_seconds = 20 * 60 * factor
-    items = 12 if quick else 30
+    items = 10 if quick else 20
     manifest = _manifest(
         work,
         "sleepers",
