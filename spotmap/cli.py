@@ -134,7 +134,9 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
-    cloud = LocalCloud(options=_options(args, port=args.port)).start()
+    options = _options(args, port=args.port)
+    options.host = args.host
+    cloud = LocalCloud(options=options).start()
     print(f"spotmap local cloud listening on {cloud.endpoint}")
     print(f"  bucket:        {cloud.stack.bucket}")
     print(f"  state machine: {cloud.stack.state_machine_arn}")
@@ -256,6 +258,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     serve = local.add_parser("serve", help="keep the local cloud running on a port")
     serve.add_argument("--port", type=int, default=DEFAULT_SERVE_PORT)
+    serve.add_argument(
+        "--host",
+        default="127.0.0.1",
+        help="address to listen on (0.0.0.0 lets `sam local invoke` containers reach it)",
+    )
     _add_cloud_options(serve)
     serve.set_defaults(func=cmd_serve)
 

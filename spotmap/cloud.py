@@ -125,6 +125,7 @@ class CloudOptions:
     drop_status_events: float = 0.0
     seed: int | None = None
     port: int = 0
+    host: str = "127.0.0.1"
     state_dir: Path | None = None
     lambda_concurrency: int = 8
     launcher: WorkerLauncher | None = None
@@ -157,9 +158,9 @@ class LocalCloud:
         from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app
 
         self._moto = DomainDispatcherApplication(create_backend_app)
-        self._server = make_server("127.0.0.1", self.options.port, self._wsgi, threaded=True)
+        self._server = make_server(self.options.host, self.options.port, self._wsgi, threaded=True)
         port = self._server.server_port
-        self.endpoint = f"http://127.0.0.1:{port}"
+        self.endpoint = f"http://127.0.0.1:{port}"  # how this machine (and moto's interpreter) reaches it
         os.environ["MOTO_PORT"] = str(port)  # where moto's interpreter sends its Lambda/S3 calls
         base_env = {
             **CREDENTIALS,

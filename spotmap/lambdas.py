@@ -181,7 +181,8 @@ class LocalLambda:
                 "SPOTMAP_FUNCTION_TIMEOUT": str(spec.timeout),
             }
         )
-        env.update(spec.environment)
+        # the template's own values, except empty ones (AWS_ENDPOINT_URL is declared empty for SAM)
+        env.update({name: value for name, value in spec.environment.items() if value or name not in env})
         if self._extra_env:
             env.update(self._extra_env(spec))
         return env
