@@ -77,7 +77,7 @@ def serve_filled(port: int, count: int) -> None:
             "finished_at": "",
         }
         backend.put_object(BUCKET, layout.result_key(JOB, index), json.dumps(record).encode())
-        outcome = ItemOutcome(index=index, status=TaskStatus.SUCCEEDED, attempts=1)
+        outcome = ItemOutcome(index=index, status=TaskStatus.SUCCEEDED, attempts=1, partial=partial(index))
         backend.put_object(
             BUCKET, layout.outcome_key(JOB, index, "SUCCEEDED"), outcome.model_dump_json().encode()
         )

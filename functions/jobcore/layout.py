@@ -1,14 +1,14 @@
 """The job's S3 layout: the one place that knows where a job's objects live.
 
-    input/<name>                      uploads; the only prefix that starts jobs
-    data/<...>                        inputs that job manifests refer to; uploads here start nothing
-    jobs/<job_id>/job.json            the job descriptor (source, processor, item count)
-    jobs/<job_id>/items.json          the item list the Distributed Map reads
-    jobs/<job_id>/results/<index>.json        an item's result record, written last by the worker
-    jobs/<job_id>/outcomes/<status>/<index>.json  an item's final outcome (attempts, usage, reason)
-    jobs/<job_id>/errors/<index>/attempt-<n>.json why a worker attempt failed (its last error line)
-    output/<job_id>/<index>/attempt-<n>/...   what a worker attempt writes
-    summaries/<job_id>.json           the job summary
+input/<name>                      uploads; the only prefix that starts jobs
+data/<...>                        inputs that job manifests refer to; uploads here start nothing
+jobs/<job_id>/job.json            the job descriptor (source, processor, item count)
+jobs/<job_id>/items.json          the item list the Distributed Map reads
+jobs/<job_id>/results/<index>.json        an item's result record, written last by the worker
+jobs/<job_id>/outcomes/<status>/<index>.json  an item's final outcome (attempts, usage, reason)
+jobs/<job_id>/errors/<index>/attempt-<n>.json why a worker attempt failed (its last error line)
+output/<job_id>/<index>/attempt-<n>/...   what a worker attempt writes
+summaries/<job_id>.json           the job summary
 """
 
 from __future__ import annotations

@@ -142,9 +142,12 @@ class ItemOutcome(BaseModel):
     usage: Usage = Field(default_factory=Usage)
     task_seconds: float | None = None  # the last task's run time; PollTask's expectation is their median
     detection_delay_seconds: float | None = None
+    # A succeeded item's partial result, copied from its result record by PollTask, so Summarize reads
+    # one object per item instead of two.
+    partial: Any = None
 
     @classmethod
-    def of(cls, state: ItemState) -> ItemOutcome:
+    def of(cls, state: ItemState, partial: Any = None) -> ItemOutcome:
         return cls(
             index=state.item.index,
             status=state.status or TaskStatus.FAILED,
@@ -157,6 +160,7 @@ class ItemOutcome(BaseModel):
             usage=state.usage,
             task_seconds=state.task_seconds,
             detection_delay_seconds=state.detection_delay_seconds,
+            partial=partial,
         )
 
 

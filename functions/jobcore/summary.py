@@ -134,6 +134,12 @@ def build_summary(
         index, verdict = entry
         return index, verdict, read_json(s3, bucket, layout.outcome_key(job_id, index, verdict))
 
+    # Succeeded outcomes carry their item's partial result: merged here, in item order, as they stream
+    # in. Only items whose outcome lacks it (e.g. finished while the execution was being stopped) need
+    # their result record fetched afterwards.
+    merged: Any = None
+    merge_error: str | None = None
+    merged_from_outcomes: set[int] = set()
     for index, verdict, outcome in fetch_in_order(outcome_keys, fetch_outcome, workers):
         outcome = outcome or {}
         for field in attempts:
@@ -141,6 +147,12 @@ def build_summary(
         usage = usage + Usage.model_validate(outcome.get("usage") or {})
         if verdict == "failed":
             failures.append({"index": index, "reason": _short(outcome.get("reason") or "failed")})
+        elif outcome.get("partial") is not None and index in results and merge_error is None:
+            merged_from_outcomes.add(index)
+            try:
+                merged = merge.merge(merged, outcome["partial"])
+            except merge.MergeError as error:
+                merge_error = f"could not merge the result of item {index}: {error}"
 
     unfinished = [index for index in range(total) if index not in succeeded and index not in failed_outcomes]
     if closed:
@@ -149,7 +161,11 @@ def build_summary(
         )
     failures.sort(key=lambda failure: failure["index"])
 
-    merged_result, merge_error = _merge_results(s3, bucket, job_id, sorted(results & succeeded), workers)
+    remaining = sorted((results & succeeded) - merged_from_outcomes)
+    merged_result, rest_error = (
+        (merged, None) if merge_error else _merge_results(s3, bucket, job_id, remaining, workers, merged)
+    )
+    merge_error = merge_error or rest_error
     if merged_result is None and merge_error is None:
         result = descriptor.empty_result if descriptor else None
     else:
@@ -196,13 +212,12 @@ def build_summary(
 
 
 def _merge_results(
-    s3: Any, bucket: str, job_id: str, indices: list[int], workers: int
+    s3: Any, bucket: str, job_id: str, indices: list[int], workers: int, merged: Any = None
 ) -> tuple[Any, str | None]:
     def fetch_partial(index: int) -> Any:
         record = read_json(s3, bucket, layout.result_key(job_id, index))
         return record.get("partial") if isinstance(record, dict) else None
 
-    merged: Any = None
     for index, partial in zip(indices, fetch_in_order(indices, fetch_partial, workers), strict=True):
         try:
             merged = merge.merge(merged, partial)

@@ -26,7 +26,7 @@ from jobcore.errors import (
     PollThrottled,
 )
 from jobcore.models import Capacity, ItemOutcome, ItemState, TaskStatus
-from jobcore.store import error_code, exists, put_json, read_json
+from jobcore.store import error_code, put_json, read_json
 
 log = logging.getLogger(__name__)
 
@@ -304,7 +304,8 @@ def poll_task(
     exit_code = container.get("exitCode")
     stop_code = task.get("stopCode") or ""
     stopped_reason = task.get("stoppedReason") or ""
-    succeeded = exit_code == 0 and _result_exists(s3, state)
+    result = _read_result(s3, state) if exit_code == 0 else None
+    succeeded = result is not None
     spot_interrupted = stop_code == SPOT_INTERRUPTION_STOP_CODE or SPOT_INTERRUPTION_REASON in stopped_reason
 
     if spot_interrupted and not succeeded:
@@ -320,8 +321,10 @@ def poll_task(
             }
         )
         return PollResult(interrupted, interrupted=True)
-    if succeeded:
-        return _finish(s3, settings, state, started, TaskStatus.SUCCEEDED, None)
+    if result is not None:
+        return _finish(
+            s3, settings, state, started, TaskStatus.SUCCEEDED, None, partial=result.get("partial")
+        )
     worker_message = _worker_error(s3, state)
     if exit_code == 0:
         text = "exited 0 but wrote no result record"
@@ -403,12 +406,20 @@ def _still_running(
     return PollResult(running)
 
 
-def _result_exists(s3: Any, state: ItemState) -> bool:
-    return exists(s3, state.bucket, layout.result_key(state.job_id, state.item.index))
+def _read_result(s3: Any, state: ItemState) -> dict[str, Any] | None:
+    """The item's result record, or None: its existence is what makes an exit code 0 a success."""
+    record = read_json(s3, state.bucket, layout.result_key(state.job_id, state.item.index))
+    return record if isinstance(record, dict) else None
 
 
 def _finish(
-    s3: Any, settings: PollSettings, state: ItemState, started: float, status: TaskStatus, reason: str | None
+    s3: Any,
+    settings: PollSettings,
+    state: ItemState,
+    started: float,
+    status: TaskStatus,
+    reason: str | None,
+    partial: Any = None,
 ) -> PollResult:
     final = state.model_copy(
         update={
@@ -420,12 +431,12 @@ def _finish(
             ),
         }
     )
-    write_outcome(s3, final)
+    write_outcome(s3, final, partial)
     return PollResult(final)
 
 
-def write_outcome(s3: Any, state: ItemState) -> str:
-    outcome = ItemOutcome.of(state)
+def write_outcome(s3: Any, state: ItemState, partial: Any = None) -> str:
+    outcome = ItemOutcome.of(state, partial)
     key = layout.outcome_key(state.job_id, state.item.index, outcome.status.value)
     put_json(s3, state.bucket, key, outcome.model_dump_json().encode("utf-8"))
     return key
