@@ -110,7 +110,8 @@ def _env_overrides() -> dict[str, Any]:
 
 
 def _usd(amount: float) -> float:
-    return round(amount, 6)
+    # to a billionth of a dollar: a small local job costs fractions of a cent, and they should add up
+    return round(amount, 9)
 
 
 def cost_block(

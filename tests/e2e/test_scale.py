@@ -1,0 +1,85 @@
+"""Scale and cost, end to end on the local cloud (not timed: benchmarks measure speed)."""
+
+from __future__ import annotations
+
+import json
+import os
+from datetime import datetime
+from pathlib import Path
+
+import pytest
+
+from tests.e2e.conftest import write_csv
+
+# The largest no-op job that keeps the whole suite within its 5-minute budget on 2 cores; the
+# 10,000-item run is benchmark P4 (`make bench`). Raise it with SPOTMAP_SCALE_ITEMS=10000.
+SCALE_ITEMS = int(os.environ.get("SPOTMAP_SCALE_ITEMS", "500"))
+
+
+def test_a_large_no_op_job_runs_every_item_exactly_once(tmp_path: Path, local_run) -> None:
+    # GIVEN a manifest of many no-op items
+    manifest = tmp_path / "many.job.json"
+    manifest.write_text(json.dumps({"processor": "noop", "source": {"count": SCALE_ITEMS}}))
+
+    # WHEN it runs with a wide Map
+    run = local_run(manifest, params={"MaxConcurrency": 100})
+
+    # THEN every item ran once and was counted once
+    assert run.exit_code == 0
+    (summary,) = run.summaries
+    assert summary["items"] == {"total": SCALE_ITEMS, "succeeded": SCALE_ITEMS, "failed": 0}
+    assert summary["attempts"]["launched"] == SCALE_ITEMS
+    assert summary["result"] == {"items": SCALE_ITEMS}
+    items = json.loads((run.out_dir / "jobs" / summary["job_id"] / "items.json").read_text())
+    assert [item["index"] for item in items] == list(range(SCALE_ITEMS))
+
+
+def test_the_cost_block_matches_a_hand_computation(tmp_path: Path, local_run) -> None:
+    # GIVEN a small CSV job of a few items
+    data_file = write_csv(tmp_path / "small.csv", rows=3000)
+    shard_mb = round(data_file.stat().st_size / 1e6 / 3, 4)
+
+    # WHEN it runs
+    run = local_run(data_file, params={"ShardSizeMB": shard_mb})
+    (summary,) = run.summaries
+    assert summary["status"] == "SUCCEEDED"
+
+    # THEN the cost block is what the task sizes, run times and the dated price table give by hand
+    task_definition = {"vcpu": 1024 / 1024, "gb": 2048 / 1024}  # template defaults TaskCpu, TaskMemory
+    outcomes = [
+        json.loads(p.read_text()) for p in (run.out_dir / "jobs" / summary["job_id"]).glob("outcomes/*/*")
+    ]
+    assert len(outcomes) == summary["items"]["total"] >= 3
+    seconds = sum(outcome["task_seconds"] for outcome in outcomes)
+    cost = summary["cost"]
+    spot, on_demand = cost["fargate"]["spot"], cost["fargate"]["on_demand"]
+    assert spot["vcpu_seconds"] + on_demand["vcpu_seconds"] == pytest.approx(
+        seconds * task_definition["vcpu"], abs=0.01
+    )
+    assert spot["gb_seconds"] + on_demand["gb_seconds"] == pytest.approx(
+        seconds * task_definition["gb"], abs=0.01
+    )
+    assert cost["prices"]["region"] == "us-east-1"
+    # us-east-1 list prices of the table's date: Fargate Spot $0.012144/vCPU-h, $0.0013335/GB-h;
+    # on-demand $0.04048/vCPU-h, $0.004445/GB-h; Lambda $0.20/M requests + $0.0000166667/GB-s;
+    # Step Functions $0.025 per 1,000 transitions
+    datetime.fromisoformat(cost["prices"]["date"])
+    by_hand_spot = (spot["vcpu_seconds"] * 0.012144 + spot["gb_seconds"] * 0.0013335) / 3600
+    by_hand_on_demand = (on_demand["vcpu_seconds"] * 0.04048 + on_demand["gb_seconds"] * 0.004445) / 3600
+    lam = cost["lambda"]
+    by_hand_lambda = lam["invocations"] * 0.20 / 1e6 + lam["gb_seconds"] * 0.0000166667
+    by_hand_transitions = cost["step_functions"]["state_transitions"] * 0.025 / 1000
+    assert spot["usd"] == pytest.approx(by_hand_spot, rel=1e-3, abs=1e-9)
+    assert on_demand["usd"] == pytest.approx(by_hand_on_demand, rel=1e-3, abs=1e-9)
+    assert cost["total_usd"] == pytest.approx(
+        by_hand_spot + by_hand_on_demand + by_hand_lambda + by_hand_transitions, rel=1e-3, abs=1e-9
+    )
+    all_on_demand = (
+        (spot["vcpu_seconds"] + on_demand["vcpu_seconds"]) * 0.04048
+        + (spot["gb_seconds"] + on_demand["gb_seconds"]) * 0.004445
+    ) / 3600
+    assert cost["on_demand_equivalent_usd"] == pytest.approx(
+        all_on_demand + by_hand_lambda + by_hand_transitions, rel=1e-3, abs=1e-9
+    )
+    # a Launch and at least one Poll per item, each billed
+    assert lam["invocations"] >= 2 * len(outcomes)
