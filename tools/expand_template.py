@@ -27,6 +27,8 @@ import yaml
 from samtranslator.parser.parser import Parser
 from samtranslator.translator.translator import Translator
 
+from spotmap.template import load_yaml
+
 ROOT = Path(__file__).resolve().parent.parent
 TEMPLATE = ROOT / "template.yaml"
 DEFAULT_REGION = "us-east-1"
@@ -35,31 +37,9 @@ PLACEHOLDER_BUCKET = "spotmap-offline-expansion"
 _MANAGED_POLICIES = resources.files("samtranslator") / "internal" / "data" / "aws_managed_policies.json"
 
 
-class _CfnLoader(yaml.SafeLoader):
-    """A YAML loader that understands CloudFormation's short-form intrinsic tags (`!Ref`, `!Sub` ...)."""
-
-
-def _intrinsic(loader: yaml.SafeLoader, suffix: str, node: yaml.Node) -> dict[str, Any]:
-    name = "Ref" if suffix == "Ref" else f"Fn::{suffix}"
-    value: Any
-    if isinstance(node, yaml.ScalarNode):
-        value = loader.construct_scalar(node)
-        if suffix == "GetAtt" and isinstance(value, str):
-            value = value.split(".", 1)
-    elif isinstance(node, yaml.SequenceNode):
-        value = loader.construct_sequence(node, deep=True)
-    else:
-        value = loader.construct_mapping(node, deep=True)
-    return {name: value}
-
-
-_CfnLoader.add_multi_constructor("!", _intrinsic)
-
-
 def load_template(path: Path = TEMPLATE) -> dict[str, Any]:
     """Parse a SAM/CloudFormation YAML or JSON template into plain dicts (long-form intrinsics)."""
-    text = path.read_text(encoding="utf-8")
-    data = yaml.load(text, Loader=_CfnLoader)  # noqa: S506 - a SafeLoader subclass
+    data = load_yaml(path)  # the local cloud's loader: one reading of CloudFormation's short forms
     if not isinstance(data, dict):
         raise ValueError(f"{path} is not a template")
     return data
