@@ -9,6 +9,7 @@ import functools
 import json
 import logging
 import os
+import re
 import sys
 import threading
 import time
@@ -41,7 +42,8 @@ CREDENTIALS = {
 ECS_TARGET = "AmazonEC2ContainerServiceV20141113."
 LOCAL_ECS_ACTIONS = ("RunTask", "DescribeTasks", "StopTask", "ListTasks")
 TERMINAL = ("SUCCEEDED", "FAILED", "TIMED_OUT", "ABORTED")
-MAX_EVENT_INPUT = 248 * 1024  # larger inputs are left out of status events, as AWS does
+MAX_EVENT_INPUT = 248 * 1024
+RANGE = re.compile(r"bytes=(\d+)-(\d*)")  # larger inputs are left out of status events, as AWS does
 
 
 def project_root() -> Path:
@@ -261,6 +263,10 @@ class LocalCloud:
         target = environ.get("HTTP_X_AMZ_TARGET", "")
         if target.startswith(ECS_TARGET) and target[len(ECS_TARGET) :] in LOCAL_ECS_ACTIONS:
             return self._ecs(Request(environ), target[len(ECS_TARGET) :])(environ, start_response)
+        if environ.get("HTTP_RANGE") and environ["REQUEST_METHOD"] == "GET" and self._is_s3(environ):
+            partial = self._ranged_get(environ)
+            if partial is not None:
+                return partial(environ, start_response)
         captured: dict[str, Any] = {}
 
         def capture(status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Any:
@@ -271,7 +277,7 @@ class LocalCloud:
         if (
             captured.get("status") == 200
             and environ["REQUEST_METHOD"] in ("PUT", "POST")
-            and "/s3/aws4_request" in environ.get("HTTP_AUTHORIZATION", "")
+            and self._is_s3(environ)
         ):
             created = self._created_object(environ)
             if created:
@@ -334,6 +340,16 @@ class LocalCloud:
             reason = "CompleteMultipartUpload"
         else:
             return None
+        located = self._bucket_and_key(environ)
+        return (*located, reason) if located else None
+
+    @staticmethod
+    def _is_s3(environ: dict[str, Any]) -> bool:
+        return "/s3/aws4_request" in environ.get("HTTP_AUTHORIZATION", "")
+
+    @staticmethod
+    def _bucket_and_key(environ: dict[str, Any]) -> tuple[str, str] | None:
+        """The (decoded) bucket and key an S3 request names, path-style or virtual-host style."""
         raw_path = environ.get("RAW_URI") or environ.get("REQUEST_URI") or environ.get("PATH_INFO", "")
         raw_path = raw_path.split("?", 1)[0]
         host = environ.get("HTTP_HOST", "").split(":")[0]
@@ -346,7 +362,53 @@ class LocalCloud:
             if len(parts) < 2 or not parts[1]:
                 return None
             bucket, key = parts
-        return unquote(bucket), unquote(key), reason
+        return unquote(bucket), unquote(key)
+
+    def _ranged_get(self, environ: dict[str, Any]) -> Response | None:
+        """A ranged GetObject answered from moto's stored object, reading only the range.
+
+        moto reads (and copies) the whole object for every GET and then slices it, so the shards of a
+        500 MB file cost seconds each. Only plain `bytes=a-b` / `bytes=a-` ranges, optionally of a
+        version, take this path; anything else (conditions, SSE-C, parts, missing keys, unsatisfiable
+        ranges) is left to moto, which answers exactly as S3 does."""
+        from moto.s3.models import s3_backends
+
+        query = parse_qs(environ.get("QUERY_STRING", ""), keep_blank_values=True)
+        match = RANGE.fullmatch(environ.get("HTTP_RANGE", "").strip())
+        located = self._bucket_and_key(environ)
+        if (
+            not match
+            or not located
+            or set(query) - {"versionId", "x-id"}
+            or any(
+                name.startswith(("HTTP_IF_", "HTTP_X_AMZ_SERVER_SIDE_ENCRYPTION_CUSTOMER"))
+                for name in environ
+            )
+        ):
+            return None
+        version = query.get("versionId", [None])[0]
+        try:
+            key = s3_backends[self.stack.account_id]["aws"].get_object(*located, version_id=version)
+        except Exception:  # noqa: BLE001 - moto will answer with the proper error
+            return None
+        start = int(match.group(1))
+        if key is None or getattr(key, "is_delete_marker", False) or start >= key.size:
+            return None
+        end = min(int(match.group(2)) if match.group(2) else key.size - 1, key.size - 1)
+        with key.lock:
+            key._value_buffer.seek(start)
+            body = key._value_buffer.read(end - start + 1)
+        headers = {name: value for name, value in key.response_dict.items() if value is not None}
+        headers.update(
+            {
+                "content-length": str(len(body)),
+                "content-range": f"bytes {start}-{end}/{key.size}",
+                "accept-ranges": "bytes",
+                "content-type": key.metadata.get("Content-Type", "binary/octet-stream"),
+                "x-amz-request-id": uuid.uuid4().hex,
+            }
+        )
+        return Response(body, status=206, headers=headers)
 
     def _object_created(self, bucket: str, key: str, reason: str) -> None:
         from moto.s3.models import s3_backends

@@ -13,7 +13,7 @@ from tests.e2e.conftest import write_csv
 
 # The largest no-op job that keeps the whole suite within its 5-minute budget on 2 cores; the
 # 10,000-item run is benchmark P4 (`make bench`). Raise it with SPOTMAP_SCALE_ITEMS=10000.
-SCALE_ITEMS = int(os.environ.get("SPOTMAP_SCALE_ITEMS", "500"))
+SCALE_ITEMS = int(os.environ.get("SPOTMAP_SCALE_ITEMS", "400"))
 
 
 def test_a_large_no_op_job_runs_every_item_exactly_once(tmp_path: Path, local_run) -> None:
@@ -83,3 +83,19 @@ def test_the_cost_block_matches_a_hand_computation(tmp_path: Path, local_run) ->
     )
     # a Launch and at least one Poll per item, each billed
     assert lam["invocations"] >= 2 * len(outcomes)
+
+
+def test_throttled_launches_are_retried_and_never_start_a_second_task(tmp_path: Path, local_run) -> None:
+    # GIVEN more items at once than Fargate's launch bucket holds (100), refilled at 1 launch per second
+    manifest = tmp_path / "burst.job.json"
+    manifest.write_text(json.dumps({"processor": "noop", "source": {"count": 110}}))
+
+    # WHEN they all start together
+    run = local_run(manifest, params={"MaxConcurrency": 110}, extra=["--launch-rate", "1"])
+
+    # THEN the throttled launches were retried with backoff (counted) and every item ran exactly once
+    assert run.exit_code == 0, run.summaries
+    (summary,) = run.summaries
+    assert summary["items"] == {"total": 110, "succeeded": 110, "failed": 0}
+    assert summary["attempts"]["capacity_retries"] > 0
+    assert summary["attempts"]["launched"] == 110
