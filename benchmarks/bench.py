@@ -136,9 +136,11 @@ def p2_overhead(work: Path, quick: bool) -> Figure:
 def p3_polling(work: Path, quick: bool) -> Figure:
     # 20-minute tasks and the template's poll bounds (10 s, 900 s), all scaled by the same factor;
     # a Wait takes whole seconds, so the scaled minimum is rounded up to 1 s
-    factor = 1 / 40
+    # a job of several waves (items > MaxConcurrency), as large jobs are: the first wave has nothing to
+    # learn from, the later ones wait for the job's typical duration
+    factor = 1 / 60
     task_seconds = 20 * 60 * factor
-    items = 10 if quick else 20
+    items = 10 if quick else 40
     manifest = _manifest(
         work,
         "sleepers",
@@ -149,7 +151,7 @@ def p3_polling(work: Path, quick: bool) -> Figure:
         },
     )
     params = {
-        "MaxConcurrency": str(items // 2),
+        "MaxConcurrency": str(items // 4),
         "PollMinSeconds": str(max(1, round(10 * factor))),
         "PollMaxSeconds": str(max(1, round(900 * factor))),
     }
