@@ -121,7 +121,12 @@ def p2_overhead(work: Path, quick: bool) -> Figure:
     count = 100 if quick else 1000
     manifest = _manifest(work, "noop-1000", {"processor": "noop", "source": {"count": count}})
     summary, elapsed = _run_job(manifest, {"MaxConcurrency": "100"}, work / "p2")
-    assert summary["items"]["succeeded"] == count, summary
+    assert summary["items"]["succeeded"] == count, (
+        summary["status"],
+        summary["items"],
+        summary["failures"][:3],
+        summary.get("error"),
+    )
     per_item = elapsed / count
     return Figure(
         "P2",
@@ -189,7 +194,12 @@ def p4_scale(work: Path, quick: bool) -> Figure:
     count = 500 if quick else 10_000
     manifest = _manifest(work, "noop-10000", {"processor": "noop", "source": {"count": count}})
     summary, elapsed = _run_job(manifest, {"MaxConcurrency": "200"}, work / "p4", timeout=3000)
-    assert summary["items"]["succeeded"] == count, summary
+    assert summary["items"]["succeeded"] == count, (
+        summary["status"],
+        summary["items"],
+        summary["failures"][:3],
+        summary.get("error"),
+    )
     return Figure(
         "P4",
         f"scale, one {count:,}-item job",

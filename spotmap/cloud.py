@@ -129,7 +129,9 @@ class CloudOptions:
     port: int = 0
     host: str = "127.0.0.1"
     state_dir: Path | None = None
-    lambda_concurrency: int = 8
+    # instances per function: Lambda itself scales out at once; a low local cap makes invocations queue
+    # (and, waiting past a Task state's TimeoutSeconds, fail as States.Timeout)
+    lambda_concurrency: int = 32
     launcher: WorkerLauncher | None = None
     run_schedules: bool = True
 
