@@ -8,12 +8,11 @@ import sys
 import textwrap
 from pathlib import Path
 
-import boto3
 import pytest
-from moto import mock_aws
 
 from jobcore import layout
 from jobcore.models import ResultRecord
+from tests.unit.worker_s3 import mocked_s3
 from worker import runner
 from worker.errors import ConfigError, ProcessingError
 from worker.processors.command import substitute
@@ -155,16 +154,7 @@ def test_substitution_keeps_braces_that_are_not_placeholders():
 
 @pytest.fixture
 def s3(monkeypatch):
-    for name, value in {
-        "AWS_ACCESS_KEY_ID": "testing",
-        "AWS_SECRET_ACCESS_KEY": "testing",
-        "AWS_DEFAULT_REGION": "us-east-1",
-    }.items():
-        monkeypatch.setenv(name, value)
-    monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
-    with mock_aws():
-        client = boto3.session.Session().client("s3", region_name="us-east-1")
-        client.create_bucket(Bucket=BUCKET)
+    with mocked_s3(monkeypatch, BUCKET) as client:
         yield client
 
 

@@ -9,13 +9,12 @@ import json
 import math
 import random
 
-import boto3
 import pytest
-from moto import mock_aws
 
 from jobcore import layout
 from jobcore.merge import finalize, merge_all
 from jobcore.models import ResultRecord
+from tests.unit.worker_s3 import mocked_s3
 from worker import runner
 from worker.errors import ProcessingError
 from worker.processors.csv_profile import BAD_ROW_SAMPLES, column_names
@@ -239,16 +238,7 @@ def test_invalid_utf8_in_a_shard_names_the_byte_offset_in_the_object():
 
 @pytest.fixture
 def s3(monkeypatch):
-    for name, value in {
-        "AWS_ACCESS_KEY_ID": "testing",
-        "AWS_SECRET_ACCESS_KEY": "testing",
-        "AWS_DEFAULT_REGION": "us-east-1",
-    }.items():
-        monkeypatch.setenv(name, value)
-    monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
-    with mock_aws():
-        client = boto3.session.Session().client("s3", region_name="us-east-1")
-        client.create_bucket(Bucket=BUCKET)
+    with mocked_s3(monkeypatch, BUCKET) as client:
         yield client
 
 
