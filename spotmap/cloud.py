@@ -6,6 +6,7 @@ from template.yaml."""
 from __future__ import annotations
 
 import functools
+import io
 import json
 import logging
 import os
@@ -22,6 +23,7 @@ from urllib.parse import parse_qs, unquote
 
 import boto3
 from botocore.config import Config
+from botocore.exceptions import ClientError
 from werkzeug.serving import make_server
 from werkzeug.wrappers import Request, Response
 
@@ -114,10 +116,63 @@ def _reuse_interpreter_clients() -> None:
     cached = functools.lru_cache(maxsize=64)(lambda region, service, port: original(region, service))
 
     def boto_client_for(region: str, service: str, state_credentials: Any = None) -> Any:
-        return cached(region, service, moto_server_port())
+        port = moto_server_port()
+        if service == "lambda" and port in _IN_PROCESS_LAMBDA:
+            return _IN_PROCESS_LAMBDA[port]
+        return cached(region, service, port)
 
     for module in (boto_client, lambda_eval_utils, reader_s3):
         module.boto_client_for = boto_client_for  # type: ignore[attr-defined]
+
+
+class InProcessLambdaClient:
+    """What moto's interpreter calls for a `lambda:invoke` Task: the local Lambda's Invoke, without the
+    HTTP round trip to our own endpoint (a boto3 call and a request to serve, both on the endpoint's
+    interpreter lock, for every Launch and Poll). Same payloads, statuses and errors as the HTTP path."""
+
+    def __init__(self, cloud: LocalCloud):
+        self._cloud = cloud
+
+    def invoke(
+        self, FunctionName: str, Payload: Any = None, InvocationType: str = "RequestResponse", **_: Any
+    ) -> dict[str, Any]:  # noqa: N803 - boto3's parameter names
+        name = FunctionName.split(":function:", 1)[-1].split(":", 1)[0]
+        spec = self._cloud.stack.function_by_name(name)
+        if spec is None:
+            raise ClientError(
+                {
+                    "Error": {
+                        "Code": "ResourceNotFoundException",
+                        "Message": f"Function not found: {FunctionName}",
+                    },
+                    "ResponseMetadata": {"HTTPStatusCode": 404},
+                },
+                "Invoke",
+            )
+        if Payload is None:
+            payload = b""
+        elif isinstance(Payload, bytes):
+            payload = Payload
+        elif isinstance(Payload, str):
+            payload = Payload.encode()
+        else:
+            payload = json.dumps(Payload).encode()
+        if InvocationType == "Event":
+            self._cloud._hooks.submit(self._cloud.lambdas.invoke, name, payload)
+            return {"StatusCode": 202, "Payload": io.BytesIO(b"")}
+        result = self._cloud.lambdas.invoke(name, payload)
+        response: dict[str, Any] = {
+            "StatusCode": 200,
+            "ExecutedVersion": "$LATEST",
+            "Payload": io.BytesIO(result.payload),
+        }
+        if result.function_error:
+            response["FunctionError"] = result.function_error
+        return response
+
+
+# moto server port -> the local cloud listening there (each has its own Lambda instances)
+_IN_PROCESS_LAMBDA: dict[str, InProcessLambdaClient] = {}
 
 
 @dataclass
@@ -166,6 +221,7 @@ class LocalCloud:
         port = self._server.server_port
         self.endpoint = f"http://127.0.0.1:{port}"  # how this machine (and moto's interpreter) reaches it
         os.environ["MOTO_PORT"] = str(port)  # where moto's interpreter sends its Lambda/S3 calls
+        _IN_PROCESS_LAMBDA[str(port)] = InProcessLambdaClient(self)
         base_env = {
             **CREDENTIALS,
             "AWS_ENDPOINT_URL": self.endpoint,
@@ -223,6 +279,7 @@ class LocalCloud:
         if close_launcher:
             close_launcher()
         self._server.shutdown()
+        _IN_PROCESS_LAMBDA.pop(str(self._server.server_port), None)
         self._hooks.shutdown(wait=False)
         self._server = None
         _configure_moto(self._moto_executed)  # moto's settings are per process: leave them as found

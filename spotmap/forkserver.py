@@ -8,6 +8,7 @@ session, with exactly the task's environment, its own exit code and signals), as
 from __future__ import annotations
 
 import contextlib
+import gc
 import json
 import os
 import signal
@@ -128,6 +129,7 @@ def serve(fd: int) -> None:
     import worker.runner as runner
 
     runner.preload()  # processors imported, S3 model loaded: a forked task starts in milliseconds
+    gc.freeze()  # preloaded objects stay shared with the tasks instead of copied by the collector
     conn = Connection(fd)
     children = 0
     while True:

@@ -3,6 +3,8 @@ imports the handler once (cold start) and then serves one event at a time over a
 
 from __future__ import annotations
 
+import contextlib
+import gc
 import importlib
 import json
 import os
@@ -11,6 +13,7 @@ import time
 import traceback
 import uuid
 from multiprocessing.connection import Connection
+from pathlib import Path
 from typing import Any
 
 
@@ -46,6 +49,7 @@ def zygote(fd: int) -> None:
     from aws_lambda_powertools import Logger, Metrics, Tracer  # noqa: F401
     from aws_lambda_powertools.utilities import data_classes, parser  # noqa: F401
 
+    _preload(json.loads(os.environ.pop("SPOTMAP_PRELOAD", "[]")))
     signal.signal(signal.SIGCHLD, signal.SIG_IGN)
     channel = socket.socket(fileno=fd)
     while True:
@@ -61,6 +65,53 @@ def zygote(fd: int) -> None:
             _instance(fds[0], request)
         os.close(fds[0])
         channel.send(json.dumps({"pid": pid}).encode())
+
+
+PRELOADED_SERVICES = ("s3", "ecs", "stepfunctions")
+
+
+def _preload(handlers: list[list[str]]) -> None:
+    """Import what the handlers import and load the AWS service models, once, before any fork.
+
+    Measured here, a cold start spent ~0.3 s of CPU on these (pydantic models, Powertools modules,
+    botocore's JSON models) although every instance loads the same ones. The handler modules themselves
+    are not imported: their module-level code (Logger, Metrics, settings) is the init phase each
+    instance runs with its own function's environment, as in Lambda. Clients are created with
+    placeholder credentials and region, so the zygote never resolves a credential chain."""
+    import ast
+
+    import boto3
+
+    for code_dir, handler in handlers:
+        source = Path(code_dir, *handler.rsplit(".", 1)[0].split(".")).with_suffix(".py")
+        try:
+            tree = ast.parse(source.read_text(encoding="utf-8"))
+        except (OSError, SyntaxError):
+            continue  # the instance reports it, as Lambda reports an init error
+        names = {alias.name for node in tree.body if isinstance(node, ast.Import) for alias in node.names}
+        names |= {
+            node.module
+            for node in tree.body
+            if isinstance(node, ast.ImportFrom) and node.module and not node.level
+        }
+        sys.path.insert(0, code_dir)
+        try:
+            for name in sorted(names):
+                with contextlib.suppress(Exception):  # the instance's own import says what is wrong
+                    importlib.import_module(name)
+        finally:
+            sys.path.remove(code_dir)
+    with contextlib.suppress(ImportError):
+        import aws_xray_sdk.core  # noqa: F401 - Powertools' Tracer() imports it (~0.23 s) even when disabled
+    for service in PRELOADED_SERVICES:
+        boto3.client(  # fills the default session's model and endpoint caches the instances inherit
+            service,
+            region_name="us-east-1",
+            endpoint_url="http://127.0.0.1:9",
+            aws_access_key_id="preload",
+            aws_secret_access_key="preload",  # noqa: S106 - a placeholder, never sent anywhere
+        )
+    gc.freeze()  # the preloaded objects stay shared with every instance instead of copied by the collector
 
 
 def _instance(fd: int, request: dict[str, Any]) -> None:

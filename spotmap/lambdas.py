@@ -17,7 +17,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from multiprocessing.connection import Connection
 from pathlib import Path
@@ -40,12 +40,14 @@ class _Zygote:
     """A process with boto3, pydantic and Powertools imported that forks Lambda instances on request:
     a cold start costs milliseconds instead of the seconds these imports take."""
 
-    def __init__(self) -> None:
+    def __init__(self, handlers: Iterable[tuple[str, str]] = ()) -> None:
         parent, child = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
         env = {
             "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
             "LANG": "C.UTF-8",
             "SPOTMAP_RUNTIME_PATH": str(Path(__file__).resolve().parent.parent),
+            # (code dir, handler) of every function: the zygote preloads what they import
+            "SPOTMAP_PRELOAD": json.dumps(sorted(set(handlers))),
         }
         self.process = subprocess.Popen(
             [sys.executable, "-c", _BOOTSTRAP, str(child.fileno())],
@@ -163,7 +165,7 @@ class LocalLambda:
         self._pools = {spec.logical_id: _Pool(spec) for spec in stack.functions.values()}
         self._lock = threading.Condition()
         self._closed = False
-        self._zygote = _Zygote()
+        self._zygote = _Zygote([(str(spec.code_dir), spec.handler) for spec in stack.functions.values()])
         log_dir.mkdir(parents=True, exist_ok=True)
 
     def _environment(self, spec: FunctionSpec) -> dict[str, str]:
