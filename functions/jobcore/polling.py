@@ -37,7 +37,10 @@ SHORT_POLL_FRACTION = 0.05  # polls around the expected end, as a fraction of th
 OVERDUE_GROWTH = 0.5  # wait = this × time past the expected end, once well past it
 
 EXPECTATION_SAMPLES = 10
-EXPECTATION_TTL_SECONDS = 15.0
+# how long an instance reuses a job's expectation: briefly while none is known (the first items are
+# about to finish), longer once known (a median of finished durations moves slowly)
+UNKNOWN_TTL_SECONDS = 5.0
+KNOWN_TTL_SECONDS = 60.0
 
 
 def next_wait(elapsed_s: float, expected_s: float | None, min_s: float, max_s: float) -> int:
@@ -55,18 +58,22 @@ def next_wait(elapsed_s: float, expected_s: float | None, min_s: float, max_s: f
 
 
 class _ExpectationCache:
-    """Per-job expected durations kept for a few seconds: a warm Lambda instance polls many items of
-    the same job, and one S3 listing per job every 15 s is plenty."""
+    """Per-job expected durations kept for a while: a warm Lambda instance polls many items of the
+    same job, and one S3 listing per job every 5 s (60 s once known) is plenty."""
 
-    def __init__(self, ttl_s: float):
-        self._ttl_s = ttl_s
+    def __init__(self, unknown_ttl_s: float, known_ttl_s: float):
+        self._unknown_ttl_s = unknown_ttl_s
+        self._known_ttl_s = known_ttl_s
         self._entries: dict[tuple[str, str], tuple[float, float | None]] = {}
         self._lock = threading.Lock()
 
     def get(self, bucket: str, job_id: str) -> tuple[bool, float | None]:
         with self._lock:
             entry = self._entries.get((bucket, job_id))
-        if entry is None or time.monotonic() - entry[0] > self._ttl_s:
+        if entry is None:
+            return False, None
+        ttl_s = self._unknown_ttl_s if entry[1] is None else self._known_ttl_s
+        if time.monotonic() - entry[0] > ttl_s:
             return False, None
         return True, entry[1]
 
@@ -81,7 +88,7 @@ class _ExpectationCache:
             self._entries.clear()
 
 
-_cache = _ExpectationCache(EXPECTATION_TTL_SECONDS)
+_cache = _ExpectationCache(UNKNOWN_TTL_SECONDS, KNOWN_TTL_SECONDS)
 
 
 def clear_cache() -> None:
