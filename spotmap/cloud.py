@@ -77,6 +77,9 @@ def _configure_moto(execute: bool = True) -> bool:
     default_user_config["stepfunctions"]["execute_state_machine"] = execute
     _reuse_interpreter_clients()
     _cache_moto_lookups()
+    from spotmap import result_writer
+
+    result_writer.install()  # the Map's ResultWriter writes real result files
     return previous
 
 
