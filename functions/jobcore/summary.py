@@ -21,7 +21,7 @@ from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from typing import Any, TypeVar
+from typing import Any, NamedTuple, TypeVar
 
 from jobcore import layout, map_results, merge
 from jobcore.cost import PARENT_TRANSITIONS, cost_block
@@ -162,6 +162,24 @@ class _Items:
         self.partials.add(index, partial)
 
 
+class _Listing(NamedTuple):
+    """Which items have a result record or a succeeded outcome, as LIST says."""
+
+    results: set[int]
+    succeeded_outcomes: set[int]
+
+
+@dataclass(frozen=True)
+class _Found:
+    """What one item's objects say."""
+
+    index: int
+    verdict: str | None  # "failed" or "succeeded": which outcome object it has; None: none
+    outcome: dict[str, Any] | None
+    partial: Any
+    succeeded: bool  # a succeeded outcome or a result record, and no failed outcome
+
+
 def build_summary(
     s3: Any,
     bucket: str,
@@ -175,76 +193,90 @@ def build_summary(
 ) -> dict[str, Any]:
     """The summary document of a job (see docs/design.md); deterministic for the same S3 state.
 
-    Succeeded items are taken from the Map Run's result files when there are some (`result_files`);
-    everything they do not cover (failed items, partials left out of a child's output, an execution
-    that ended before the Map wrote its files) is read object by object. Both give the same document.
+    With `result_files` and a Map Run that wrote them, succeeded items come from its SUCCEEDED files
+    and only what they do not cover (failed items, a partial left out of a child's output, a missing
+    file) is read object by object; otherwise every item is (LIST, then GET). Both give the same
+    document for the same job.
     """
     reads = reads if reads is not None else Reads()
     status = str(execution.get("status") or "UNKNOWN")
     closed = status in {member.value for member in CLOSED_STATUSES}
     descriptor = read_descriptor(s3, bucket, job_id)
+    failed = list_indices(s3, bucket, layout.outcomes_prefix(job_id, "failed"))
+    manifest = _newest_manifest(s3, bucket, job_id) if result_files and descriptor is not None else None
 
-    results = list_indices(s3, bucket, layout.results_prefix(job_id))
-    succeeded_outcomes = list_indices(s3, bucket, layout.outcomes_prefix(job_id, "succeeded"))
-    failed_outcomes = list_indices(s3, bucket, layout.outcomes_prefix(job_id, "failed"))
-    known = results | succeeded_outcomes | failed_outcomes
+    listing: _Listing | None = None
+    known = set(failed)
+    if manifest is None:
+        listing = _Listing(
+            list_indices(s3, bucket, layout.results_prefix(job_id)),
+            list_indices(s3, bucket, layout.outcomes_prefix(job_id, "succeeded")),
+        )
+        known |= listing.results | listing.succeeded_outcomes
+    # else: a Map Run that wrote its result files has ended every item, and its SUCCEEDED files hold the
+    # succeeded ones, so nothing needs listing: the few items they leave out are looked up one by one.
     total = descriptor.item_count if descriptor else (max(known) + 1 if known else 0)
+    size = max(total, max(known) + 1 if known else 0)
+    items = _Items(size)
+    succeeded: set[int] = set()
 
-    # An item's verdict: a failed outcome wins (EvaluateJob counted it), then a succeeded outcome or a
-    # result record (a worker that finished while the execution was being stopped still succeeded).
-    succeeded = (succeeded_outcomes | results) - failed_outcomes
-    accepted = succeeded_outcomes - failed_outcomes
-    items = _Items(max(total, max(known) + 1 if known else 0))
-
-    # A succeeded outcome carries its item's partial result; one without it (an outcome written before
-    # partials were copied into outcomes) sends us to the result record. So does a result record
-    # without any outcome.
-    def partial_of(index: int, outcome: dict[str, Any]) -> tuple[bool, Any]:
-        """(known, partial) from a succeeded item's outcome; not known: read its result record."""
-        if index not in results:
-            return True, None
-        partial = outcome.get("partial")
-        return partial is not None, partial
-
-    covered: set[int] = set()
-    if result_files:
-        for outcome in _result_file_outcomes(s3, bucket, job_id, reads):
+    if manifest is not None:
+        for outcome in _result_file_outcomes(s3, bucket, manifest, reads):
             index = outcome["index"]
-            if index not in accepted or index in covered or outcome.get("partial_omitted"):
+            partial = outcome.get("partial")
+            if not 0 <= index < size or index in failed or index in succeeded or partial is None:
+                continue  # another item's business, a failed item, a repeat, or its partial is elsewhere
+            if outcome.get("partial_omitted"):
                 continue
-            known_partial, partial = partial_of(index, outcome)
-            if known_partial:
-                covered.add(index)
-                items.add(index, "succeeded", outcome, partial)
-        reads.items_from_result_files = len(covered)
+            succeeded.add(index)
+            items.add(index, "succeeded", outcome, partial)
+        reads.items_from_result_files = len(succeeded)
 
-    def fetch(index: int) -> tuple[int, str | None, dict[str, Any] | None, Any]:
-        verdict = "failed" if index in failed_outcomes else "succeeded" if index in accepted else None
-        outcome: dict[str, Any] | None = None
-        known_partial, partial = verdict == "failed", None
-        if verdict is not None:
-            outcome = read_json(s3, bucket, layout.outcome_key(job_id, index, verdict))
-            reads.objects += 1
-            if verdict == "succeeded":
-                known_partial, partial = partial_of(index, outcome or {})
-        if not known_partial and index in results:
-            record = read_json(s3, bucket, layout.result_key(job_id, index))
-            reads.objects += 1
-            partial = record.get("partial") if isinstance(record, dict) else None
-        return index, verdict, outcome, partial
+    def get(key: str) -> Any:
+        reads.objects += 1
+        return read_json(s3, bucket, key)
 
-    per_item: list[int] = []
-    for index in range(items.partials.size):
-        if index in covered:
-            continue
-        if index in failed_outcomes or index in accepted or index in results:
-            per_item.append(index)
+    def look_up(index: int) -> _Found:
+        """An item's verdict, counters and partial result from its own objects. A failed outcome wins
+        (EvaluateJob counted it); then a succeeded outcome or a result record (a worker that finished
+        while the execution was being stopped still succeeded). A succeeded outcome carries the
+        item's partial result; one without it (written before outcomes carried partials) sends us to
+        the result record."""
+        if index in failed:
+            return _Found(index, "failed", get(layout.outcome_key(job_id, index, "failed")), None, False)
+        has_record: bool | None  # None: not known yet
+        if listing is None:
+            outcome = get(layout.outcome_key(job_id, index, "succeeded"))
+            has_outcome = outcome is not None
+            # PollTask writes a succeeded outcome only once it has read the item's result record
+            has_record = True if has_outcome and outcome.get("partial") is not None else None
         else:
-            items.add(index, None, None, None)  # not finished: nothing to read
-    for index, verdict, fetched, partial in fetch_in_order(per_item, fetch, workers):
-        items.add(index, verdict, fetched, partial)
+            has_outcome = index in listing.succeeded_outcomes
+            outcome = get(layout.outcome_key(job_id, index, "succeeded")) if has_outcome else None
+            has_record = index in listing.results
+        partial = (outcome or {}).get("partial") if has_outcome and has_record else None
+        if partial is None and has_record is not False:
+            record = get(layout.result_key(job_id, index))
+            partial = record.get("partial") if isinstance(record, dict) else None
+            if listing is None:
+                has_record = record is not None
+        verdict = "succeeded" if has_outcome else None
+        return _Found(index, verdict, outcome, partial, has_outcome or bool(has_record))
 
-    unfinished = [index for index in range(total) if index not in succeeded and index not in failed_outcomes]
+    to_look_up: list[int] = []
+    for index in range(size):
+        if index in succeeded:
+            continue
+        if listing is None or index in failed or index in known:
+            to_look_up.append(index)
+        else:
+            items.add(index, None, None, None)  # listed nowhere: not finished, nothing to read
+    for found in fetch_in_order(to_look_up, look_up, workers):
+        items.add(found.index, found.verdict, found.outcome, found.partial)
+        if found.succeeded:
+            succeeded.add(found.index)
+
+    unfinished = [index for index in range(total) if index not in succeeded and index not in failed]
     failures = items.failures
     if closed:
         failures.extend(
@@ -263,7 +295,7 @@ def build_summary(
     counts: dict[str, int] = {
         "total": total,
         "succeeded": len(succeeded),
-        "failed": len(failed_outcomes) + (len(unfinished) if closed else 0),
+        "failed": len(failed) + (len(unfinished) if closed else 0),
     }
     if not closed:
         counts["pending"] = len(unfinished)
@@ -301,14 +333,19 @@ def build_summary(
     }
 
 
-def _result_file_outcomes(s3: Any, bucket: str, job_id: str, reads: Reads) -> Iterator[dict[str, Any]]:
-    """The outcomes of the succeeded children in the newest Map Run's result files, streamed; none when
-    the Map wrote no files (e.g. the execution was stopped first). A damaged file ends early: the
-    items it did not give are read one by one."""
-    manifest_key = map_results.newest_manifest_key(s3, bucket, job_id)
-    manifest = read_json(s3, bucket, manifest_key) if manifest_key else None
-    if not isinstance(manifest, dict):
-        return
+def _newest_manifest(s3: Any, bucket: str, job_id: str) -> dict[str, Any] | None:
+    """The manifest of the job's newest Map Run, or None when the Map wrote no result files (e.g. the
+    execution was stopped before the Map ended)."""
+    key = map_results.newest_manifest_key(s3, bucket, job_id)
+    manifest = read_json(s3, bucket, key) if key else None
+    return manifest if isinstance(manifest, dict) else None
+
+
+def _result_file_outcomes(
+    s3: Any, bucket: str, manifest: dict[str, Any], reads: Reads
+) -> Iterator[dict[str, Any]]:
+    """The outcomes of the succeeded children in the manifest's result files, streamed. A damaged
+    file ends early: the items it did not give are looked up one by one."""
     for key in map_results.result_file_keys(manifest, "SUCCEEDED"):
         reads.result_files += 1
         try:

@@ -193,9 +193,10 @@ class CountingGets:
 
 
 def test_result_files_give_the_same_summary_as_reading_every_item(s3: Any) -> None:
-    # GIVEN a job of 12 items as the pipeline leaves it: 10 succeeded (outcome objects carrying their
-    # partials, result records), item 5 failed, item 11 never finished
-    put_descriptor(s3, "job-1", 12)
+    # GIVEN a job of 13 items as the pipeline leaves it: 10 succeeded (outcome objects carrying their
+    # partials, result records), item 5 failed, item 11 has a result record and no outcome (its worker
+    # finished but no poll saw it), item 12 never finished
+    put_descriptor(s3, "job-1", 13)
     outcomes = {
         index: put_success(
             s3,
@@ -209,6 +210,7 @@ def test_result_files_give_the_same_summary_as_reading_every_item(s3: Any) -> No
         if index != 5
     }
     failed = put_failure(s3, "job-1", 5, "exited with code 1: error", capacity_retries=2)
+    put_json(s3, "jobs/job-1/results/11.json", {"partial": float_rows(11)})
     # and the Map Run's result files: the second file out of item order, item 3's partial left out of
     # its output, the failed child in FAILED_0.json
     failed_child = replace(
@@ -231,17 +233,24 @@ def test_result_files_give_the_same_summary_as_reading_every_item(s3: Any) -> No
 
     # THEN both documents are identical to the last bit of every float
     assert json.dumps(with_files, sort_keys=True) == json.dumps(per_item, sort_keys=True)
-    assert with_files["result"]["order"] == [0, 1, 2, 3, 4, 6, 7, 8, 9, 10]
+    assert with_files["result"]["order"] == [0, 1, 2, 3, 4, 6, 7, 8, 9, 10, 11]
     assert with_files["result"]["first"] == "item 0"
-    assert with_files["items"] == {"total": 12, "succeeded": 10, "failed": 2}
+    assert with_files["items"] == {"total": 13, "succeeded": 11, "failed": 2}
     assert with_files["attempts"]["capacity_retries"] == 2
-    assert [f["index"] for f in with_files["failures"]] == [5, 11]
-    # and the result files spared a GET per succeeded item: only the failed item's outcome and the
-    # outcome of item 3 (whose partial was left out) were read one by one
-    assert files_reads == Reads(result_files=2, items_from_result_files=9, objects=2)
-    outcome_gets = sorted(key for key in from_files.keys if "/outcomes/" in key or "/results/" in key)
-    assert outcome_gets == ["jobs/job-1/outcomes/failed/5.json", "jobs/job-1/outcomes/succeeded/3.json"]
-    assert per_item_reads == Reads(result_files=0, items_from_result_files=0, objects=11)
+    assert [f["index"] for f in with_files["failures"]] == [5, 12]
+    # and the result files spared a GET per succeeded item: only what they do not cover was read one
+    # by one (the failed item, item 3 whose partial was left out, items 11 and 12 absent from them)
+    assert files_reads == Reads(result_files=2, items_from_result_files=9, objects=6)
+    item_gets = sorted(key for key in from_files.keys if "/outcomes/" in key or "/results/" in key)
+    assert item_gets == [
+        "jobs/job-1/outcomes/failed/5.json",
+        "jobs/job-1/outcomes/succeeded/11.json",
+        "jobs/job-1/outcomes/succeeded/12.json",
+        "jobs/job-1/outcomes/succeeded/3.json",
+        "jobs/job-1/results/11.json",
+        "jobs/job-1/results/12.json",
+    ]
+    assert per_item_reads == Reads(result_files=0, items_from_result_files=0, objects=12)
 
 
 def test_items_a_missing_result_file_would_have_given_are_read_one_by_one(s3: Any) -> None:
