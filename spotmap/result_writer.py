@@ -14,7 +14,9 @@ under `<Prefix>/<map-run-id>/`:
 A file holds at most RESULT_FILE_BYTES (more records start the next file), records in the order the
 children finished, as AWS does not sort them by item either. moto runs a distributed Map's children as
 frames rather than executions and forgets why one failed, so `install()` also wraps the worker that
-runs each child to record its input, status, error, cause and times.
+runs each child to record its input, status, error, cause and times. It also evaluates the
+ResultWriter's Parameters against the Map state's input, as AWS does (moto uses the Map's result, so
+`"Bucket.$": "$.bucket"` found nothing).
 
 `write_results` is the formatting code; the benchmark of Summarize uses it to lay out the same files.
 """

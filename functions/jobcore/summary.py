@@ -16,6 +16,7 @@ import itertools
 import json
 import logging
 import os
+import threading
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -232,8 +233,11 @@ def build_summary(
             items.add(index, "succeeded", outcome, partial)
         reads.items_from_result_files = len(succeeded)
 
+    counting = threading.Lock()  # look_up runs in FETCH_WORKERS threads
+
     def get(key: str) -> Any:
-        reads.objects += 1
+        with counting:
+            reads.objects += 1
         return read_json(s3, bucket, key)
 
     def look_up(index: int) -> _Found:
