@@ -1,17 +1,20 @@
 """P5: Summarize's aggregation over N result records (N = argv[1], default 10,000).
 
 A moto server in a child process is filled (directly through moto's backend, which is quick) with a
-job of N items — job.json, N csv-profile-shaped result records and N outcomes — then this process
-times jobcore.summary.build_summary, the code Summarize runs, over HTTP, and prints the seconds."""
+job of N items as the pipeline leaves it — job.json, N csv-profile-shaped result records, N outcomes,
+and the Map Run's result files (laid out by spotmap/result_writer.py, the local cloud's ResultWriter,
+children in a roughly completed-first order as 200 concurrent items finish) — then this process times
+jobcore.summary.build_summary, the code Summarize runs, over HTTP, and prints the seconds."""
 
 from __future__ import annotations
 
 import json
+import random
 import socket
 import subprocess
 import sys
 import time
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -19,9 +22,12 @@ sys.path[:0] = [str(ROOT), str(ROOT / "functions")]
 
 from jobcore import layout  # noqa: E402
 from jobcore.models import InputObject, ItemOutcome, JobDescriptor, TaskStatus  # noqa: E402
+from spotmap.result_writer import ChildExecution, MapRun, write_results  # noqa: E402
 
 JOB = "bench-aggregation"
 BUCKET = "bench"
+CONCURRENCY = 200  # how far out of item order children finish (the P4 job's MaxConcurrency)
+STATE_MACHINE = "arn:aws:states:us-east-1:123456789012:stateMachine:spotmap-job"
 
 
 def partial(index: int) -> dict:
@@ -65,6 +71,9 @@ def serve_filled(port: int, count: int) -> None:
         created_at=datetime.now(UTC).isoformat(),
     )
     backend.put_object(BUCKET, layout.descriptor_key(JOB), descriptor.model_dump_json().encode())
+    children = []
+    started = datetime.now(UTC)
+    rng = random.Random(1)
     for index in range(count):
         record = {
             "job_id": JOB,
@@ -81,6 +90,29 @@ def serve_filled(port: int, count: int) -> None:
         backend.put_object(
             BUCKET, layout.outcome_key(JOB, index, "SUCCEEDED"), outcome.model_dump_json().encode()
         )
+        item = {"index": index, "bucket": BUCKET, "key": "input/x.csv", "start": index, "end": index + 1}
+        children.append(
+            ChildExecution(
+                index=index,
+                status="SUCCEEDED",
+                input=json.dumps({"job_id": JOB, "bucket": BUCKET, "item": item}),
+                start=started,
+                stop=started + timedelta(seconds=index + rng.uniform(0, CONCURRENCY)),
+                output=outcome.model_dump(mode="json"),
+            )
+        )
+    children.sort(key=lambda child: child.stop)  # as the local cloud writes them: completed first
+    run = MapRun(
+        arn=f"{STATE_MACHINE.replace(':stateMachine:', ':mapRun:')}/bench:{JOB}",
+        state_machine_arn=f"{STATE_MACHINE}/bench",
+    )
+    write_results(
+        lambda key, body: backend.put_object(BUCKET, key, body),
+        BUCKET,
+        layout.map_results_prefix(JOB),
+        run,
+        children,
+    )
     print("ready", flush=True)
     sys.stdin.read()  # until the parent closes our stdin
     server.stop()
@@ -102,18 +134,20 @@ def main() -> None:
     )
     try:
         assert server.stdout is not None and server.stdout.readline().strip() == "ready"
-        from jobcore.summary import build_summary, execution_info
+        from jobcore.summary import Reads, build_summary, execution_info
         from spotmap.cloud import local_client
 
         s3 = local_client("s3", f"http://127.0.0.1:{port}", "us-east-1")
         arn = f"arn:aws:states:us-east-1:123456789012:execution:spotmap-job:{JOB}"
         execution = execution_info(arn, "SUCCEEDED", start=datetime.now(UTC), stop=datetime.now(UTC))
+        reads = Reads()
         started = time.monotonic()
-        summary = build_summary(s3, BUCKET, JOB, execution)
+        summary = build_summary(s3, BUCKET, JOB, execution, reads=reads)
         seconds = time.monotonic() - started
         assert summary["items"]["succeeded"] == count, summary["items"]
         assert summary["result"]["rows"] == 100 * count
-        print(f"{count} records summarised", file=sys.stderr)
+        assert reads.items_from_result_files == count, reads
+        print(f"{count} records summarised ({reads})", file=sys.stderr)
         print(f"{seconds:.2f}")
     finally:
         if server.stdin:

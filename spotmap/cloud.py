@@ -86,6 +86,9 @@ def _configure_moto(execute: bool = True) -> bool:
     _reuse_interpreter_clients()
     _cache_moto_lookups()
     _copy_interpreter_values_as_json()
+    from spotmap import result_writer
+
+    result_writer.install()  # the Map's ResultWriter writes real result files
     return previous
 
 

@@ -7,6 +7,8 @@ jobs/<job_id>/items.json          the item list the Distributed Map reads
 jobs/<job_id>/results/<index>.json        an item's result record, written last by the worker
 jobs/<job_id>/outcomes/<status>/<index>.json  an item's final outcome (attempts, usage, reason)
 jobs/<job_id>/errors/<index>/attempt-<n>.json why a worker attempt failed (its last error line)
+jobs/<job_id>/map-results/<map-run-id>/   the Distributed Map's ResultWriter: manifest.json and
+                                  SUCCEEDED_<n>.json / FAILED_<n>.json (child execution records)
 output/<job_id>/<index>/attempt-<n>/...   what a worker attempt writes
 summaries/<job_id>.json           the job summary
 """
@@ -54,6 +56,12 @@ def outcomes_prefix(job_id: str, status: str | None = None) -> str:
 
 def outcome_key(job_id: str, index: int, status: str) -> str:
     return f"{outcomes_prefix(job_id, status)}{index}.json"
+
+
+def map_results_prefix(job_id: str) -> str:
+    """Where the Distributed Map writes its result files (the ASL's ResultWriter Prefix, plus "/"):
+    one folder per Map Run, each with a manifest.json."""
+    return f"{job_prefix(job_id)}map-results/"
 
 
 def error_key(job_id: str, index: int, attempt: int) -> str:

@@ -110,3 +110,86 @@ def finalize(value: Any) -> Any:
         total, count = value["$mean"]
         return total / count if count else None
     return finalize(value["$then"] if finalize(value["$if"]) else value["$else"])
+
+
+class OrderedMerge:
+    """Merges the partial results of items [0, size), given by index in any order, into what merging
+    them along one fixed binary tree over the indices gives.
+
+    Segments are the tree's aligned blocks of indices ([0, 2), [2, 4), [0, 4), …): a segment is merged
+    as soon as both its halves are in, so only segments still waiting for a neighbour are held (a few
+    when items arrive roughly in order). The tree depends on the indices alone, so the result is the
+    same whatever the order of arrival, down to the last bit of a floating-point `$sum`. Every index
+    must be added once; `None` stands for an item without a partial result.
+    """
+
+    def __init__(self, size: int):
+        self._size = size
+        self._height = max(size - 1, 0).bit_length()  # the root covers [0, 2 ** height)
+        self._waiting: dict[tuple[int, int], _Segment | None] = {}
+        self._root: _Segment | None = None
+        self._added = 0
+
+    @property
+    def size(self) -> int:
+        return self._size
+
+    @property
+    def waiting(self) -> int:
+        """Segments held while they wait for a neighbour."""
+        return len(self._waiting)
+
+    def add(self, index: int, partial: Any) -> None:
+        if not 0 <= index < self._size:
+            raise IndexError(f"item {index} is outside [0, {self._size})")
+        self._added += 1
+        segment = None if partial is None else _Segment(index, partial)
+        level, position = 0, index
+        while level < self._height:
+            sibling = position ^ 1
+            if sibling << level >= self._size:
+                neighbour = None  # a block past the last item: empty
+            elif (level, sibling) in self._waiting:
+                neighbour = self._waiting.pop((level, sibling))
+            else:
+                self._waiting[(level, position)] = segment
+                return
+            segment = _join(neighbour, segment) if position & 1 else _join(segment, neighbour)
+            level, position = level + 1, position >> 1
+        self._root = segment
+
+    def result(self) -> tuple[Any, tuple[int, str] | None]:
+        """(the merged partial result, None), or (None, (item index, why)) when two partials declare
+        different combinations: the first such item in the tree, in item order."""
+        if self._added != self._size or self._waiting:
+            raise ValueError(f"{self._added} of {self._size} items added, {len(self._waiting)} segments open")
+        root = self._root
+        if root is None:
+            return None, None
+        if root.failure is not None:
+            return None, root.failure
+        return root.value, None
+
+
+class _Segment:
+    __slots__ = ("first", "value", "failure")
+
+    def __init__(self, first: int, value: Any = None, failure: tuple[int, str] | None = None):
+        self.first = first  # the smallest index of an item with a partial result in the segment
+        self.value = value
+        self.failure = failure
+
+
+def _join(left: _Segment | None, right: _Segment | None) -> _Segment | None:
+    if left is None:
+        return right
+    if right is None:
+        return left
+    if left.failure is not None:  # the failure at the smaller index wins
+        return left
+    if right.failure is not None:
+        return right
+    try:
+        return _Segment(left.first, merge(left.value, right.value))
+    except MergeError as error:
+        return _Segment(left.first, failure=(right.first, str(error)))

@@ -126,6 +126,9 @@ class ItemState(BaseModel):
     expected_seconds: float | None = None  # the job's typical task duration, when PollTask knew it
     detection_delay_seconds: float | None = None  # task stopped → the poll that saw it (polling cost)
     error: dict[str, Any] | None = None  # set by the ASL Catch (ResultPath $.error)
+    # Set by PollTask when the item succeeded: its outcome record, which ItemSucceeded makes the child's
+    # output (`OutputPath: $.outcome`) so that the Map's ResultWriter batches them into result files.
+    outcome: ItemOutcome | None = None
 
 
 class ItemOutcome(BaseModel):
@@ -145,6 +148,9 @@ class ItemOutcome(BaseModel):
     # A succeeded item's partial result, copied from its result record by PollTask, so Summarize reads
     # one object per item instead of two.
     partial: Any = None
+    # Only in the copy that becomes the child's output: the partial was too large for a state's output
+    # (256 KiB), so it was left out here and Summarize reads the outcome object instead.
+    partial_omitted: bool = False
 
     @classmethod
     def of(cls, state: ItemState, partial: Any = None) -> ItemOutcome:
@@ -162,6 +168,16 @@ class ItemOutcome(BaseModel):
             detection_delay_seconds=state.detection_delay_seconds,
             partial=partial,
         )
+
+    def for_state_output(self, limit: int) -> ItemOutcome:
+        """This record as a child's output: the same document, without the partial (and saying so)
+        when its JSON is larger than `limit` bytes."""
+        if self.partial is None or len(self.model_dump_json().encode("utf-8")) <= limit:
+            return self
+        return self.model_copy(update={"partial": None, "partial_omitted": True})
+
+
+ItemState.model_rebuild()  # its `outcome` field names ItemOutcome, defined after it
 
 
 class ResultRecord(BaseModel):

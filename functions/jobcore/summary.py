@@ -1,26 +1,35 @@
 """The job summary: what happened to every item, the merged result, timing and cost.
 
-Built only from S3 (job.json, results/, outcomes/) and the execution's status, so it can be written
-by the status-change handler or, when that event was lost, by the reconciler, and writing it twice
-gives the same document. Records are fetched concurrently but consumed in item order with a bounded
-number in flight, so a 10,000-item job never holds all its records in memory.
+Built only from S3 (job.json, the Map Run's result files, outcomes/, results/) and the execution's
+status, so it can be written by the status-change handler or, when that event was lost, by the
+reconciler, and writing it twice gives the same document. Succeeded items come from the result files
+the Distributed Map writes (a few large objects, parsed as they stream in); whatever they do not cover
+is fetched object by object, concurrently, with a bounded number in flight. Partial results are merged
+along a fixed tree over the item indices (`merge.OrderedMerge`) and usage is summed exactly, so the
+document does not depend on which path or order the items were read in, and a 10,000-item job never
+holds all its records in memory.
 """
 
 from __future__ import annotations
 
 import itertools
 import json
+import logging
 import os
+import threading
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
 from datetime import datetime, timezone
-from typing import Any, TypeVar
+from typing import Any, NamedTuple, TypeVar
 
-from jobcore import layout, merge
+from jobcore import layout, map_results, merge
 from jobcore.cost import PARENT_TRANSITIONS, cost_block
 from jobcore.models import CLOSED_STATUSES, ExecutionStatus, JobDescriptor, Usage
 from jobcore.store import iso, list_indices, put_json, read_descriptor, read_json
+
+log = logging.getLogger(__name__)
 
 FETCH_WORKERS = 16
 MAX_REASON_LENGTH = 2000
@@ -98,6 +107,80 @@ def fetch_in_order(
 # ---------------------------------------------------------------- the summary
 
 
+@dataclass
+class Reads:
+    """How a summary was read (for the logs): result files streamed, succeeded items taken from them,
+    and objects fetched one by one (outcome objects and result records)."""
+
+    result_files: int = 0
+    items_from_result_files: int = 0
+    objects: int = 0
+
+
+_EXACT = 1074  # every finite float is a whole multiple of 2 ** -1074
+
+
+class UsageTotal:
+    """The sum of the items' Usage, computed exactly: the total is the same whatever the order the
+    items are read in (result files and per-item reads meet them in different orders)."""
+
+    def __init__(self) -> None:
+        self._sums = dict.fromkeys(Usage.model_fields, 0)
+
+    def add(self, usage: Usage) -> None:
+        for name in self._sums:
+            numerator, denominator = float(getattr(usage, name)).as_integer_ratio()
+            self._sums[name] += numerator << (_EXACT + 1 - denominator.bit_length())
+
+    def total(self) -> Usage:
+        scale = 1 << _EXACT
+        values = {name: total / scale for name, total in self._sums.items()}
+        for name, field in Usage.model_fields.items():
+            if field.annotation in (int, "int"):
+                values[name] = self._sums[name] >> _EXACT
+        return Usage(**values)
+
+
+class _Items:
+    """What the items add up to, fed one item at a time in any order."""
+
+    def __init__(self, size: int) -> None:
+        self.attempts = dict.fromkeys(
+            ("launched", "spot_interruptions", "capacity_retries", "on_demand_fallbacks"), 0
+        )
+        self.usage = UsageTotal()
+        self.failures: list[dict[str, Any]] = []
+        self.partials = merge.OrderedMerge(size)
+
+    def add(self, index: int, verdict: str | None, outcome: dict[str, Any] | None, partial: Any) -> None:
+        if verdict is not None:
+            outcome = outcome or {}
+            for field in self.attempts:
+                self.attempts[field] += int(outcome.get(field if field != "launched" else "attempts") or 0)
+            self.usage.add(Usage.model_validate(outcome.get("usage") or {}))
+            if verdict == "failed":
+                self.failures.append({"index": index, "reason": _short(outcome.get("reason") or "failed")})
+        self.partials.add(index, partial)
+
+
+class _Listing(NamedTuple):
+    """Which items have a result record or a succeeded outcome, as LIST says."""
+
+    results: set[int]
+    succeeded_outcomes: set[int]
+
+
+@dataclass(frozen=True)
+class _Found:
+    """What one item's objects say."""
+
+    index: int
+    verdict: str | None  # "failed" or "succeeded": which outcome object it has; None: none
+    outcome: dict[str, Any] | None
+    partial: Any
+    succeeded: bool  # a succeeded outcome or a result record, and no failed outcome
+
+
 def build_summary(
     s3: Any,
     bucket: str,
@@ -106,79 +189,120 @@ def build_summary(
     *,
     prices: dict[str, Any] | None = None,
     workers: int = FETCH_WORKERS,
+    result_files: bool = True,
+    reads: Reads | None = None,
 ) -> dict[str, Any]:
-    """The summary document of a job (see docs/design.md); deterministic for the same S3 state."""
+    """The summary document of a job (see docs/design.md); deterministic for the same S3 state.
+
+    With `result_files` and a Map Run that wrote them, succeeded items come from its SUCCEEDED files
+    and only what they do not cover (failed items, a partial left out of a child's output, a missing
+    file) is read object by object; otherwise every item is (LIST, then GET). Both give the same
+    document for the same job.
+    """
+    reads = reads if reads is not None else Reads()
     status = str(execution.get("status") or "UNKNOWN")
     closed = status in {member.value for member in CLOSED_STATUSES}
     descriptor = read_descriptor(s3, bucket, job_id)
+    failed = list_indices(s3, bucket, layout.outcomes_prefix(job_id, "failed"))
+    manifest = _newest_manifest(s3, bucket, job_id) if result_files and descriptor is not None else None
 
-    results = list_indices(s3, bucket, layout.results_prefix(job_id))
-    succeeded_outcomes = list_indices(s3, bucket, layout.outcomes_prefix(job_id, "succeeded"))
-    failed_outcomes = list_indices(s3, bucket, layout.outcomes_prefix(job_id, "failed"))
-    known = results | succeeded_outcomes | failed_outcomes
+    listing: _Listing | None = None
+    known = set(failed)
+    if manifest is None:
+        listing = _Listing(
+            list_indices(s3, bucket, layout.results_prefix(job_id)),
+            list_indices(s3, bucket, layout.outcomes_prefix(job_id, "succeeded")),
+        )
+        known |= listing.results | listing.succeeded_outcomes
+    # else: a Map Run that wrote its result files has ended every item, and its SUCCEEDED files hold the
+    # succeeded ones, so nothing needs listing: the few items they leave out are looked up one by one.
     total = descriptor.item_count if descriptor else (max(known) + 1 if known else 0)
+    size = max(total, max(known) + 1 if known else 0)
+    items = _Items(size)
+    succeeded: set[int] = set()
 
-    # An item's verdict: a failed outcome wins (EvaluateJob counted it), then a succeeded outcome or a
-    # result record (a worker that finished while the execution was being stopped still succeeded).
-    succeeded = (succeeded_outcomes | results) - failed_outcomes
+    if manifest is not None:
+        for outcome in _result_file_outcomes(s3, bucket, manifest, reads):
+            index = outcome["index"]
+            partial = outcome.get("partial")
+            if not 0 <= index < size or index in failed or index in succeeded or partial is None:
+                continue  # another item's business, a failed item, a repeat, or its partial is elsewhere
+            if outcome.get("partial_omitted"):
+                continue
+            succeeded.add(index)
+            items.add(index, "succeeded", outcome, partial)
+        reads.items_from_result_files = len(succeeded)
 
-    attempts = {"launched": 0, "spot_interruptions": 0, "capacity_retries": 0, "on_demand_fallbacks": 0}
-    usage = Usage()
-    failures: list[dict[str, Any]] = []
-    outcome_keys = sorted(
-        [(index, "failed") for index in failed_outcomes]
-        + [(index, "succeeded") for index in succeeded_outcomes - failed_outcomes]
-    )
+    counting = threading.Lock()  # look_up runs in FETCH_WORKERS threads
 
-    def fetch_outcome(entry: tuple[int, str]) -> tuple[int, str, Any]:
-        index, verdict = entry
-        return index, verdict, read_json(s3, bucket, layout.outcome_key(job_id, index, verdict))
+    def get(key: str) -> Any:
+        with counting:
+            reads.objects += 1
+        return read_json(s3, bucket, key)
 
-    # Succeeded outcomes carry their item's partial result: merged here, in item order, as they stream
-    # in. Only items whose outcome lacks it (e.g. finished while the execution was being stopped) need
-    # their result record fetched afterwards.
-    merged: Any = None
-    merge_error: str | None = None
-    merged_from_outcomes: set[int] = set()
-    for index, verdict, outcome in fetch_in_order(outcome_keys, fetch_outcome, workers):
-        outcome = outcome or {}
-        for field in attempts:
-            attempts[field] += int(outcome.get(field if field != "launched" else "attempts") or 0)
-        usage = usage + Usage.model_validate(outcome.get("usage") or {})
-        if verdict == "failed":
-            failures.append({"index": index, "reason": _short(outcome.get("reason") or "failed")})
-        elif outcome.get("partial") is not None and index in results and merge_error is None:
-            merged_from_outcomes.add(index)
-            try:
-                merged = merge.merge(merged, outcome["partial"])
-            except merge.MergeError as error:
-                merge_error = f"could not merge the result of item {index}: {error}"
+    def look_up(index: int) -> _Found:
+        """An item's verdict, counters and partial result from its own objects. A failed outcome wins
+        (EvaluateJob counted it); then a succeeded outcome or a result record (a worker that finished
+        while the execution was being stopped still succeeded). A succeeded outcome carries the
+        item's partial result; one without it (written before outcomes carried partials) sends us to
+        the result record."""
+        if index in failed:
+            return _Found(index, "failed", get(layout.outcome_key(job_id, index, "failed")), None, False)
+        has_record: bool | None  # None: not known yet
+        if listing is None:
+            outcome = get(layout.outcome_key(job_id, index, "succeeded"))
+            has_outcome = outcome is not None
+            # PollTask writes a succeeded outcome only once it has read the item's result record
+            has_record = True if has_outcome and outcome.get("partial") is not None else None
+        else:
+            has_outcome = index in listing.succeeded_outcomes
+            outcome = get(layout.outcome_key(job_id, index, "succeeded")) if has_outcome else None
+            has_record = index in listing.results
+        partial = (outcome or {}).get("partial") if has_outcome and has_record else None
+        if partial is None and has_record is not False:
+            record = get(layout.result_key(job_id, index))
+            partial = record.get("partial") if isinstance(record, dict) else None
+            if listing is None:
+                has_record = record is not None
+        verdict = "succeeded" if has_outcome else None
+        return _Found(index, verdict, outcome, partial, has_outcome or bool(has_record))
 
-    unfinished = [index for index in range(total) if index not in succeeded and index not in failed_outcomes]
+    to_look_up: list[int] = []
+    for index in range(size):
+        if index in succeeded:
+            continue
+        if listing is None or index in failed or index in known:
+            to_look_up.append(index)
+        else:
+            items.add(index, None, None, None)  # listed nowhere: not finished, nothing to read
+    for found in fetch_in_order(to_look_up, look_up, workers):
+        items.add(found.index, found.verdict, found.outcome, found.partial)
+        if found.succeeded:
+            succeeded.add(found.index)
+
+    unfinished = [index for index in range(total) if index not in succeeded and index not in failed]
+    failures = items.failures
     if closed:
         failures.extend(
             {"index": index, "reason": f"not finished: execution {status}"} for index in unfinished
         )
     failures.sort(key=lambda failure: failure["index"])
 
-    remaining = sorted((results & succeeded) - merged_from_outcomes)
-    merged_result, rest_error = (
-        (merged, None) if merge_error else _merge_results(s3, bucket, job_id, remaining, workers, merged)
-    )
-    merge_error = merge_error or rest_error
-    if merged_result is None and merge_error is None:
+    merged, failure = items.partials.result()
+    merge_error = f"could not merge the result of item {failure[0]}: {failure[1]}" if failure else None
+    if merged is None and merge_error is None:
         result = descriptor.empty_result if descriptor else None
     else:
-        result = merge.finalize(merged_result) if merge_error is None else None
+        result = merge.finalize(merged) if merge_error is None else None
 
     start, stop = _as_datetime(execution.get("start")), _as_datetime(execution.get("stop"))
-    items: dict[str, int] = {
+    counts: dict[str, int] = {
         "total": total,
         "succeeded": len(succeeded),
-        "failed": len(failed_outcomes) + (len(unfinished) if closed else 0),
+        "failed": len(failed) + (len(unfinished) if closed else 0),
     }
     if not closed:
-        items["pending"] = len(unfinished)
+        counts["pending"] = len(unfinished)
 
     return {
         "job_id": job_id,
@@ -196,8 +320,8 @@ def build_summary(
         ),
         "processor": descriptor.processor if descriptor else None,
         "params": descriptor.params if descriptor else {},
-        "items": items,
-        "attempts": attempts,
+        "items": counts,
+        "attempts": items.attempts,
         "failures": failures,
         "result": result,
         "output_prefix": f"{layout.OUTPUT_PREFIX}{job_id}/",
@@ -207,23 +331,34 @@ def build_summary(
             "seconds": round((stop - start).total_seconds(), 3) if start and stop else None,
         },
         "error": _job_error(job_id, descriptor, status, execution, merge_error),
-        "cost": cost_block(usage, region_of(str(execution.get("arn") or "")), prices, PARENT_TRANSITIONS),
+        "cost": cost_block(
+            items.usage.total(), region_of(str(execution.get("arn") or "")), prices, PARENT_TRANSITIONS
+        ),
     }
 
 
-def _merge_results(
-    s3: Any, bucket: str, job_id: str, indices: list[int], workers: int, merged: Any = None
-) -> tuple[Any, str | None]:
-    def fetch_partial(index: int) -> Any:
-        record = read_json(s3, bucket, layout.result_key(job_id, index))
-        return record.get("partial") if isinstance(record, dict) else None
+def _newest_manifest(s3: Any, bucket: str, job_id: str) -> dict[str, Any] | None:
+    """The manifest of the job's newest Map Run, or None when the Map wrote no result files (e.g. the
+    execution was stopped before the Map ended)."""
+    key = map_results.newest_manifest_key(s3, bucket, job_id)
+    manifest = read_json(s3, bucket, key) if key else None
+    return manifest if isinstance(manifest, dict) else None
 
-    for index, partial in zip(indices, fetch_in_order(indices, fetch_partial, workers), strict=True):
+
+def _result_file_outcomes(
+    s3: Any, bucket: str, manifest: dict[str, Any], reads: Reads
+) -> Iterator[dict[str, Any]]:
+    """The outcomes of the succeeded children in the manifest's result files, streamed. A damaged
+    file ends early: the items it did not give are looked up one by one."""
+    for key in map_results.result_file_keys(manifest, "SUCCEEDED"):
+        reads.result_files += 1
         try:
-            merged = merge.merge(merged, partial)
-        except merge.MergeError as error:
-            return None, f"could not merge the result of item {index}: {error}"
-    return merged, None
+            for record in map_results.stream_records(s3, bucket, key):
+                outcome = map_results.succeeded_outcome(record)
+                if outcome is not None:
+                    yield outcome
+        except ValueError as error:
+            log.warning("result file %s is damaged, its other items are read one by one: %s", key, error)
 
 
 def _job_error(

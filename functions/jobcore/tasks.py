@@ -40,6 +40,9 @@ OVERRIDES_LIMIT = 8192  # ECS: containerOverrides are limited to 8,192 character
 OVERRIDES_BUDGET = 7 * 1024  # keep a margin under the limit for ECS's own accounting
 SPOT_INTERRUPTION_STOP_CODE = "SpotInterruption"
 SPOT_INTERRUPTION_REASON = "Your Spot Task was interrupted"
+# A state's output is limited to 256 KiB; a succeeded item's outcome larger than this travels without its
+# partial (Summarize then reads the outcome object), leaving room for the rest of the item's state.
+OUTCOME_OUTPUT_LIMIT = 64 * 1024
 
 # A poll cycle is Wait + Poll + CheckTask; the cycle that ends the item also enters ItemSucceeded or
 # ItemFailed. A launch is one transition (plus one per retry).
@@ -431,15 +434,18 @@ def _finish(
             ),
         }
     )
-    write_outcome(s3, final, partial)
+    outcome = write_outcome(s3, final, partial)
+    if status is TaskStatus.SUCCEEDED:  # the child's output (ItemSucceeded), batched by the ResultWriter
+        final = final.model_copy(update={"outcome": outcome.for_state_output(OUTCOME_OUTPUT_LIMIT)})
     return PollResult(final)
 
 
-def write_outcome(s3: Any, state: ItemState, partial: Any = None) -> str:
+def write_outcome(s3: Any, state: ItemState, partial: Any = None) -> ItemOutcome:
+    """jobs/<job_id>/outcomes/<status>/<index>.json: the item's final record."""
     outcome = ItemOutcome.of(state, partial)
     key = layout.outcome_key(state.job_id, state.item.index, outcome.status.value)
     put_json(s3, state.bucket, key, outcome.model_dump_json().encode("utf-8"))
-    return key
+    return outcome
 
 
 # ---------------------------------------------------------------- record failure

@@ -6,6 +6,7 @@ omitted, so it is not used)."""
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 from typing import Any
 
@@ -17,7 +18,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from jobcore import aws
 from jobcore.config import SummarizeSettings
 from jobcore.executions import ExecutionStatusChange, is_job_execution
-from jobcore.summary import build_summary, write_summary
+from jobcore.summary import Reads, build_summary, write_summary
 
 logger = Logger()
 tracer = Tracer()
@@ -46,7 +47,8 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
         logger.info("not a job execution, ignored", extra={"reason": why_not})
         return {"job_id": change.name, "summary_key": None, "ignored": why_not}
 
-    summary = build_summary(aws.s3(), config.job_bucket, change.name, change.execution())
+    reads = Reads()
+    summary = build_summary(aws.s3(), config.job_bucket, change.name, change.execution(), reads=reads)
     key = write_summary(aws.s3(), config.job_bucket, change.name, summary)
     seconds = summary["timing"]["seconds"]
     if seconds is not None:
@@ -54,6 +56,12 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
     succeeded = change.status == "SUCCEEDED"
     metrics.add_metric(name="JobsSucceeded" if succeeded else "JobsFailed", unit=MetricUnit.Count, value=1)
     logger.info(
-        "summary written", extra={"summary_key": key, "status": change.status, "items": summary["items"]}
+        "summary written",
+        extra={
+            "summary_key": key,
+            "status": change.status,
+            "items": summary["items"],
+            "reads": dataclasses.asdict(reads),  # result files vs objects read one by one
+        },
     )
     return {"job_id": change.name, "summary_key": key, "status": change.status}

@@ -1,10 +1,13 @@
-"""The merge algebra Summarize relies on: each operator, item order, and a csv-profile-shaped $if."""
+"""The merge algebra Summarize relies on: each operator, item order, a csv-profile-shaped $if, and
+OrderedMerge, which merges items arriving in any order."""
 
 from __future__ import annotations
 
+import random
+
 import pytest
 
-from jobcore.merge import MergeError, finalize, merge, merge_all
+from jobcore.merge import MergeError, OrderedMerge, finalize, merge, merge_all
 
 
 @pytest.mark.parametrize(
@@ -80,3 +83,75 @@ def test_merging_is_associative_in_item_order() -> None:
     parts = [{"$list": [i]} for i in range(5)]
     left = merge(merge(merge(parts[0], parts[1]), parts[2]), merge(parts[3], parts[4]))
     assert finalize(left) == finalize(merge_all(parts)) == [0, 1, 2, 3, 4]
+
+
+# ------------------------------------------------------------------------------------- OrderedMerge
+
+
+def merged_in(order: list[int], partials: dict[int, object], size: int) -> OrderedMerge:
+    ordered = OrderedMerge(size)
+    for index in order:
+        ordered.add(index, partials.get(index))
+    return ordered
+
+
+def test_ordered_merge_gives_the_same_bits_whatever_the_order_of_arrival() -> None:
+    # GIVEN 1,000 items (some without a partial) whose float sums round differently by grouping
+    rng = random.Random(7)
+    partials = {
+        i: {"x": {"$sum": rng.uniform(-1e6, 1e6) / 3}, "seen": {"$list": [i], "$limit": 5000}}
+        for i in range(1000)
+        if i % 13
+    }
+    in_order = merged_in(list(range(1000)), partials, 1000).result()
+
+    # WHEN they arrive shuffled, backwards, or in interleaved runs
+    orders = [
+        rng.sample(range(1000), 1000),
+        list(range(999, -1, -1)),
+        list(range(0, 1000, 2)) + list(range(1, 1000, 2)),
+    ]
+
+    # THEN the merged value is identical to the last bit, lists in item order
+    for order in orders:
+        assert merged_in(order, partials, 1000).result() == in_order
+    merged, failure = in_order
+    assert failure is None and finalize(merged)["seen"] == sorted(partials)
+    assert finalize(merged)["x"] == pytest.approx(finalize(merge_all(partials.values()))["x"])
+
+
+def test_ordered_merge_holds_few_segments_when_items_arrive_nearly_in_order() -> None:
+    # GIVEN 10,000 items arriving in order, then arriving up to 50 places out of order
+    rng = random.Random(3)
+    nearly = sorted(range(10_000), key=lambda i: i + rng.uniform(0, 50))
+    for order, bound in ((list(range(10_000)), 14), (nearly, 120)):
+        ordered = OrderedMerge(10_000)
+        most = 0
+        for index in order:
+            ordered.add(index, {"n": {"$sum": 1}})
+            most = max(most, ordered.waiting)
+        # THEN only a few segments wait for a neighbour at any time (log2 n in order)
+        assert most <= bound, most
+        assert finalize(ordered.result()[0]) == {"n": 10_000}
+
+
+def test_ordered_merge_reports_the_first_item_that_does_not_merge() -> None:
+    partials = {
+        0: {"x": {"$sum": 1}},
+        1: {"x": {"$sum": 2}},
+        2: None,
+        3: {"x": {"$max": 1}},
+        5: {"x": {"$min": 0}},
+    }
+    for order in ([0, 1, 2, 3, 4, 5], [5, 4, 3, 2, 1, 0]):
+        merged, failure = merged_in(order, partials, 6).result()
+        assert merged is None
+        assert failure == (3, "cannot merge $sum with $max")
+
+
+def test_ordered_merge_of_nothing_and_of_one() -> None:
+    assert OrderedMerge(0).result() == (None, None)
+    assert merged_in([0], {0: {"$sum": 2}}, 1).result() == ({"$sum": 2}, None)
+    assert merged_in([0, 1], {}, 2).result() == (None, None)
+    with pytest.raises(ValueError, match="1 of 2 items added"):
+        merged_in([1], {1: {"$sum": 2}}, 2).result()

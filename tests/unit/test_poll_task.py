@@ -214,6 +214,52 @@ def test_exit_0_with_a_result_succeeds_and_records_usage(
     assert recorded["attempts"] == 1
 
 
+def test_a_succeeded_items_output_carries_its_outcome_record(
+    ecs: Stubber, s3: Any, state: dict[str, Any], lambda_context: Any
+) -> None:
+    # GIVEN a task that exited 0 after writing a result record with a partial result
+    key = layout.result_key(state["job_id"], state["item"]["index"])
+    s3.put_object(Bucket=BUCKET, Key=key, Body=json.dumps({"partial": {"rows": {"$sum": 7}}}).encode())
+    describe(ecs, state, stopped(state, 0))
+
+    # WHEN PollTask runs
+    result = app.lambda_handler(state, lambda_context)
+
+    # THEN its `outcome` (the child's output, via ItemSucceeded's OutputPath) is the outcome object
+    assert result["status"] == "SUCCEEDED"
+    assert result["outcome"] == outcome(s3, state, "SUCCEEDED")
+    assert result["outcome"]["partial"] == {"rows": {"$sum": 7}}
+    assert result["outcome"]["partial_omitted"] is False
+
+
+def test_a_partial_too_large_for_a_state_output_is_left_out_of_it(
+    ecs: Stubber, s3: Any, state: dict[str, Any], lambda_context: Any
+) -> None:
+    # GIVEN a result record whose partial alone is larger than the outcome's share of a state output
+    big = {"names": {"$list": ["x" * 1000] * 100, "$limit": 1000}}
+    key = layout.result_key(state["job_id"], state["item"]["index"])
+    s3.put_object(Bucket=BUCKET, Key=key, Body=json.dumps({"partial": big}).encode())
+    describe(ecs, state, stopped(state, 0))
+
+    # WHEN PollTask runs
+    result = app.lambda_handler(state, lambda_context)
+
+    # THEN the output's outcome says the partial was left out, and the outcome object still has it
+    assert result["outcome"]["partial"] is None and result["outcome"]["partial_omitted"] is True
+    assert len(json.dumps(result)) < 64 * 1024
+    recorded = outcome(s3, state, "SUCCEEDED")
+    assert recorded["partial"] == big and recorded["partial_omitted"] is False
+    assert {**recorded, "partial": None, "partial_omitted": True} == result["outcome"]
+
+
+def test_a_failed_items_output_carries_no_outcome(
+    ecs: Stubber, s3: Any, state: dict[str, Any], lambda_context: Any
+) -> None:
+    describe(ecs, state, stopped(state, 1))
+    result = app.lambda_handler(state, lambda_context)
+    assert result["status"] == "FAILED" and result["outcome"] is None
+
+
 def test_exit_0_without_a_result_fails(
     ecs: Stubber, s3: Any, state: dict[str, Any], lambda_context: Any
 ) -> None:

@@ -14,7 +14,8 @@ from typing import Any
 import pytest
 from moto.stepfunctions.parser.asl.parse.asl_parser import AmazonStateLanguageParser
 
-from jobcore.models import TaskStatus
+from jobcore import layout
+from jobcore.models import ItemState, TaskStatus
 from tools.expand_template import ROOT, expand, load_template
 
 PLACEHOLDER = re.compile(r"\$\{([^}]+)\}")
@@ -186,3 +187,29 @@ def test_every_transition_names_an_existing_state(definition: str) -> None:
                 check(processor)
 
     check(json.loads(definition))
+
+
+def test_the_result_writer_writes_where_the_layout_says(states: dict[str, dict[str, Any]]) -> None:
+    # GIVEN the ResultWriter of the Distributed Map
+    writer = states["ProcessItems"]["ResultWriter"]
+    assert writer["Resource"] == "arn:aws:states:::s3:putObject"
+    parameters = writer["Parameters"]
+    # THEN it writes to the job's bucket, under the prefix jobcore.layout names for the job (AWS puts
+    # "/<map-run-id>/" after the prefix)
+    assert parameters["Bucket.$"] == "$.bucket"
+    match = re.fullmatch(r"States\.Format\('([^']*)', \$\.job_id\)", parameters["Prefix.$"])
+    assert match, parameters["Prefix.$"]
+    assert match.group(1).replace("{}", "job-1") + "/" == layout.map_results_prefix("job-1")
+    # and the Map's own result (the files' location) does not replace the execution's state
+    assert states["ProcessItems"]["ResultPath"] is None
+
+
+def test_a_succeeded_child_outputs_the_outcome_record_poll_task_sets(
+    states: dict[str, dict[str, Any]],
+) -> None:
+    # GIVEN the state a succeeded child ends in
+    output_path = states["ItemSucceeded"]["OutputPath"]
+    # THEN its output is the ItemState field that PollTask fills with the item's outcome record
+    assert output_path.startswith("$.")
+    assert output_path[2:] in ItemState.model_fields
+    assert output_path == "$.outcome"

@@ -10,7 +10,14 @@ import pytest
 from summarize import app
 from tests.conftest import load_event
 from tests.unit.conftest import BUCKET
-from tests.unit.job_builder import put_descriptor, put_failure, put_success, rows
+from tests.unit.job_builder import (
+    put_descriptor,
+    put_failure,
+    put_map_run,
+    put_success,
+    rows,
+    succeeded_child,
+)
 
 
 def job_id_of(event: dict[str, Any]) -> str:
@@ -39,6 +46,26 @@ def test_succeeded_execution_gets_its_summary(s3: Any, lambda_context: Any) -> N
     assert summary["execution_arn"] == event["detail"]["executionArn"]
     assert summary["result"]["rows"] == 7
     assert summary["timing"]["seconds"] == 2533.0
+
+
+def test_summarize_reads_succeeded_items_from_the_map_runs_result_files(
+    s3: Any, lambda_context: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    # GIVEN a finished job of three items whose Map Run wrote its result files
+    event = load_event("summarize_succeeded.json")
+    job_id = job_id_of(event)
+    put_descriptor(s3, job_id, 3)
+    outcomes = [put_success(s3, job_id, i, rows(i + 1, 0.0, i), partial_in_outcome=True) for i in range(3)]
+    put_map_run(s3, job_id, [[succeeded_child(outcome) for outcome in reversed(outcomes)]])
+
+    # WHEN its status-change event arrives
+    with caplog.at_level("INFO"):
+        app.lambda_handler(event, lambda_context)
+
+    # THEN the summary merges the three items, and the log says they came from one result file
+    assert summary_of(s3, job_id)["result"]["rows"] == 6
+    (written,) = [record for record in caplog.records if record.getMessage() == "summary written"]
+    assert written.reads == {"result_files": 1, "items_from_result_files": 3, "objects": 0}  # type: ignore[attr-defined]
 
 
 @pytest.mark.parametrize(

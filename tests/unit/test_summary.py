@@ -3,12 +3,23 @@
 from __future__ import annotations
 
 import json
+import time
+from dataclasses import replace
 from datetime import datetime, timezone
 from typing import Any
 
-from jobcore.summary import build_summary, execution_info, write_summary
+from jobcore.summary import Reads, build_summary, execution_info, write_summary
 from tests.unit.conftest import BUCKET
-from tests.unit.job_builder import put_descriptor, put_failure, put_json, put_success, rows
+from tests.unit.job_builder import (
+    item_usage,
+    put_descriptor,
+    put_failure,
+    put_json,
+    put_map_run,
+    put_success,
+    rows,
+    succeeded_child,
+)
 
 ARN = "arn:aws:states:us-east-1:123456789012:execution:spotmap-job:job-1"
 START = datetime(2026, 11, 23, 10, 0, 0, tzinfo=timezone.utc)
@@ -150,3 +161,137 @@ def test_a_missing_descriptor_still_gives_a_summary(s3: Any) -> None:
     summary = build_summary(s3, BUCKET, "job-x", execution_info(ARN, "FAILED", START, STOP))
     assert summary["input"] is None and summary["items"]["total"] == 0
     assert "jobs/job-x/job.json not found" in summary["error"]
+
+
+# ------------------------------------------------------------------------------------- result files
+
+
+def float_rows(index: int) -> dict[str, Any]:
+    """A partial whose float sums round differently in different merge orders."""
+    return {
+        "rows": {"$sum": index + 1},
+        "amount": {"$sum": 0.1 * index + 1e-7 / (index + 1)},
+        "mean": {"$mean": [0.3 * index, 3]},
+        "first": {"$first": f"item {index}"},
+        "order": {"$list": [index]},
+    }
+
+
+class CountingGets:
+    """The S3 client, counting GetObject calls by key."""
+
+    def __init__(self, s3: Any):
+        self._s3 = s3
+        self.keys: list[str] = []
+
+    def get_object(self, **kwargs: Any) -> Any:
+        self.keys.append(kwargs["Key"])
+        return self._s3.get_object(**kwargs)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._s3, name)
+
+
+def test_result_files_give_the_same_summary_as_reading_every_item(s3: Any) -> None:
+    # GIVEN a job of 13 items as the pipeline leaves it: 10 succeeded (outcome objects carrying their
+    # partials, result records), item 5 failed, item 11 has a result record and no outcome (its worker
+    # finished but no poll saw it), item 12 never finished
+    put_descriptor(s3, "job-1", 13)
+    outcomes = {
+        index: put_success(
+            s3,
+            "job-1",
+            index,
+            float_rows(index),
+            usage=item_usage(600 + 0.37 * index),
+            partial_in_outcome=True,
+        )
+        for index in range(11)
+        if index != 5
+    }
+    failed = put_failure(s3, "job-1", 5, "exited with code 1: error", capacity_retries=2)
+    put_json(s3, "jobs/job-1/results/11.json", {"partial": float_rows(11)})
+    # and the Map Run's result files: the second file out of item order, item 3's partial left out of
+    # its output, the failed child in FAILED_0.json
+    failed_child = replace(
+        succeeded_child(failed), status="FAILED", output=None, error="ItemFailed", cause="The item failed"
+    )
+    groups = [
+        [succeeded_child(outcomes[i]) for i in (0, 1, 2, 3, 4)] + [failed_child],
+        [succeeded_child(outcomes[i]) for i in (10, 8, 9, 6, 7)],
+    ]
+    manifest_key = put_map_run(s3, "job-1", groups, omit_partial_of=3)
+    manifest = json.loads(s3.get_object(Bucket=BUCKET, Key=manifest_key)["Body"].read())
+    assert len(manifest["ResultFiles"]["SUCCEEDED"]) == 2 and len(manifest["ResultFiles"]["FAILED"]) == 1
+    execution = execution_info(ARN, "FAILED", START, STOP, "ToleratedFailureExceeded", "More items failed")
+
+    # WHEN the summary is built from the result files, and again object by object
+    from_files, files_reads = CountingGets(s3), Reads()
+    with_files = build_summary(from_files, BUCKET, "job-1", execution, reads=files_reads)
+    per_item_reads = Reads()
+    per_item = build_summary(s3, BUCKET, "job-1", execution, result_files=False, reads=per_item_reads)
+
+    # THEN both documents are identical to the last bit of every float
+    assert json.dumps(with_files, sort_keys=True) == json.dumps(per_item, sort_keys=True)
+    assert with_files["result"]["order"] == [0, 1, 2, 3, 4, 6, 7, 8, 9, 10, 11]
+    assert with_files["result"]["first"] == "item 0"
+    assert with_files["items"] == {"total": 13, "succeeded": 11, "failed": 2}
+    assert with_files["attempts"]["capacity_retries"] == 2
+    assert [f["index"] for f in with_files["failures"]] == [5, 12]
+    # and the result files spared a GET per succeeded item: only what they do not cover was read one
+    # by one (the failed item, item 3 whose partial was left out, items 11 and 12 absent from them)
+    assert files_reads == Reads(result_files=2, items_from_result_files=9, objects=6)
+    item_gets = sorted(key for key in from_files.keys if "/outcomes/" in key or "/results/" in key)
+    assert item_gets == [
+        "jobs/job-1/outcomes/failed/5.json",
+        "jobs/job-1/outcomes/succeeded/11.json",
+        "jobs/job-1/outcomes/succeeded/12.json",
+        "jobs/job-1/outcomes/succeeded/3.json",
+        "jobs/job-1/results/11.json",
+        "jobs/job-1/results/12.json",
+    ]
+    assert per_item_reads == Reads(result_files=0, items_from_result_files=0, objects=12)
+
+
+def test_items_a_missing_result_file_would_have_given_are_read_one_by_one(s3: Any) -> None:
+    # GIVEN 4 succeeded items whose second result file is gone
+    put_descriptor(s3, "job-1", 4)
+    outcomes = [put_success(s3, "job-1", i, float_rows(i), partial_in_outcome=True) for i in range(4)]
+    manifest_key = put_map_run(
+        s3,
+        "job-1",
+        [[succeeded_child(outcomes[i]) for i in (0, 1)], [succeeded_child(outcomes[i]) for i in (2, 3)]],
+    )
+    manifest = json.loads(s3.get_object(Bucket=BUCKET, Key=manifest_key)["Body"].read())
+    s3.delete_object(Bucket=BUCKET, Key=manifest["ResultFiles"]["SUCCEEDED"][1]["Key"])
+    execution = execution_info(ARN, "SUCCEEDED", START, STOP)
+
+    # WHEN the summary is built
+    reads = Reads()
+    summary = build_summary(s3, BUCKET, "job-1", execution, reads=reads)
+
+    # THEN items 2 and 3 were read one by one and the summary is the same as without result files
+    assert reads == Reads(result_files=2, items_from_result_files=2, objects=2)
+    assert summary == build_summary(s3, BUCKET, "job-1", execution, result_files=False)
+    assert summary["result"]["order"] == [0, 1, 2, 3]
+
+
+def test_the_newest_map_run_is_the_one_read(s3: Any) -> None:
+    # GIVEN a job run twice: an older Map Run whose files disagree with the outcomes, then a newer one
+    put_descriptor(s3, "job-1", 2)
+    outcomes = [put_success(s3, "job-1", i, float_rows(i), partial_in_outcome=True) for i in range(2)]
+    stale = [
+        succeeded_child(outcome.model_copy(update={"partial": {"rows": {"$sum": 1000}}}))
+        for outcome in outcomes
+    ]
+    put_map_run(s3, "job-1", [stale])
+    time.sleep(1.1)  # S3 lists LastModified to the second
+    put_map_run(s3, "job-1", [[succeeded_child(outcome) for outcome in outcomes]])
+
+    # WHEN the summary is built
+    reads = Reads()
+    summary = build_summary(s3, BUCKET, "job-1", execution_info(ARN, "SUCCEEDED", START, STOP), reads=reads)
+
+    # THEN it read the newer Map Run's files only
+    assert reads == Reads(result_files=1, items_from_result_files=2, objects=0)
+    assert summary["result"]["rows"] == 3

@@ -246,6 +246,20 @@ def test_summarize_reads_jobs_and_writes_summaries(resources: dict[str, Any]) ->
     }
 
 
+def test_state_machine_reads_jobs_and_writes_only_map_results(resources: dict[str, Any]) -> None:
+    # GIVEN the state machine's role
+    role = resources["JobStateMachine"]["Properties"]["RoleArn"]["Fn::GetAtt"][0]
+    grants = s3_grants(resources, role)
+    # THEN it reads the item lists (ItemReader) and writes the Map's result files (ResultWriter, with
+    # the permissions AWS documents for it) under jobs/<job_id>/map-results/, nothing else
+    assert grants == {
+        "s3:GetObject": {"jobs/*", "jobs/*/map-results/*"},
+        "s3:PutObject": {"jobs/*/map-results/*"},
+        "s3:ListMultipartUploadParts": {"jobs/*/map-results/*"},
+        "s3:AbortMultipartUpload": {"jobs/*/map-results/*"},
+    }
+
+
 @pytest.mark.parametrize("function", ["PollTaskFunction", "RecordFailureFunction"])
 def test_item_bookkeeping_functions_write_only_outcomes(resources: dict[str, Any], function: str) -> None:
     # GIVEN the role of a function that records an item's final outcome
