@@ -267,6 +267,7 @@ class LocalCloud:
         self._server = make_server(self.options.host, self.options.port, self._wsgi, threaded=True)
         port = self._server.server_port
         self.endpoint = f"http://127.0.0.1:{port}"  # how this machine (and moto's interpreter) reaches it
+        self._previous_moto_port = os.environ.get("MOTO_PORT")
         os.environ["MOTO_PORT"] = str(port)  # where moto's interpreter sends its Lambda/S3 calls
         _IN_PROCESS_LAMBDA[str(port)] = InProcessLambdaClient(self)
         base_env = {
@@ -327,6 +328,10 @@ class LocalCloud:
             close_launcher()
         self._server.shutdown()
         _IN_PROCESS_LAMBDA.pop(str(self._server.server_port), None)
+        if self._previous_moto_port is None:  # moto's settings are per process: leave them as found
+            os.environ.pop("MOTO_PORT", None)
+        else:
+            os.environ["MOTO_PORT"] = self._previous_moto_port
         self._hooks.shutdown(wait=False)
         self._server = None
         _configure_moto(self._moto_executed)  # moto's settings are per process: leave them as found
