@@ -186,16 +186,14 @@ class InProcessLambdaClient:
         name = FunctionName.split(":function:", 1)[-1].split(":", 1)[0]
         spec = self._cloud.stack.function_by_name(name)
         if spec is None:
-            raise ClientError(
-                {
-                    "Error": {
-                        "Code": "ResourceNotFoundException",
-                        "Message": f"Function not found: {FunctionName}",
-                    },
-                    "ResponseMetadata": {"HTTPStatusCode": 404},
+            error: Any = {
+                "Error": {
+                    "Code": "ResourceNotFoundException",
+                    "Message": f"Function not found: {FunctionName}",
                 },
-                "Invoke",
-            )
+                "ResponseMetadata": {"HTTPStatusCode": 404},
+            }
+            raise ClientError(error, "Invoke")
         if Payload is None:
             payload = b""
         elif isinstance(Payload, bytes):

@@ -127,8 +127,10 @@ class ForkServerLauncher:
 def serve(fd: int) -> None:
     """The zygote: preload, then fork one child per request and report how each one exits."""
     import worker.runner as runner
+    from worker import storage
 
     runner.preload()  # processors imported, S3 model loaded: a forked task starts in milliseconds
+    storage.make_s3_client(os.environ)  # the tasks' client (they share our endpoint and credentials)
     gc.freeze()  # preloaded objects stay shared with the tasks instead of copied by the collector
     conn = Connection(fd)
     children = 0

@@ -103,8 +103,9 @@ def _preload(handlers: list[list[str]]) -> None:
             sys.path.remove(code_dir)
     with contextlib.suppress(ImportError):
         import aws_xray_sdk.core  # noqa: F401 - Powertools' Tracer() imports it (~0.23 s) even when disabled
+    # fills the default session's model and endpoint caches, which the instances inherit
     for service in PRELOADED_SERVICES:
-        boto3.client(  # fills the default session's model and endpoint caches the instances inherit
+        boto3.client(  # type: ignore[call-overload]
             service,
             region_name="us-east-1",
             endpoint_url="http://127.0.0.1:9",

@@ -44,6 +44,7 @@ class WorkerConfig:
     index: int
     attempt: int
     item_json: str | None
+    job_json: str | None
     scratch_dir: Path | None
     processor_modules: str | None
 
@@ -73,6 +74,7 @@ class WorkerConfig:
             index=numbers["ITEM_INDEX"],
             attempt=numbers["ATTEMPT"],
             item_json=env.get("ITEM") or None,
+            job_json=env.get("JOB") or None,
             scratch_dir=Path(scratch) if scratch else None,
             processor_modules=env.get("SPOTMAP_PROCESSOR_MODULES") or None,
         )
@@ -230,6 +232,14 @@ def _read_json(s3: Any, bucket: str, key: str, what: str) -> Any:
 
 
 def _read_job(s3: Any, config: WorkerConfig) -> JobDescriptor:
+    if config.job_json:  # LaunchTask passed the descriptor along: no S3 read
+        try:
+            job = JobDescriptor.model_validate_json(config.job_json)
+        except ValidationError as error:
+            raise ConfigError(f"JOB is not a valid job descriptor: {error}") from error
+        if job.job_id != config.job_id:
+            raise ConfigError(f"JOB describes job {job.job_id!r} but JOB_ID is {config.job_id!r}")
+        return job
     key = layout.descriptor_key(config.job_id)
     try:
         return JobDescriptor.model_validate(_read_json(s3, config.bucket, key, "job descriptor"))

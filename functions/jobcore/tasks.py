@@ -71,19 +71,53 @@ def client_token(job_id: str, index: int, attempt: int, capacity: Capacity) -> s
     return f"spotmap-{digest[:48]}"
 
 
-def container_overrides(container_name: str, state: ItemState, attempt: int) -> dict[str, Any]:
-    """The worker's per-item environment; ITEM is left out when it would not fit ECS's overrides
-    limit (the worker then reads item ITEM_INDEX from items.json)."""
+def container_overrides(
+    container_name: str, state: ItemState, attempt: int, job_json: str | None = None
+) -> dict[str, Any]:
+    """The worker's per-item environment. ITEM (the item) and JOB (the job descriptor) save the worker
+    reading them from S3; whichever would not fit ECS's overrides limit is left out (JOB first), and
+    the worker then reads items.json / job.json."""
     environment = [
         {"name": "JOB_ID", "value": state.job_id},
         {"name": "ITEM_INDEX", "value": str(state.item.index)},
         {"name": "ATTEMPT", "value": str(attempt)},
     ]
-    with_item = environment + [{"name": "ITEM", "value": state.item.model_dump_json(exclude_none=True)}]
-    overrides = {"containerOverrides": [{"name": container_name, "environment": with_item}]}
-    if len(json.dumps(overrides)) <= OVERRIDES_BUDGET:
-        return overrides
+    item = {"name": "ITEM", "value": state.item.model_dump_json(exclude_none=True)}
+    job = [{"name": "JOB", "value": job_json}] if job_json else []
+    for candidate in (environment + [item] + job, environment + [item]):
+        overrides = {"containerOverrides": [{"name": container_name, "environment": candidate}]}
+        if len(json.dumps(overrides)) <= OVERRIDES_BUDGET:
+            return overrides
     return {"containerOverrides": [{"name": container_name, "environment": environment}]}
+
+
+_descriptors: dict[tuple[str, str], str] = {}
+_DESCRIPTORS_KEPT = 64
+
+
+def clear_descriptor_cache() -> None:
+    _descriptors.clear()
+
+
+def descriptor_json(s3: Any, bucket: str, job_id: str) -> str | None:
+    """The job descriptor as compact JSON, read once per job by a warm instance (StartJob writes it
+    before the execution starts and nothing changes it); None when it cannot be read, and the worker
+    reads it itself."""
+    cached = _descriptors.get((bucket, job_id))
+    if cached is not None:
+        return cached
+    try:
+        descriptor = read_json(s3, bucket, layout.descriptor_key(job_id))
+    except (ClientError, ValueError) as error:
+        log.warning("could not read the job descriptor: %s", error)
+        return None
+    if not isinstance(descriptor, dict):
+        return None
+    text = json.dumps(descriptor, separators=(",", ":"), ensure_ascii=False)
+    if len(_descriptors) >= _DESCRIPTORS_KEPT:
+        _descriptors.clear()
+    _descriptors[(bucket, job_id)] = text
+    return text
 
 
 def _network_configuration(settings: LaunchSettings) -> dict[str, Any] | None:
@@ -133,7 +167,12 @@ def launch_task(
             {"key": "spotmap:item-index", "value": str(state.item.index)},
             {"key": "spotmap:attempt", "value": str(attempt)},
         ],
-        "overrides": container_overrides(settings.container_name, state, attempt),
+        "overrides": container_overrides(
+            settings.container_name,
+            state,
+            attempt,
+            descriptor_json(s3, state.bucket, state.job_id) if s3 is not None else None,
+        ),
     }
     network = _network_configuration(settings)
     if network:

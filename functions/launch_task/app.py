@@ -53,7 +53,7 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
             config,
             state,
             request.retry_count,
-            s3=aws.s3() if config.max_wait is not None else None,
+            s3=aws.s3(),
             started=started,
         )
     except SpotmapError as error:

@@ -11,7 +11,7 @@ import pytest
 from botocore.stub import Stubber
 
 from jobcore import aws as factory
-from jobcore import errors
+from jobcore import errors, layout
 from jobcore.models import Item
 from jobcore.tasks import OVERRIDES_LIMIT, client_token
 from launch_task import app
@@ -239,3 +239,56 @@ def test_error_class_names_are_the_ones_the_state_machine_matches() -> None:
     assert names
     for name in names:
         assert getattr(errors, name).__name__ == name
+
+
+def _put_descriptor(event: dict[str, Any], params: dict[str, Any]) -> dict[str, Any]:
+    state = event["state"]
+    descriptor = {
+        "job_id": state["job_id"],
+        "input": {"bucket": state["bucket"], "key": "input/sales.csv", "size": 10},
+        "processor": "csv-profile",
+        "params": params,
+        "item_count": 8,
+        "created_at": "2026-01-01T00:00:00+00:00",
+    }
+    s3 = factory.s3()
+    s3.create_bucket(Bucket=state["bucket"])
+    s3.put_object(
+        Bucket=state["bucket"], Key=layout.descriptor_key(state["job_id"]), Body=json.dumps(descriptor)
+    )
+    return descriptor
+
+
+def test_the_job_descriptor_travels_with_the_task(ecs: Any, lambda_context: Any) -> None:
+    # GIVEN an item of a job whose descriptor StartJob wrote
+    stubber, requests = ecs
+    stubber.add_response("run_task", started())
+    event = load_event("launch_task.json")
+    descriptor = _put_descriptor(event, {"delimiter": ";"})
+
+    # WHEN LaunchTask runs
+    app.lambda_handler(event, lambda_context)
+
+    # THEN the worker gets the descriptor in JOB (it need not read job.json) next to its ITEM
+    env = environment(requests[0])
+    assert json.loads(env["JOB"]) == descriptor
+    assert json.loads(env["ITEM"])["index"] == 3
+
+
+def test_a_descriptor_too_large_for_the_overrides_is_left_to_the_worker(
+    ecs: Any, lambda_context: Any
+) -> None:
+    # GIVEN a job whose params alone exceed ECS's 8 KiB overrides limit
+    stubber, requests = ecs
+    stubber.add_response("run_task", started())
+    event = load_event("launch_task.json")
+    _put_descriptor(event, {"notes": "x" * OVERRIDES_LIMIT})
+
+    # WHEN LaunchTask runs
+    app.lambda_handler(event, lambda_context)
+
+    # THEN the overrides stay within the limit: ITEM is kept, JOB is left out (the worker reads job.json)
+    request = requests[0]
+    assert len(json.dumps(request["overrides"])) <= OVERRIDES_LIMIT
+    env = environment(request)
+    assert "JOB" not in env and "ITEM" in env

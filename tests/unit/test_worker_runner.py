@@ -346,3 +346,35 @@ def test_sigterm_during_the_result_put_lets_it_finish_and_exits_0(s3, tmp_path, 
     # THEN the record is complete and the attempt counts as a success
     assert code == 0
     assert read_record(s3).partial == {"items": {"$sum": 1}}
+
+
+def test_job_descriptor_from_env_saves_reading_job_json(s3, tmp_path):
+    # GIVEN a job whose descriptor LaunchTask passed in JOB, and no job.json in the bucket
+    put_job(s3, "noop")
+    descriptor = s3.get_object(Bucket=BUCKET, Key=layout.descriptor_key(JOB))["Body"].read().decode()
+    s3.delete_object(Bucket=BUCKET, Key=layout.descriptor_key(JOB))
+    env = task_env(tmp_path, item={"index": 0, "params": {"seed": 1}})
+    env["JOB"] = descriptor
+
+    # WHEN the worker runs
+    code = runner.main(env)
+
+    # THEN it ran the job's processor from the descriptor it was given
+    assert code == 0
+    assert read_record(s3).processor == "noop"
+
+
+def test_job_descriptor_of_another_job_exits_2(s3, tmp_path, capsys):
+    # GIVEN a JOB that describes a different job than JOB_ID
+    put_job(s3, "noop")
+    descriptor = json.loads(s3.get_object(Bucket=BUCKET, Key=layout.descriptor_key(JOB))["Body"].read())
+    env = task_env(tmp_path, item={"index": 0, "params": {"seed": 1}})
+    env["JOB"] = json.dumps({**descriptor, "job_id": "another-job"})
+
+    # WHEN the worker runs
+    code = runner.main(env)
+
+    # THEN it refuses with a configuration error naming both, and writes no result
+    assert code == 2
+    assert "JOB describes job 'another-job'" in capsys.readouterr().err
+    assert keys(s3, layout.results_prefix(JOB)) == []
