@@ -372,10 +372,10 @@ class LocalCloud:
         target = environ.get("HTTP_X_AMZ_TARGET", "")
         if target.startswith(ECS_TARGET) and target[len(ECS_TARGET) :] in LOCAL_ECS_ACTIONS:
             return self._ecs(Request(environ), target[len(ECS_TARGET) :])(environ, start_response)
-        if environ.get("HTTP_RANGE") and environ["REQUEST_METHOD"] == "GET" and self._is_s3(environ):
-            partial = self._ranged_get(environ)
-            if partial is not None:
-                return partial(environ, start_response)
+        if environ["REQUEST_METHOD"] == "GET" and self._is_s3(environ):
+            answered = self._plain_get(environ)
+            if answered is not None:
+                return answered(environ, start_response)
         captured: dict[str, Any] = {}
 
         def capture(status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Any:
@@ -473,22 +473,27 @@ class LocalCloud:
             bucket, key = parts
         return unquote(bucket), unquote(key)
 
-    def _ranged_get(self, environ: dict[str, Any]) -> Response | None:
-        """A ranged GetObject answered from moto's stored object, reading only the range.
+    def _plain_get(self, environ: dict[str, Any]) -> Response | None:
+        """A plain GetObject (whole object, or a `bytes=a-b` / `bytes=a-` range, optionally of a
+        version) answered from moto's stored object, as moto's own handler answers it.
 
-        moto reads (and copies) the whole object for every GET and then slices it, so the shards of a
-        500 MB file cost seconds each. Only plain `bytes=a-b` / `bytes=a-` ranges, optionally of a
-        version, take this path; anything else (conditions, SSE-C, parts, missing keys, unsatisfiable
-        ranges) is left to moto, which answers exactly as S3 does."""
+        Two costs of moto, measured: it reads (and copies) the whole object for every GET and then
+        slices it, so the shards of a 500 MB file cost seconds each; and its request routing costs a
+        few ms per GET, several GETs per item. Anything else (conditions, SSE-C, CORS, parts,
+        response-header overrides, other storage classes, missing keys, unsatisfiable ranges) is left
+        to moto, which answers exactly as S3 does."""
         from moto.s3.models import s3_backends
 
         query = parse_qs(environ.get("QUERY_STRING", ""), keep_blank_values=True)
-        match = RANGE.fullmatch(environ.get("HTTP_RANGE", "").strip())
+        requested_range = environ.get("HTTP_RANGE", "").strip()
+        match = RANGE.fullmatch(requested_range) if requested_range else None
         located = self._bucket_and_key(environ)
         if (
-            not match
+            (requested_range and not match)
             or not located
+            or not located[1]
             or set(query) - {"versionId", "x-id"}
+            or "HTTP_ORIGIN" in environ
             or any(
                 name.startswith(("HTTP_IF_", "HTTP_X_AMZ_SERVER_SIDE_ENCRYPTION_CUSTOMER"))
                 for name in environ
@@ -500,23 +505,42 @@ class LocalCloud:
             key = s3_backends[self.stack.account_id]["aws"].get_object(*located, version_id=version)
         except Exception:  # noqa: BLE001 - moto will answer with the proper error
             return None
+        if (
+            key is None
+            or getattr(key, "is_delete_marker", False)
+            or key.storage_class not in (None, "STANDARD")
+        ):
+            return None
+        headers = {name: value for name, value in key.response_dict.items() if value is not None}
+        if key.version_id != "null":
+            headers["x-amz-version-id"] = key.version_id
+        # a whole object's checksum only: a range is not what it was computed over
+        if match is None and environ.get("HTTP_X_AMZ_CHECKSUM_MODE") == "ENABLED" and key.checksum_algorithm:
+            checksum = key.checksum_value
+            if key.checksum_type == "COMPOSITE":
+                checksum = f"{key.checksum_value}-{key.checksum_parts}"
+            headers[f"x-amz-checksum-{key.checksum_algorithm.lower()}"] = checksum
+            if key.checksum_type:
+                headers["x-amz-checksum-type"] = key.checksum_type
+        headers.update(key.metadata)
+        headers["accept-ranges"] = "bytes"
+        headers["x-amz-request-id"] = uuid.uuid4().hex
+        if match is None:
+            with key.lock:
+                key._value_buffer.seek(0)
+                body = key._value_buffer.read()
+            headers["content-length"] = str(len(body))
+            return Response(body, status=200, headers=headers)
         start = int(match.group(1))
-        if key is None or getattr(key, "is_delete_marker", False) or start >= key.size:
+        if start >= key.size:
             return None
         end = min(int(match.group(2)) if match.group(2) else key.size - 1, key.size - 1)
         with key.lock:
             key._value_buffer.seek(start)
             body = key._value_buffer.read(end - start + 1)
-        headers = {name: value for name, value in key.response_dict.items() if value is not None}
-        headers.update(
-            {
-                "content-length": str(len(body)),
-                "content-range": f"bytes {start}-{end}/{key.size}",
-                "accept-ranges": "bytes",
-                "content-type": key.metadata.get("Content-Type", "binary/octet-stream"),
-                "x-amz-request-id": uuid.uuid4().hex,
-            }
-        )
+        headers["content-length"] = str(len(body))
+        headers["content-range"] = f"bytes {start}-{end}/{key.size}"
+        headers.setdefault("content-type", "binary/octet-stream")
         return Response(body, status=206, headers=headers)
 
     def _object_created(self, bucket: str, key: str, reason: str) -> None:

@@ -206,7 +206,9 @@ def _report_failure(env: Mapping[str, str], message: str, exit_code: int) -> Non
         job_id, index, attempt = env["JOB_ID"], int(env["ITEM_INDEX"]), int(env["ATTEMPT"])
         body = json.dumps({"message": message, "exit_code": exit_code, "at": _now()}).encode()
         storage.make_s3_client(env).put_object(
-            Bucket=env["JOB_BUCKET"], Key=layout.error_key(job_id, index, attempt), Body=body,
+            Bucket=env["JOB_BUCKET"],
+            Key=layout.error_key(job_id, index, attempt),
+            Body=body,
             ContentType="application/json",
         )
     except Exception as error:  # never let reporting hide the failure itself
