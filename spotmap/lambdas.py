@@ -233,6 +233,10 @@ class LocalLambda:
             try:
                 log_path = self.log_dir / f"{pool.spec.logical_id}.log"
                 instance = _Instance(pool.spec, self._environment(pool.spec), log_path, self._zygote)
+            except (OSError, RuntimeError):
+                if not self._closed:  # closing meanwhile (a short-lived cloud) is not an error
+                    log.exception("prewarming %s failed", pool.spec.logical_id)
+                return
             finally:
                 with self._lock:
                     pool.busy -= 1
