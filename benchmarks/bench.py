@@ -303,6 +303,7 @@ def main() -> int:
         if f.detail:
             print(f"{'':4}   {f.detail}")
     if args.json:
+        args.json.parent.mkdir(parents=True, exist_ok=True)  # .spotmap/ does not exist in a fresh clone
         args.json.write_text(json.dumps([f.__dict__ for f in figures], indent=2))
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(f"(harness peak RSS {peak:.0f} MB)")
