@@ -213,3 +213,19 @@ def test_a_succeeded_child_outputs_the_outcome_record_poll_task_sets(
     assert output_path.startswith("$.")
     assert output_path[2:] in ItemState.model_fields
     assert output_path == "$.outcome"
+
+
+def test_throttled_launches_keep_retrying_longer_than_capacity_shortages() -> None:
+    # GIVEN the Launch state's retriers (Fargate's launch bucket refills 20 per second: with hundreds of
+    # items launching at once, a jittered retry can find it empty several times in a row; a 10,000-item
+    # local run lost one item after 8 throttled tries)
+    definition = json.loads((ROOT / "statemachine" / "job.asl.json").read_text())
+    launch = definition["States"]["ProcessItems"]["ItemProcessor"]["States"]["Launch"]
+    retriers = {tuple(retrier["ErrorEquals"]): retrier for retrier in launch["Retry"]}
+
+    # THEN throttling has its own budget (each retrier counts its own attempts), of several minutes
+    throttled = retriers[("LaunchThrottled",)]
+    assert throttled["MaxAttempts"] >= 12 and throttled["JitterStrategy"] == "FULL"
+    worst_case = sum(min(throttled["MaxDelaySeconds"], 2**n) for n in range(throttled["MaxAttempts"]))
+    assert worst_case >= 300
+    assert retriers[("CapacityUnavailable",)]["MaxAttempts"] < throttled["MaxAttempts"]
