@@ -32,7 +32,7 @@ from werkzeug.wrappers import Request, Response
 from spotmap.events import STATUS_CHANGE, LocalEventBus, envelope
 from spotmap.fargate import EcsError, Faults, LocalFargate, WorkerLauncher
 from spotmap.forkserver import ForkServerLauncher
-from spotmap.lambdas import LocalLambda
+from spotmap.lambdas import Invocation, LocalLambda
 from spotmap.launchers import SubprocessLauncher
 from spotmap.template import Stack, load_stack
 
@@ -184,16 +184,6 @@ class InProcessLambdaClient:
         self, FunctionName: str, Payload: Any = None, InvocationType: str = "RequestResponse", **_: Any
     ) -> dict[str, Any]:  # noqa: N803 - boto3's parameter names
         name = FunctionName.split(":function:", 1)[-1].split(":", 1)[0]
-        spec = self._cloud.stack.function_by_name(name)
-        if spec is None:
-            error: Any = {
-                "Error": {
-                    "Code": "ResourceNotFoundException",
-                    "Message": f"Function not found: {FunctionName}",
-                },
-                "ResponseMetadata": {"HTTPStatusCode": 404},
-            }
-            raise ClientError(error, "Invoke")
         if Payload is None:
             payload = b""
         elif isinstance(Payload, bytes):
@@ -202,10 +192,19 @@ class InProcessLambdaClient:
             payload = Payload.encode()
         else:
             payload = json.dumps(Payload).encode()
-        if InvocationType == "Event":
-            self._cloud._hooks.submit(self._cloud.lambdas.invoke, name, payload)
+        try:
+            result = self._cloud.invoke_function(name, payload, asynchronous=InvocationType == "Event")
+        except KeyError:
+            error: Any = {
+                "Error": {
+                    "Code": "ResourceNotFoundException",
+                    "Message": f"Function not found: {FunctionName}",
+                },
+                "ResponseMetadata": {"HTTPStatusCode": 404},
+            }
+            raise ClientError(error, "Invoke") from None
+        if result is None:
             return {"StatusCode": 202, "Payload": io.BytesIO(b"")}
-        result = self._cloud.lambdas.invoke(name, payload)
         response: dict[str, Any] = {
             "StatusCode": 200,
             "ExecutedVersion": "$LATEST",
@@ -393,10 +392,22 @@ class LocalCloud:
                 self._hooks.submit(self._object_created, *created)
         return response
 
+    def invoke_function(self, name: str, payload: bytes, asynchronous: bool = False) -> Invocation | None:
+        """Lambda's Invoke, for the HTTP endpoint and the interpreter alike: the result, or None for an
+        asynchronous (Event) invocation, which runs in the background. KeyError: no such function."""
+        if self.stack.function_by_name(name) is None:
+            raise KeyError(name)
+        if asynchronous:
+            self._hooks.submit(self.lambdas.invoke, name, payload)
+            return None
+        return self.lambdas.invoke(name, payload)
+
     def _lambda_invoke(self, request: Request) -> Response:
         name = unquote(request.path.split("/functions/", 1)[1].rsplit("/invocations", 1)[0])
-        spec = self.stack.function_by_name(name)
-        if spec is None:
+        asynchronous = request.headers.get("X-Amz-Invocation-Type") == "Event"
+        try:
+            result = self.invoke_function(name, request.get_data(), asynchronous)
+        except KeyError:
             body = {"Type": "User", "message": f"Function not found: {name}"}
             return Response(
                 json.dumps(body),
@@ -407,11 +418,8 @@ class LocalCloud:
                     "x-amzn-RequestId": str(uuid.uuid4()),
                 },
             )
-        payload = request.get_data()
-        if request.headers.get("X-Amz-Invocation-Type") == "Event":
-            self._hooks.submit(self.lambdas.invoke, name, payload)
+        if result is None:
             return Response(b"", status=202, headers={"x-amzn-RequestId": str(uuid.uuid4())})
-        result = self.lambdas.invoke(name, payload)
         headers = {"X-Amz-Executed-Version": "$LATEST", "x-amzn-RequestId": str(uuid.uuid4())}
         if result.function_error:
             headers["X-Amz-Function-Error"] = result.function_error
