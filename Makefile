@@ -10,6 +10,12 @@ STAMP := $(VENV)/.installed
 # Offline tooling: no AWS account, no credentials, no telemetry. The region only names ARNs.
 TOOL_ENV := SAM_CLI_TELEMETRY=0 AWS_DEFAULT_REGION=us-east-1 AWS_REGION=us-east-1
 EXPANDED := .aws-sam/lint/expanded-template.json
+# The same template with the state machine definition inlined (substitutions applied), and the
+# definition alone: what cfn-lint's Step Functions schema and asl-validator check.
+INLINED := .aws-sam/lint/expanded-inlined-template.json
+DEFINITION := .aws-sam/lint/job.asl.json
+# Node tools (asl-validator), pinned by package-lock.json; `npm ci` installs exactly that.
+NODE_STAMP := node_modules/.installed
 # push-worker: the stack to push to (samconfig's default stack) and, optionally, its region.
 STACK_NAME ?= spotmap
 REGION ?=
@@ -37,11 +43,17 @@ test: $(STAMP) ## lint, then every test (unit, integration, end to end on the lo
 unit: $(STAMP) ## unit tests only
 	$(BIN)/pytest -q tests/unit
 
-lint: $(STAMP) ## every static check (SAM, cfn-lint on source and expanded template, checkov, ruff, mypy)
+$(NODE_STAMP): package.json package-lock.json
+	npm ci --no-audit --no-fund
+	touch $(NODE_STAMP)
+
+lint: $(STAMP) $(NODE_STAMP) ## every static check (SAM, cfn-lint on source and expanded template, state machine, checkov, ruff, mypy)
 	$(TOOL_ENV) $(BIN)/sam validate --lint --template template.yaml
 	$(TOOL_ENV) $(BIN)/cfn-lint template.yaml
-	$(TOOL_ENV) $(PY) -m tools.expand_template template.yaml -o $(EXPANDED)
+	$(TOOL_ENV) $(PY) -m tools.expand_template template.yaml -o $(EXPANDED) \
+		--inlined-output $(INLINED) --definition-output $(DEFINITION)
 	$(TOOL_ENV) $(BIN)/cfn-lint $(EXPANDED)
+	$(TOOL_ENV) $(PY) -m tools.lint_state_machine $(INLINED) $(DEFINITION)
 	$(BIN)/checkov --quiet --compact --skip-download --framework cloudformation -f template.yaml
 	test -f worker/Dockerfile || { echo "worker/Dockerfile is missing" >&2; exit 1; }
 	$(BIN)/checkov --quiet --compact --skip-download --framework dockerfile $(addprefix -f ,$(wildcard worker/Dockerfile*))
@@ -69,4 +81,4 @@ bench: $(STAMP) ## the six benchmark figures of docs/benchmarks.md, side by side
 	$(PY) benchmarks/bench.py --json .spotmap/bench.json
 
 clean:
-	rm -rf .spotmap .aws-sam .pytest_cache .mypy_cache .ruff_cache
+	rm -rf .spotmap .aws-sam .pytest_cache .mypy_cache .ruff_cache node_modules
