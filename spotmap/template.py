@@ -292,6 +292,10 @@ def load_stack(
         if name not in declared:
             known = ", ".join(sorted(declared))
             raise TemplateError(f"unknown template parameter {name!r}; the template declares: {known}")
+        allowed = declared[name].get("AllowedValues")
+        if allowed is not None and str(value) not in {str(choice) for choice in allowed}:
+            # CloudFormation refuses the stack operation with this ValidationError.
+            raise TemplateError(f"Parameter '{name}' must be one of AllowedValues")
         parameters[name] = str(value)
     resolver = _Resolver(template, stack_name, parameters)
     resources = template["Resources"]

@@ -292,3 +292,57 @@ def test_a_descriptor_too_large_for_the_overrides_is_left_to_the_worker(
     assert len(json.dumps(request["overrides"])) <= OVERRIDES_LIMIT
     env = environment(request)
     assert "JOB" not in env and "ITEM" in env
+
+
+# -------------------------------------------------------------------- network: the template's choice
+NETWORK_VARIABLES = ("SUBNET_IDS", "SECURITY_GROUP_IDS", "ASSIGN_PUBLIC_IP")
+
+
+@pytest.mark.parametrize(
+    ("parameters", "expected"),
+    [
+        # your own public subnets without NAT: the task needs a public IP to pull its image
+        (
+            {"SubnetIds": "subnet-a,subnet-b", "SecurityGroupIds": "sg-0", "AssignPublicIp": "ENABLED"},
+            {"subnets": ["subnet-a", "subnet-b"], "securityGroups": ["sg-0"], "assignPublicIp": "ENABLED"},
+        ),
+        # your own private subnets (NAT or endpoints): no public IP, as before
+        ({"SubnetIds": "subnet-0prv", "SecurityGroupIds": "sg-0"},
+         {"subnets": ["subnet-0prv"], "securityGroups": ["sg-0"], "assignPublicIp": "DISABLED"}),
+        # the VPC the stack creates (public subnets, no NAT) always assigns one
+        ({"AssignPublicIp": "DISABLED"},
+         {"subnets": ["subnet-local-publicsubneta", "subnet-local-publicsubnetb"],
+          "securityGroups": ["securitygroup-local-workersecuritygroup"], "assignPublicIp": "ENABLED"}),
+    ],
+)
+def test_run_task_assigns_a_public_ip_as_the_stack_parameters_say(
+    ecs: Any, lambda_context: Any, monkeypatch: pytest.MonkeyPatch, parameters: dict[str, str],
+    expected: dict[str, Any],
+) -> None:
+    # GIVEN LaunchTask's network variables as template.yaml resolves them for these parameters
+    from spotmap.template import load_stack
+    from tests.conftest import ROOT
+    from tests.unit.conftest import reset_handler_settings
+
+    environment_of_launch = load_stack(Path(ROOT), parameters).functions["LaunchTaskFunction"].environment
+    for name in NETWORK_VARIABLES:
+        monkeypatch.setenv(name, environment_of_launch[name])
+    reset_handler_settings()
+    stubber, requests = ecs
+    stubber.add_response("run_task", started())
+
+    # WHEN LaunchTask runs
+    app.lambda_handler(load_event("launch_task.json"), lambda_context)
+
+    # THEN RunTask's awsvpcConfiguration carries the subnets, groups and public IP setting
+    assert requests[0]["networkConfiguration"] == {"awsvpcConfiguration": expected}
+
+
+def test_a_public_ip_setting_cloudformation_would_refuse_is_refused() -> None:
+    # GIVEN AssignPublicIp outside its AllowedValues
+    from spotmap.template import TemplateError, load_stack
+    from tests.conftest import ROOT
+
+    # WHEN the stack is resolved THEN it is refused as CloudFormation refuses it
+    with pytest.raises(TemplateError, match="Parameter 'AssignPublicIp' must be one of AllowedValues"):
+        load_stack(Path(ROOT), {"SubnetIds": "subnet-0pub1", "AssignPublicIp": "yes"})
