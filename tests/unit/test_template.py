@@ -42,6 +42,17 @@ def as_list(value: Any) -> list[Any]:
     return value if isinstance(value, list) else [value]
 
 
+def branches(statement: dict[str, Any]) -> Iterator[dict[str, Any]]:
+    """A statement, or each statement an `Fn::If` may give (both branches: every one may be deployed)."""
+    if set(statement) == {"Fn::If"}:
+        _, when_true, when_false = statement["Fn::If"]
+        for branch in (when_true, when_false):
+            if branch != {"Ref": "AWS::NoValue"}:
+                yield from branches(branch)
+    else:
+        yield statement
+
+
 def role_statements(resources: dict[str, Any]) -> Iterator[tuple[str, dict[str, Any]]]:
     """Every (role logical id, statement) of the identity policies in the expanded template."""
     for logical_id, resource in resources.items():
@@ -49,11 +60,13 @@ def role_statements(resources: dict[str, Any]) -> Iterator[tuple[str, dict[str, 
         if resource["Type"] == "AWS::IAM::Role":
             for policy in props.get("Policies", []):
                 for statement in as_list(policy["PolicyDocument"]["Statement"]):
-                    yield logical_id, statement
+                    for branch in branches(statement):
+                        yield logical_id, branch
         elif resource["Type"] in ("AWS::IAM::Policy", "AWS::IAM::ManagedPolicy"):
             for role in props.get("Roles", []):
                 for statement in as_list(props["PolicyDocument"]["Statement"]):
-                    yield role["Ref"], statement
+                    for branch in branches(statement):
+                        yield role["Ref"], branch
 
 
 def statements_of(resources: dict[str, Any], role: str) -> list[dict[str, Any]]:
@@ -434,3 +447,73 @@ def test_checkov_skips_carry_a_reason(source: dict[str, Any]) -> None:
     for logical_id, skip in skips:
         assert re.fullmatch(r"CKV2?_AWS_\d+", skip["id"]), logical_id
         assert len(skip.get("comment", "")) >= 40, (logical_id, skip["id"])
+
+
+# ------------------------------------------------------------------------------------- image pull
+ECR_PULL = {"ecr:BatchGetImage", "ecr:GetDownloadUrlForLayer", "ecr:BatchCheckLayerAvailability"}
+STACK_REPOSITORY_ARN = "arn:aws:ecr:us-east-1:123456789012:repository/spotmap-WorkerRepository"
+
+
+def execution_role_grants(expanded: dict[str, Any], image_uri: str) -> dict[str, set[str]]:
+    """{action: {resource}} of the worker's execution role once CloudFormation has resolved the
+    expanded template's conditions and intrinsics for WorkerImageUri=image_uri (with the local cloud's
+    resolver: account 123456789012, us-east-1)."""
+    from spotmap.template import _Resolver
+
+    parameters = {name: str(spec.get("Default", "")) for name, spec in expanded["Parameters"].items()}
+    parameters["WorkerImageUri"] = image_uri
+    resolver = _Resolver(expanded, "spotmap", parameters)
+    grants: dict[str, set[str]] = {}
+    for policy in expanded["Resources"]["WorkerExecutionRole"]["Properties"]["Policies"]:
+        for statement in resolver.resolve(policy["PolicyDocument"]["Statement"]):
+            if statement is None:  # an Fn::If that chose AWS::NoValue
+                continue
+            assert statement["Effect"] == "Allow"
+            for action in as_list(statement["Action"]):
+                grants.setdefault(action, set()).update(as_list(statement["Resource"]))
+    return grants
+
+
+@pytest.mark.parametrize(
+    ("image_uri", "repository_arn"),
+    [
+        ("", STACK_REPOSITORY_ARN),  # the default: the stack's own repository, tag latest
+        (
+            "210987654321.dkr.ecr.eu-west-1.amazonaws.com/team/worker:1.2",
+            "arn:aws:ecr:eu-west-1:210987654321:repository/team/worker",
+        ),
+        (
+            "123456789012.dkr.ecr.us-east-1.amazonaws.com/spotmap-workerrepository@sha256:" + "ab" * 32,
+            "arn:aws:ecr:us-east-1:123456789012:repository/spotmap-workerrepository",
+        ),
+        (
+            "123456789012.dkr.ecr.us-east-1.amazonaws.com/tools/worker:v1@sha256:" + "cd" * 32,
+            "arn:aws:ecr:us-east-1:123456789012:repository/tools/worker",
+        ),
+        (
+            "210987654321.dkr.ecr.cn-north-1.amazonaws.com.cn/worker",
+            "arn:aws:ecr:cn-north-1:210987654321:repository/worker",
+        ),
+    ],
+)
+def test_execution_role_may_pull_exactly_the_repository_of_the_image(
+    expanded: dict[str, Any], image_uri: str, repository_arn: str
+) -> None:
+    # GIVEN the worker image named by WorkerImageUri (empty: the stack's repository)
+    # WHEN CloudFormation resolves the execution role for it
+    grants = execution_role_grants(expanded, image_uri)
+    # THEN it may pull from that image's repository and no other, and get a registry token
+    assert {action: grants[action] for action in ECR_PULL} == dict.fromkeys(ECR_PULL, {repository_arn})
+    assert grants["ecr:GetAuthorizationToken"] == {"*"}  # the action has no resource-level scoping
+    # AND nothing else of ECR
+    ecr_actions = {action for action in grants if action.startswith("ecr:")}
+    assert ecr_actions == ECR_PULL | {"ecr:GetAuthorizationToken"}
+
+
+@pytest.mark.parametrize("image_uri", ["public.ecr.aws/docker/library/python:3.13", "ghcr.io/acme/worker:1"])
+def test_an_image_outside_private_ecr_gets_no_ecr_rights(expanded: dict[str, Any], image_uri: str) -> None:
+    # GIVEN an image of a public registry
+    # WHEN CloudFormation resolves the execution role for it
+    grants = execution_role_grants(expanded, image_uri)
+    # THEN the role has no ECR rights at all, only its logs
+    assert set(grants) == {"logs:CreateLogStream", "logs:PutLogEvents"}
