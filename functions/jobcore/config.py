@@ -168,5 +168,7 @@ class StopJobTasksSettings(Settings):
 class ReconcileSettings(Settings):
     job_bucket: str = Field(min_length=1)
     state_machine_arn: str = Field(min_length=1)
+    # Optional: with it (and ecs:ListTasks / ecs:StopTask), tasks of closed jobs are stopped too.
+    cluster_arn: str | None = None
     reconcile_lookback_days: float = Field(default=7, gt=0)
     reconcile_max_executions: int = Field(default=1000, ge=1)

@@ -1,4 +1,5 @@
-"""Reconcile (scheduled): write the summary of every recently closed execution that has none."""
+"""Reconcile (scheduled): write the summary of every recently closed execution that has none, and stop
+the tasks still running for jobs that failed, timed out or were aborted."""
 
 from __future__ import annotations
 
@@ -34,10 +35,13 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
         aws.stepfunctions(),
         config.job_bucket,
         config.state_machine_arn,
+        ecs=aws.ecs() if config.cluster_arn else None,
+        cluster_arn=config.cluster_arn,
         lookback=timedelta(days=config.reconcile_lookback_days),
         max_executions=config.reconcile_max_executions,
     )
     metrics.add_metric(name="ExecutionsChecked", unit=MetricUnit.Count, value=report.checked)
     metrics.add_metric(name="SummariesReconciled", unit=MetricUnit.Count, value=report.written)
+    metrics.add_metric(name="TasksStopped", unit=MetricUnit.Count, value=report.tasks_stopped)
     logger.info("reconciled", extra=report.as_dict())
     return report.as_dict()
