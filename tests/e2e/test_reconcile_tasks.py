@@ -98,8 +98,8 @@ def test_reconcile_stops_the_tasks_of_an_aborted_job_whose_status_event_was_lost
     report = reconcile()
 
     # THEN it stopped the job's tasks, saying why, and wrote the job's ABORTED summary
+    assert job_tasks() == [], report
     assert report["tasks_stopped"] == ITEMS and report["task_sweeps_failed"] == 0, report
-    assert job_tasks() == []
     for task in described(arns):
         assert task["desiredStatus"] == "STOPPED"
         assert task["stoppedReason"] == f"spotmap: job {job_id} ABORTED (reconciled)"
