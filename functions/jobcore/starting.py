@@ -23,6 +23,7 @@ from jobcore import layout, manifest
 from jobcore.config import StartJobSettings
 from jobcore.ids import job_id_for
 from jobcore.models import InputObject, Item, JobDescriptor
+from jobcore.payload import ItemStateMeter, PayloadTooLarge, check_execution_input
 from jobcore.sharding import S3RangeReader, shard_items
 from jobcore.store import JSON_CONTENT, error_code, is_not_found, iso, put_json, read_descriptor
 
@@ -111,12 +112,14 @@ class _IterStream(io.RawIOBase):
         return size
 
 
-def _json_array(items: Iterable[Item], counter: _Counter) -> Iterator[bytes]:
+def _json_array(items: Iterable[Item], counter: _Counter, meter: ItemStateMeter) -> Iterator[bytes]:
     yield b"["
     for item in items:
         if counter.value:
             yield b",\n"
-        yield item.model_dump_json(exclude_none=True).encode("utf-8")
+        line = item.model_dump_json(exclude_none=True).encode("utf-8")
+        meter.check(item.index, line)  # PayloadTooLarge: the job is refused before anything starts
+        yield line
         counter.value += 1
     yield b"]\n"
 
@@ -126,10 +129,12 @@ SINGLE_PUT_BYTES = 8 * 1024 * 1024  # below this, one PutObject; above, a stream
 
 def write_items(s3: Any, bucket: str, job_id: str, items: Iterable[Item]) -> int:
     """Write the item list to jobs/<id>/items.json (a JSON array) without building it whole: a small
-    list is one PutObject, a large one streams through a multipart upload. Returns the item count."""
+    list is one PutObject, a large one streams through a multipart upload. Returns the item count.
+    Raises PayloadTooLarge for an item the state machine could not carry (an upload in progress is
+    then aborted, and the caller overwrites items.json)."""
     counter = _Counter()
     key = layout.items_key(job_id)
-    chunks = _json_array(items, counter)
+    chunks = _json_array(items, counter, ItemStateMeter(job_id, bucket))
     head: list[bytes] = []
     size = 0
     for chunk in chunks:
@@ -166,23 +171,30 @@ def _existing_descriptor(s3: Any, bucket: str, job_id: str) -> JobDescriptor | N
 def build_job(
     s3: Any, settings: StartJobSettings, job_id: str, source: InputObject, created_at: str
 ) -> JobDescriptor:
-    """Write items.json then job.json for an upload; a bad manifest gives a rejected job."""
-    if source.key.endswith(layout.MANIFEST_SUFFIX):
-        try:
+    """Write items.json then job.json for an upload; a bad manifest, or an item too large for the state
+    machine, gives a rejected job."""
+    try:
+        if source.key.endswith(layout.MANIFEST_SUFFIX):
             return _build_manifest_job(s3, settings, job_id, source, created_at)
-        except manifest.ManifestError as error:
-            log.warning("rejected manifest %s: %s", source.key, error)
-            write_items(s3, source.bucket, job_id, [])
-            descriptor = JobDescriptor(
-                job_id=job_id,
-                input=source,
-                processor="(rejected)",
-                item_count=0,
-                created_at=created_at,
-                error=str(error),
-            )
-            write_descriptor(s3, descriptor)
-            return descriptor
+        return _build_upload_job(s3, settings, job_id, source, created_at)
+    except (manifest.ManifestError, PayloadTooLarge) as error:
+        log.warning("rejected job %s (%s): %s", job_id, source.key, error)
+        write_items(s3, source.bucket, job_id, [])
+        descriptor = JobDescriptor(
+            job_id=job_id,
+            input=source,
+            processor="(rejected)",
+            item_count=0,
+            created_at=created_at,
+            error=str(error),
+        )
+        write_descriptor(s3, descriptor)
+        return descriptor
+
+
+def _build_upload_job(
+    s3: Any, settings: StartJobSettings, job_id: str, source: InputObject, created_at: str
+) -> JobDescriptor:
     reader = S3RangeReader(s3, source.bucket, source.key, source.size, source.version_id)
     items = shard_items(
         reader,
@@ -276,11 +288,13 @@ def start_execution(
     sfn: Any, settings: StartJobSettings, descriptor: JobDescriptor
 ) -> tuple[str | None, bool]:
     """(execution ARN, already started). Starting a job twice is not an error."""
+    document = execution_input(descriptor, settings)
+    check_execution_input(document)  # bounded by construction (ids and names): a regression guard
     try:
         response = sfn.start_execution(
             stateMachineArn=settings.state_machine_arn,
             name=descriptor.job_id,
-            input=json.dumps(execution_input(descriptor, settings)),
+            input=json.dumps(document),
         )
     except ClientError as error:
         if error_code(error) == "ExecutionAlreadyExists":

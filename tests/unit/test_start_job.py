@@ -337,3 +337,74 @@ def test_uploads_to_another_bucket_start_nothing(s3: Any, sfn: Any, lambda_conte
     event["detail"]["bucket"]["name"] = "someone-elses-bucket"
     assert app.lambda_handler(event, lambda_context) == {"jobs": []}
     assert executions(sfn) == []
+
+
+# ---------------------------------------------------------------- Step Functions' 256 KiB payload limit
+def child_input_bytes(job_id: str, item: dict[str, Any]) -> int:
+    """What the Map's ItemSelector makes of an item of items.json: its child execution's input, counted
+    as Step Functions counts it (UTF-8 JSON)."""
+    selected = {"job_id": job_id, "bucket": BUCKET, "item": item}
+    return len(json.dumps(selected, separators=(",", ":"), ensure_ascii=False).encode("utf-8"))
+
+
+def test_an_item_too_large_for_a_state_is_refused_before_anything_starts(
+    s3: Any, sfn: Any, lambda_context: Any
+) -> None:
+    # GIVEN a sweep whose second item carries 300,000 bytes of UTF-8 (150,000 characters)
+    manifest = {"processor": "noop", "source": {"items": [{"x": 1}, {"text": "é" * 150_000}, {"x": 3}]}}
+
+    # WHEN StartJob handles it
+    job_id, descriptor, items = run_manifest(s3, manifest, lambda_context)
+
+    # THEN the job is refused: job.json names the item and its size, there are no items, and the
+    # execution starts rejected (it fails at once and launches nothing: a FAILED summary)
+    size = child_input_bytes(job_id, {"index": 1, "header_end": 0, "params": {"text": "é" * 150_000}})
+    assert size > 300_000
+    assert f"item 1 is too large for the state machine: it is {size:,} bytes" in descriptor["error"]
+    assert "256 KiB" in descriptor["error"]
+    assert items == [] and descriptor["item_count"] == 0
+    execution = sfn.describe_execution(executionArn=executions(sfn)[0]["executionArn"])
+    assert json.loads(execution["input"])["rejected"] is True and execution["name"] == job_id
+
+
+def test_an_item_at_the_limit_is_accepted_and_one_byte_more_is_refused(
+    s3: Any, sfn: Any, lambda_context: Any
+) -> None:
+    from jobcore.models import Item
+    from jobcore.payload import MAX_ITEM_STATE_BYTES
+
+    # GIVEN the job id the manifest will get, and items filled to exactly the limit, and one byte over
+    job_id = run_manifest(s3, {"processor": "noop", "items": [{}]}, lambda_context)[0]
+    empty = json.loads(Item(index=0, params={"fill": ""}).model_dump_json(exclude_none=True))
+    fill = MAX_ITEM_STATE_BYTES - child_input_bytes(job_id, empty)
+
+    for extra, accepted in ((0, True), (1, False)):
+        manifest = {"processor": "noop", "items": [{"fill": "f" * (fill + extra)}]}
+        # WHEN StartJob handles it
+        new_job, descriptor, items = run_manifest(s3, manifest, lambda_context)
+        assert len(new_job) == len(job_id)  # same key: an id of the same length, the same envelope
+        # THEN the item that fits exactly is accepted, as measured independently here
+        if accepted:
+            assert descriptor.get("error") is None and len(items) == 1
+            assert child_input_bytes(new_job, items[0]) == MAX_ITEM_STATE_BYTES
+        else:
+            assert "item 0 is too large" in descriptor["error"] and items == []
+
+
+def test_an_oversized_item_after_the_multipart_threshold_leaves_no_upload_behind(
+    s3: Any, sfn: Any, lambda_context: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # GIVEN a threshold small enough that items.json is being streamed by multipart upload when the
+    # oversized item comes
+    from jobcore import starting
+
+    monkeypatch.setattr(starting, "SINGLE_PUT_BYTES", 10_000)
+    entries: list[dict[str, Any]] = [{"seed": i} for i in range(2000)] + [{"blob": "b" * 300_000}]
+
+    # WHEN StartJob handles the manifest
+    _, descriptor, items = run_manifest(s3, {"processor": "noop", "items": entries}, lambda_context)
+
+    # THEN the job is refused, items.json is empty, and no multipart upload is left open
+    assert "item 2000 is too large" in descriptor["error"]
+    assert items == []
+    assert s3.list_multipart_uploads(Bucket=BUCKET).get("Uploads", []) == []
