@@ -117,6 +117,12 @@ def test_a_monte_carlo_count_gives_every_item_its_own_seed(cloud: LocalCloud, tm
             "exactly one of shard, keys, prefix, items, count",
         ),
         ("wrong-types", {"processor": "noop", "source": {"count": "three"}}, "source.count"),
+        (
+            # one sweep item of 300,000 bytes: more than a 256 KiB state can carry
+            "huge-item",
+            {"processor": "noop", "source": {"items": [{"x": 1}, {"blob": "b" * 300_000}]}},
+            "item 1 is too large for the state machine: it is 300,",
+        ),
     ],
 )
 def test_malformed_manifests_fail_clearly_and_start_no_task(
