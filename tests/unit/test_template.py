@@ -517,3 +517,26 @@ def test_an_image_outside_private_ecr_gets_no_ecr_rights(expanded: dict[str, Any
     grants = execution_role_grants(expanded, image_uri)
     # THEN the role has no ECR rights at all, only its logs
     assert set(grants) == {"logs:CreateLogStream", "logs:PutLogEvents"}
+
+
+def test_reconcile_may_list_and_stop_the_clusters_tasks_and_nothing_more_of_ecs(
+    resources: dict[str, Any],
+) -> None:
+    # GIVEN the ECS statements of Reconcile's role
+    statements = [
+        statement
+        for statement in statements_of(resources, function_role(resources, "ReconcileFunction"))
+        if any(action.startswith("ecs:") for action in as_list(statement["Action"]))
+    ]
+    cluster_tasks = {
+        "Fn::Sub": "arn:${AWS::Partition}:ecs:${AWS::Region}:${AWS::AccountId}:task/${WorkerCluster}/*"
+    }
+    # THEN it may list tasks in the worker cluster only and stop tasks of that cluster only
+    assert sorted((as_list(s["Action"]), as_list(s["Resource"]), s.get("Condition")) for s in statements) == [
+        (
+            ["ecs:ListTasks"],
+            ["*"],
+            {"ArnEquals": {"ecs:cluster": {"Fn::GetAtt": ["WorkerCluster", "Arn"]}}},
+        ),
+        (["ecs:StopTask"], [cluster_tasks], None),
+    ]
