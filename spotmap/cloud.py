@@ -301,10 +301,14 @@ class LocalCloud:
         task_env = {**base_env, "SCRATCH_DIR": str(self.state_dir / "scratch")}
         if docker is not None:
             task_env = docker.task_env  # the image's PATH, no static credentials, the bridge endpoint
-        self._launcher = self.options.launcher or docker or (
-            SubprocessLauncher(self.root)
-            if os.environ.get("SPOTMAP_LAUNCHER") == "subprocess"
-            else ForkServerLauncher(self.root, task_env)
+        self._launcher = (
+            self.options.launcher
+            or docker
+            or (
+                SubprocessLauncher(self.root)
+                if os.environ.get("SPOTMAP_LAUNCHER") == "subprocess"
+                else ForkServerLauncher(self.root, task_env)
+            )
         )
         self.fargate = LocalFargate(
             self.stack, self._launcher, task_env, self.task_log_dir, self.options.faults

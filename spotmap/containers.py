@@ -37,7 +37,7 @@ from typing import Any
 from werkzeug.serving import make_server
 
 from spotmap.principals import RoleCredentials, credentials_for
-from spotmap.template import Stack
+from spotmap.template import Stack, TaskDefinitionSpec
 
 DEFAULT_IMAGE = "spotmap-worker:local"
 ECS_CREDENTIALS_ADDRESS = "169.254.170.2"
@@ -90,7 +90,9 @@ def check_docker(image: str) -> None:
     try:
         _docker("image", "inspect", "--format", "{{.Id}}", image, timeout=15)
     except RuntimeError as error:
-        raise DockerUnavailable(f"the worker image {image} is missing: build it with `{BUILD_HINT}`") from error
+        raise DockerUnavailable(
+            f"the worker image {image} is missing: build it with `{BUILD_HINT}`"
+        ) from error
 
 
 def bridge_gateway() -> str:
@@ -102,7 +104,10 @@ def bridge_gateway() -> str:
     if gateway:
         return gateway
     shown = subprocess.run(
-        ["ip", "-4", "-o", "addr", "show", "dev", BRIDGE_INTERFACE], capture_output=True, text=True, check=False
+        ["ip", "-4", "-o", "addr", "show", "dev", BRIDGE_INTERFACE],
+        capture_output=True,
+        text=True,
+        check=False,
     )
     for line in shown.stdout.splitlines():
         fields = line.split()
@@ -241,6 +246,39 @@ class DockerContainer:
         self._on_exit()
 
 
+def docker_run_args(
+    definition: TaskDefinitionSpec, task_id: str, cloud_id: str, volumes: dict[str, str]
+) -> list[str]:
+    """`docker run` options that apply the task definition's (first) container settings; `volumes` maps
+    each task-definition volume to the Docker volume created for this task."""
+    spec = definition.containers[0]
+    args = ["--name", f"spotmap-task-{task_id}", "--network", BRIDGE_NETWORK]
+    args += ["--label", f"{LABEL_CLOUD}={cloud_id}", "--label", f"{LABEL_TASK}={task_id}"]
+    if spec.user:
+        args += ["--user", spec.user]
+    if spec.readonly_root_filesystem:
+        args.append("--read-only")
+    if spec.privileged:
+        args.append("--privileged")
+    for capability in spec.capabilities_drop:
+        args += ["--cap-drop", capability]
+    for capability in spec.capabilities_add:
+        args += ["--cap-add", capability]
+    args += ["--stop-timeout", str(spec.stop_timeout), "--stop-signal", "SIGTERM"]
+    # task size: 1024 CPU units are one vCPU (at most this machine's); memory in MiB is a hard limit
+    args += ["--cpus", f"{min(int(definition.cpu) / 1024, os.cpu_count() or 1):g}"]
+    args += ["--memory", f"{int(definition.memory)}m"]
+    for mount in spec.mount_points:
+        if mount.source_volume not in volumes:
+            raise RuntimeError(
+                f"the container's mount point names volume {mount.source_volume!r}, "
+                "which the task definition does not declare"
+            )
+        option = f"type=volume,source={volumes[mount.source_volume]},target={mount.container_path}"
+        args += ["--mount", option + (",readonly" if mount.read_only else "")]
+    return args
+
+
 class DockerLauncher:
     """Starts each task as a container of `image`, configured from the stack's task definition.
 
@@ -278,37 +316,6 @@ class DockerLauncher:
             "AWS_ENDPOINT_URL": self.endpoint,
         }
 
-    def docker_run_args(self, task_id: str, volumes: dict[str, str]) -> list[str]:
-        """`docker run` options that apply the task definition's container settings."""
-        spec, definition = self.container, self.stack.task_definition
-        labels = [f"{LABEL_CLOUD}={self.cloud_id}", f"{LABEL_TASK}={task_id}"]
-        args = ["--name", f"spotmap-task-{task_id}", "--network", BRIDGE_NETWORK]
-        for label in labels:
-            args += ["--label", label]
-        if spec.user:
-            args += ["--user", spec.user]
-        if spec.readonly_root_filesystem:
-            args.append("--read-only")
-        if spec.privileged:
-            args.append("--privileged")
-        for capability in spec.capabilities_drop:
-            args += ["--cap-drop", capability]
-        for capability in spec.capabilities_add:
-            args += ["--cap-add", capability]
-        args += ["--stop-timeout", str(spec.stop_timeout), "--stop-signal", "SIGTERM"]
-        # task size: 1024 CPU units are one vCPU; memory in MiB is the task's hard limit
-        args += ["--cpus", f"{min(int(definition.cpu) / 1024, os.cpu_count() or 1):g}"]
-        args += ["--memory", f"{int(definition.memory)}m"]
-        for mount in spec.mount_points:
-            if mount.source_volume not in volumes:
-                raise RuntimeError(
-                    f"the container's mount point names volume {mount.source_volume!r}, "
-                    "which the task definition does not declare"
-                )
-            option = f"type=volume,source={volumes[mount.source_volume]},target={mount.container_path}"
-            args += ["--mount", option + (",readonly" if mount.read_only else "")]
-        return args
-
     def start(self, env: dict[str, str], log_path: Path) -> DockerContainer:
         task_arn = env.get("ECS_CONTAINER_METADATA_TASK_ARN", "")
         task_id = task_arn.rsplit("/", 1)[-1] or uuid.uuid4().hex
@@ -331,7 +338,12 @@ class DockerLauncher:
             cli_env = {**os.environ, **container_env}
             names = [arg for name in sorted(container_env) for arg in ("--env", name)]
             container_id = _docker(
-                "run", "--detach", *self.docker_run_args(task_id, volumes), *names, self.image, env=cli_env
+                "run",
+                "--detach",
+                *docker_run_args(self.stack.task_definition, task_id, self.cloud_id, volumes),
+                *names,
+                self.image,
+                env=cli_env,
             )
         except Exception:
             for volume in volumes.values():
@@ -354,7 +366,9 @@ class DockerLauncher:
             if credentials_uri:
                 self.credentials.forget(credentials_uri)
 
-        return DockerContainer(container_id, list(volumes.values()), logs, self.container.stop_timeout, forget)
+        return DockerContainer(
+            container_id, list(volumes.values()), logs, self.container.stop_timeout, forget
+        )
 
     def close(self) -> None:
         """Remove every container and volume this local cloud started, then stop its listeners."""
