@@ -265,6 +265,9 @@ def docker_run_args(
     for capability in spec.capabilities_add:
         args += ["--cap-add", capability]
     args += ["--stop-timeout", str(spec.stop_timeout), "--stop-signal", "SIGTERM"]
+    # ECS ignores a HEALTHCHECK baked into the image; only a task definition's healthCheck runs
+    # https://docs.aws.amazon.com/AmazonECS/latest/developerguide/healthcheck.html
+    args.append("--no-healthcheck")
     # task size: 1024 CPU units are one vCPU (at most this machine's); memory in MiB is a hard limit
     args += ["--cpus", f"{min(int(definition.cpu) / 1024, os.cpu_count() or 1):g}"]
     args += ["--memory", f"{int(definition.memory)}m"]
