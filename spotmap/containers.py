@@ -258,8 +258,14 @@ def docker_run_args(
         args += ["--user", spec.user]
     if spec.readonly_root_filesystem:
         args.append("--read-only")
+    # Fargate refuses what a Docker host would allow: privileged containers, and adding any capability
+    # but SYS_PTRACE (https://docs.aws.amazon.com/AmazonECS/latest/APIReference/API_KernelCapabilities.html,
+    # https://docs.aws.amazon.com/AmazonECS/latest/APIReference/API_ContainerDefinition.html "privileged")
     if spec.privileged:
-        args.append("--privileged")
+        raise RuntimeError("privileged is not supported for tasks run on Fargate")
+    refused = [name for name in spec.capabilities_add if name != "SYS_PTRACE"]
+    if refused:
+        raise RuntimeError(f"Fargate only supports adding SYS_PTRACE, not {', '.join(refused)}")
     for capability in spec.capabilities_drop:
         args += ["--cap-drop", capability]
     for capability in spec.capabilities_add:

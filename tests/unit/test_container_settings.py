@@ -48,12 +48,26 @@ def test_docker_run_options_apply_every_setting_of_the_task_definition() -> None
     # with the task definition's timeout, size the container as the task, and label it for clean-up
     pairs = list(zip(args, args[1:], strict=False))
     assert ("--user", "10001") in pairs
-    assert "--read-only" in args and "--privileged" not in args
+    assert "--read-only" in args and "--privileged" not in args and "--cap-add" not in args
     assert ("--cap-drop", "ALL") in pairs
     assert ("--mount", "type=volume,source=spotmap-t1-scratch,target=/scratch") in pairs
     assert ("--stop-timeout", "120") in pairs
     assert ("--cpus", "0.5") in pairs and ("--memory", "1024m") in pairs
     assert ("--label", "spotmap.local-cloud=c1") in pairs and ("--label", "spotmap.task=t1") in pairs
+
+
+@pytest.mark.parametrize(
+    ("setting", "value", "refusal"),
+    [("privileged", True, "privileged"), ("capabilities_add", ["NET_ADMIN"], "SYS_PTRACE")],
+)
+def test_settings_fargate_refuses_are_refused(setting: str, value: Any, refusal: str) -> None:
+    # GIVEN a task definition asking for what Fargate does not allow
+    definition = load_stack(project_root()).task_definition
+    setattr(definition.containers[0], setting, value)
+
+    # WHEN / THEN the container runtime refuses to start its task
+    with pytest.raises(RuntimeError, match=refusal):
+        docker_run_args(definition, "t1", "c1", {"scratch": "spotmap-t1-scratch"})
 
 
 def test_a_mount_point_of_an_undeclared_volume_is_refused() -> None:
