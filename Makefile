@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: help install demo test unit e2e lint build push-worker bench clean
+.PHONY: help install demo images test unit e2e lint build push-worker bench clean
 
 # Offline tooling: no AWS account, no credentials, no telemetry. The region only names ARNs.
 TOOL_ENV := SAM_CLI_TELEMETRY=0 AWS_DEFAULT_REGION=us-east-1 AWS_REGION=us-east-1
@@ -36,9 +36,12 @@ install: $(STAMP) ## create .venv with spotmap, SAM CLI, moto and the linters
 demo: $(STAMP) ## run the whole pipeline on the local cloud on a sample CSV
 	$(BIN)/spotmap demo
 
-test: $(STAMP) ## lint, then every test (unit, integration, end to end on the local cloud)
+images: ## build the offline Docker images the Docker tests use (tools/images/build; cached)
+	tools/images/build all
+
+test: $(STAMP) images ## lint, then every test (unit, integration, end to end on the local cloud, Docker runtime)
 	$(MAKE) lint
-	$(BIN)/pytest -q -n 2 --dist loadfile
+	SPOTMAP_REQUIRE_DOCKER=1 $(BIN)/pytest -q -n 2 --dist loadfile
 
 unit: $(STAMP) ## unit tests only
 	$(BIN)/pytest -q tests/unit

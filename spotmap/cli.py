@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from spotmap.cloud import CloudOptions, LocalCloud, local_client, log_to_stderr, project_root
+from spotmap.containers import DEFAULT_IMAGE, DockerUnavailable
 from spotmap.fargate import Faults
 from spotmap.jobs import JobRunner, copy_bucket, format_summary
 from spotmap.template import TemplateError
@@ -80,6 +81,18 @@ def _add_cloud_options(parser: argparse.ArgumentParser) -> None:
         help="probability that a Step Functions status-change event is lost",
     )
     parser.add_argument(
+        "--runtime",
+        choices=("process", "docker"),
+        default="process",
+        help="run each Fargate task as an OS process (default, no Docker) or as a container of the worker "
+        "image started as the task definition says (user, read-only root, capabilities, volumes)",
+    )
+    parser.add_argument(
+        "--image",
+        default=DEFAULT_IMAGE,
+        help=f"worker image of --runtime docker (default {DEFAULT_IMAGE}: tools/images/build worker)",
+    )
+    parser.add_argument(
         "--state-dir", type=Path, default=None, help="logs and scratch space (default .spotmap)"
     )
     parser.add_argument("--verbose", "-v", action="store_true", help="log the local cloud's internals")
@@ -100,6 +113,8 @@ def _options(args: argparse.Namespace, port: int = 0) -> CloudOptions:
         seed=args.seed,
         port=port,
         state_dir=args.state_dir,
+        runtime=args.runtime,
+        image=args.image,
     )
 
 
@@ -290,7 +305,7 @@ def main(argv: list[str] | None = None) -> int:
     log_to_stderr(getattr(args, "verbose", False))
     try:
         return int(args.func(args))
-    except (TemplateError, ValueError, FileNotFoundError) as error:
+    except (TemplateError, ValueError, FileNotFoundError, DockerUnavailable) as error:
         print(f"spotmap: {error}", file=sys.stderr)
         return 2
 

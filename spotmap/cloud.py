@@ -233,6 +233,10 @@ class CloudOptions:
     lambda_concurrency: int = 32
     launcher: WorkerLauncher | None = None
     run_schedules: bool = True
+    # "process": tasks are OS processes (no Docker needed); "docker": containers of `image`, started as
+    # the task definition says (spotmap/containers.py)
+    runtime: str = "process"
+    image: str = "spotmap-worker:local"
 
 
 class LocalCloud:
@@ -252,6 +256,13 @@ class LocalCloud:
     def start(self) -> LocalCloud:
         from moto.moto_api._internal.models import moto_api_backend
 
+        if self.options.runtime not in ("process", "docker"):
+            raise ValueError(f"unknown runtime {self.options.runtime!r} (process or docker)")
+        docker = None
+        if self.options.runtime == "docker" and self.options.launcher is None:
+            from spotmap.containers import DockerLauncher
+
+            docker = DockerLauncher(self.stack, self.options.image, self._wsgi)  # fails first if no Docker
         self._moto_executed = _configure_moto()
         moto_api_backend.reset()  # moto's state is per process: each local cloud starts empty
         if not log.isEnabledFor(logging.DEBUG):
@@ -288,10 +299,16 @@ class LocalCloud:
             max_instances=self.options.lambda_concurrency,
         )
         task_env = {**base_env, "SCRATCH_DIR": str(self.state_dir / "scratch")}
-        self._launcher = self.options.launcher or (
-            SubprocessLauncher(self.root)
-            if os.environ.get("SPOTMAP_LAUNCHER") == "subprocess"
-            else ForkServerLauncher(self.root, task_env)
+        if docker is not None:
+            task_env = docker.task_env  # the image's PATH, no static credentials, the bridge endpoint
+        self._launcher = (
+            self.options.launcher
+            or docker
+            or (
+                SubprocessLauncher(self.root)
+                if os.environ.get("SPOTMAP_LAUNCHER") == "subprocess"
+                else ForkServerLauncher(self.root, task_env)
+            )
         )
         self.fargate = LocalFargate(
             self.stack, self._launcher, task_env, self.task_log_dir, self.options.faults

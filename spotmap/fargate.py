@@ -408,16 +408,26 @@ class LocalFargate:
         elif crash:
             threading.Timer(moment, self._crash, args=(task,)).start()
 
-    def _interrupt(self, task: _Task) -> None:
+    def interrupt(self, task_arn: str) -> bool:
+        """Reclaim one running FARGATE_SPOT task now, as --spot-interruption-rate does at a random moment
+        (tests pick the moment: mid-run). False if there is no such running Spot task."""
+        with self.lock:
+            task = self.tasks.get(task_arn) or self.tasks.get(self._arn_for(task_arn))
+            if task is None or task.capacity != "FARGATE_SPOT" or task.last_status != "RUNNING":
+                return False
+        return self._interrupt(task)
+
+    def _interrupt(self, task: _Task) -> bool:
         with self.lock:
             if task.desired_status == "STOPPED":
-                return
+                return False
             task.desired_status = "STOPPED"
             task.stop_code = "SpotInterruption"
             task.stopped_reason = SPOT_INTERRUPTED
             self.counters["interruptions"] += 1
         log.info("spot interruption of task %s", task.task_id)
         self._terminate(task)
+        return True
 
     def _crash(self, task: _Task) -> None:
         with self.lock:

@@ -92,6 +92,13 @@ class FunctionSpec:
     memory: int
 
 
+@dataclass(frozen=True)
+class MountPointSpec:
+    source_volume: str
+    container_path: str
+    read_only: bool = False
+
+
 @dataclass
 class ContainerSpec:
     name: str
@@ -99,6 +106,15 @@ class ContainerSpec:
     stop_timeout: int
     log_group: str | None
     log_stream_prefix: str | None
+    # the runtime settings a container runtime applies (the process runtime cannot)
+    image: str = ""
+    user: str | None = None
+    readonly_root_filesystem: bool = False
+    privileged: bool = False
+    capabilities_add: list[str] = field(default_factory=list)
+    capabilities_drop: list[str] = field(default_factory=list)
+    mount_points: list[MountPointSpec] = field(default_factory=list)
+    essential: bool = True
 
 
 @dataclass
@@ -108,6 +124,8 @@ class TaskDefinitionSpec:
     cpu: str
     memory: str
     containers: list[ContainerSpec]
+    volumes: list[str] = field(default_factory=list)  # names of the task's (Fargate task storage) volumes
+    task_role: str | None = None  # logical id of the IAM role in TaskRoleArn (a GetAtt), if any
 
 
 @dataclass
@@ -276,6 +294,21 @@ def _env_strings(variables: dict[str, Any]) -> dict[str, str]:
     return {name: "" if value is None else str(value) for name, value in variables.items()}
 
 
+def _true(value: Any) -> bool:
+    """A CloudFormation boolean: true, "true" (any case)."""
+    return value is True or str(value).lower() == "true"
+
+
+def _role_logical_id(value: Any, resources: dict[str, Any]) -> str | None:
+    """The logical id of the IAM role an ARN property names with `!GetAtt Role.Arn` (or `!Ref Role`)."""
+    if isinstance(value, dict) and len(value) == 1:
+        ((key, arg),) = value.items()
+        name = (arg if isinstance(arg, list) else str(arg).split(".", 1))[0] if key == "Fn::GetAtt" else arg
+        if key in ("Fn::GetAtt", "Ref") and resources.get(name, {}).get("Type") == "AWS::IAM::Role":
+            return str(name)
+    return None
+
+
 def load_stack(
     root: Path,
     overrides: dict[str, str] | None = None,
@@ -350,6 +383,7 @@ def load_stack(
     containers = []
     for container in taskdef_props["ContainerDefinitions"]:
         log_options = (container.get("LogConfiguration") or {}).get("Options", {})
+        capabilities = (container.get("LinuxParameters") or {}).get("Capabilities") or {}
         containers.append(
             ContainerSpec(
                 name=container["Name"],
@@ -357,8 +391,24 @@ def load_stack(
                 stop_timeout=int(container.get("StopTimeout", 30)),
                 log_group=log_options.get("awslogs-group"),
                 log_stream_prefix=log_options.get("awslogs-stream-prefix"),
+                image=str(container.get("Image", "")),
+                user=str(container["User"]) if container.get("User") is not None else None,
+                readonly_root_filesystem=_true(container.get("ReadonlyRootFilesystem")),
+                privileged=_true(container.get("Privileged")),
+                capabilities_add=[str(name) for name in capabilities.get("Add") or []],
+                capabilities_drop=[str(name) for name in capabilities.get("Drop") or []],
+                mount_points=[
+                    MountPointSpec(
+                        source_volume=str(mount["SourceVolume"]),
+                        container_path=str(mount["ContainerPath"]),
+                        read_only=_true(mount.get("ReadOnly")),
+                    )
+                    for mount in container.get("MountPoints") or []
+                ],
+                essential=container.get("Essential") is None or _true(container.get("Essential")),
             )
         )
+    task_role = resources[taskdef_id]["Properties"].get("TaskRoleArn")
 
     return Stack(
         root=root,
@@ -380,6 +430,8 @@ def load_stack(
             cpu=str(taskdef_props.get("Cpu", "1024")),
             memory=str(taskdef_props.get("Memory", "2048")),
             containers=containers,
+            volumes=[str(volume["Name"]) for volume in taskdef_props.get("Volumes") or []],
+            task_role=_role_logical_id(task_role, resources),
         ),
         rules=rules,
     )

@@ -1,0 +1,194 @@
+"""The local Fargate's container runtime (`--runtime docker`): the real worker image, started exactly as
+the task definition says, refuses what Fargate refuses and stops as ECS stops a task.
+
+Docker is required when SPOTMAP_REQUIRE_DOCKER=1 (make test): then a missing Docker fails these tests
+instead of skipping them.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+
+from spotmap.cloud import CloudOptions, LocalCloud, project_root
+from spotmap.containers import DEFAULT_IMAGE, LABEL_TASK
+from spotmap.jobs import JobRunner
+from spotmap.principals import credentials_for
+from spotmap.template import load_stack
+from tests.e2e.conftest import assert_profile_equal, profile_csv, write_csv
+
+BUILD_TIMEOUT_SECONDS = 900
+
+
+def _docker_problem() -> str | None:
+    if shutil.which("docker") is None:
+        return "no docker command"
+    answer = subprocess.run(["docker", "version"], capture_output=True, text=True, timeout=30, check=False)
+    return None if answer.returncode == 0 else f"the Docker daemon does not answer: {answer.stderr.strip()}"
+
+
+@pytest.fixture(scope="session")
+def worker_image() -> str:
+    """The worker image as tools/images/build makes it (cached: rebuilt only when its inputs changed)."""
+    problem = _docker_problem()
+    if problem:
+        if os.environ.get("SPOTMAP_REQUIRE_DOCKER") == "1":
+            pytest.fail(f"SPOTMAP_REQUIRE_DOCKER=1 but Docker is not available: {problem}")
+        pytest.skip(f"Docker is not available: {problem}")
+    root = project_root()
+    subprocess.run(
+        [str(root / "tools/images/build"), "worker"], cwd=root, check=True, timeout=BUILD_TIMEOUT_SECONDS
+    )
+    return DEFAULT_IMAGE
+
+
+def _manifest(path: Path, document: dict) -> Path:
+    path.write_text(json.dumps(document), encoding="utf-8")
+    return path
+
+
+def test_a_csv_job_succeeds_in_the_worker_image_run_as_the_task_definition_says(
+    tmp_path: Path, local_run, worker_image: str
+) -> None:
+    # GIVEN a small CSV, and the worker image run as user 10001 with a read-only root file system and a
+    # fresh `scratch` volume at /scratch (as Fargate runs it: bug 1 made every item exit 2 there)
+    data_file = write_csv(tmp_path / "orders.csv", rows=300, seed=5)
+
+    # WHEN it runs on the local cloud with the container runtime
+    run = local_run(data_file, extra=["--runtime", "docker", "--image", worker_image])
+
+    # THEN the job succeeds with the profile of the whole file
+    (summary,) = run.summaries
+    assert summary["status"] == "SUCCEEDED", summary.get("failures")
+    assert run.exit_code == 0
+    assert_profile_equal(summary["result"], profile_csv(data_file.read_bytes()))
+
+
+def test_the_worker_sees_the_task_definitions_user_read_only_root_capabilities_and_role(
+    tmp_path: Path, local_run, worker_image: str
+) -> None:
+    # GIVEN a command that reports what the container lets it see and do
+    probe = "\n".join(
+        [
+            "import errno, json, os, boto3",
+            "try:",
+            "    open('/probe', 'w')",
+            "    root = 'writable'",
+            "except OSError as error:",
+            "    root = errno.errorcode[error.errno]",
+            "caps = [line.split()[1] for line in open('/proc/self/status') if line.startswith('CapEff')]",
+            "creds = boto3.Session().get_credentials()",
+            "print(json.dumps({'uid': os.getuid(), 'root': root, 'effective_capabilities': caps[0],",
+            "    'access_key_in_environment': 'AWS_ACCESS_KEY_ID' in os.environ,",
+            "    'credentials_from': creds.method, 'access_key_id': creds.access_key}))",
+        ]
+    )
+    manifest = _manifest(
+        tmp_path / "probe.job.json",
+        {"processor": "command", "params": {"command": ["python3", "-c", probe]}, "source": {"count": 1}},
+    )
+
+    # WHEN it runs in the worker image on the container runtime
+    run = local_run(manifest, extra=["--runtime", "docker", "--image", worker_image])
+
+    # THEN it ran as the task definition's user, on a read-only root, with every capability dropped, and
+    # with the task role's credentials from the container credentials endpoint (none in its environment)
+    (summary,) = run.summaries
+    assert summary["status"] == "SUCCEEDED", summary.get("failures")
+    task_role = load_stack(project_root()).task_definition.task_role
+    assert task_role is not None
+    assert summary["result"] == {
+        "uid": 10001,
+        "root": "EROFS",
+        "effective_capabilities": "0000000000000000",
+        "access_key_in_environment": False,
+        "credentials_from": "container-role",
+        "access_key_id": credentials_for(task_role).access_key_id,
+    }
+
+
+def _running_task_with_log_line(cloud: LocalCloud, text: str, timeout: float) -> str:
+    """The ARN of a RUNNING task whose log has a line containing `text` (bounded wait)."""
+    ecs = cloud.client("ecs")
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        for arn in ecs.list_tasks(cluster=cloud.stack.cluster_arn)["taskArns"]:
+            log_path = cloud.task_log_dir / f"{arn.rsplit('/', 1)[-1]}.log"
+            if log_path.exists() and text in log_path.read_text(encoding="utf-8", errors="replace"):
+                return arn
+        time.sleep(0.2)
+    raise AssertionError(f"no running task logged {text!r} within {timeout} s")
+
+
+def test_a_spot_interruption_is_a_docker_stop_and_the_item_is_relaunched(
+    tmp_path: Path, worker_image: str
+) -> None:
+    # GIVEN a one-item job whose command says it started, then works for a few seconds
+    manifest = _manifest(
+        tmp_path / "slow.job.json",
+        {
+            "processor": "command",
+            "params": {
+                "command": [
+                    "python3",
+                    "-c",
+                    "import json, time; print('working', flush=True); time.sleep(3); "
+                    "print(json.dumps({'runs': {'$sum': 1}}))",
+                ]
+            },
+            "source": {"count": 1},
+        },
+    )
+    options = CloudOptions(runtime="docker", image=worker_image, state_dir=tmp_path / "state")
+    with LocalCloud(options=options) as cloud:
+        runner = JobRunner(cloud, progress=None)
+        watch = runner.submit(manifest)
+        arn = _running_task_with_log_line(cloud, "working", timeout=30)
+        container = subprocess.run(
+            ["docker", "ps", "--quiet", "--filter", f"label={LABEL_TASK}={arn.rsplit('/', 1)[-1]}"],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.strip()
+        stop_timeout = json.loads(
+            subprocess.run(
+                ["docker", "inspect", "--format", "{{json .Config.StopTimeout}}", container],
+                capture_output=True,
+                text=True,
+                check=True,
+            ).stdout
+        )
+
+        # WHEN Fargate reclaims its Spot task mid-run
+        assert cloud.fargate.interrupt(arn)
+        (summary,) = runner.wait([watch], timeout=120)
+        (stopped,) = cloud.client("ecs").describe_tasks(cluster=cloud.stack.cluster_arn, tasks=[arn])["tasks"]
+        log_text = (cloud.task_log_dir / f"{arn.rsplit('/', 1)[-1]}.log").read_text(encoding="utf-8")
+
+    # THEN the container was stopped as ECS stops it (SIGTERM with the task definition's stopTimeout
+    # before SIGKILL) and exited 143, and the relaunched attempt finished the job
+    assert stop_timeout == load_stack(project_root()).task_definition.containers[0].stop_timeout
+    assert stopped["stopCode"] == "SpotInterruption"
+    assert stopped["containers"][0]["exitCode"] == 143
+    assert "stopped by SIGTERM" in log_text
+    assert summary is not None and summary["status"] == "SUCCEEDED", summary
+    assert summary["attempts"]["spot_interruptions"] >= 1
+    assert summary["attempts"]["launched"] == 2
+    assert summary["result"] == {"runs": 1}
+    # AND nothing of the task is left behind: its container and its scratch volume are removed
+    leftovers = [
+        subprocess.run(
+            ["docker", *kind, "--quiet", "--filter", f"label={LABEL_TASK}={arn.rsplit('/', 1)[-1]}"],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.strip()
+        for kind in (["ps", "--all"], ["volume", "ls"])
+    ]
+    assert leftovers == ["", ""]
