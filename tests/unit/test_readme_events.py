@@ -88,7 +88,10 @@ def test_the_sam_local_invoke_line_uses_env_json_and_says_to_start_the_local_clo
 
 def test_the_parser_reads_a_continued_command_with_the_event_on_stdin() -> None:
     # GIVEN an invoke continued over lines with a backslash, its event piped in (`-e -`)
-    text = "upload | sam local invoke PollTaskFunction -e - \\\n    --env-vars events/env.json \\\n  --skip-pull-image\n"
+    text = (
+        "upload | sam local invoke PollTaskFunction -e - \\\n"
+        "    --env-vars events/env.json \\\n  --skip-pull-image\n"
+    )
     # WHEN it is parsed
     ((command, arguments),) = invoke_commands(text)
     # THEN the continuation is part of the command, and stdin is not taken for a file
