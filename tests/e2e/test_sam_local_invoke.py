@@ -26,6 +26,7 @@ from typing import Any
 import pytest
 
 from spotmap.cloud import local_client
+from spotmap.principals import credentials_for
 from tests.conftest import ROOT
 
 README = ROOT / "README.md"
@@ -63,7 +64,10 @@ def readme_steps() -> Commands:
     assert build_image == "tools/images/build lambda"
     assert build_artifacts == "make build"
     assert serve.startswith(".venv/bin/spotmap local serve ") and serve.endswith(" &")
-    assert credentials.startswith("export ")
+    # the function's own role's local credentials, as Lambda gives a function its role's
+    role = credentials_for("StartJobFunctionRole").as_env()
+    exported = dict(word.split("=", 1) for word in shlex.split(credentials.removeprefix("export ")))
+    assert {name: exported.get(name) for name in role} == role, credentials
     assert "| .venv/bin/sam local invoke StartJobFunction -e - " in upload_and_invoke
     return Commands(build_image, build_artifacts, serve, credentials, upload_and_invoke)
 
