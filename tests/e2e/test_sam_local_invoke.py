@@ -62,7 +62,7 @@ def readme_steps() -> Commands:
     build_image, build_artifacts, serve, credentials, upload_and_invoke = commands
     # the shape this test relies on: builds, the server in the background, then the invocation
     assert build_image == "tools/images/build lambda"
-    assert build_artifacts == "make build"
+    assert build_artifacts == "make build FUNCTIONS=StartJobFunction"
     assert serve.startswith(".venv/bin/spotmap local serve ") and serve.endswith(" &")
     # the function's own role's local credentials, as Lambda gives a function its role's
     role = credentials_for("StartJobFunctionRole").as_env()
