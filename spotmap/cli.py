@@ -181,19 +181,30 @@ def cmd_abort(args: argparse.Namespace) -> int:
 
 
 def cmd_upload(args: argparse.Namespace) -> int:
+    from botocore.exceptions import BotoCoreError, ClientError
+
     from spotmap.template import load_stack
-    from spotmap.upload_event import upload_for_event
+    from spotmap.upload_event import upload_for_event, uploaded_object
 
     try:
         event = json.loads(Path(args.event).read_bytes())
+        uploaded_object(event)
     except (OSError, ValueError) as error:
         print(f"spotmap: cannot read event {args.event}: {error}", file=sys.stderr)
+        return 2
+    except (KeyError, IndexError, TypeError):
+        print(f"spotmap: {args.event} is not an S3 or EventBridge object event", file=sys.stderr)
         return 2
     if not Path(args.file).is_file():
         print(f"spotmap: no such file: {args.file}", file=sys.stderr)
         return 2
     s3 = local_client("s3", _endpoint(args), load_stack(project_root()).region)
-    print(json.dumps(upload_for_event(s3, Path(args.file), event), indent=2))
+    try:
+        delivered = upload_for_event(s3, Path(args.file), event)
+    except (BotoCoreError, ClientError) as error:
+        print(f"spotmap: cannot upload {args.file}: {error}", file=sys.stderr)
+        return 1
+    print(json.dumps(delivered, indent=2))
     return 0
 
 
