@@ -185,6 +185,15 @@ def served(sam_ready: Commands, tmp_path: Path) -> Iterator[Served]:
         log.close()
 
 
+def test_the_readme_block_is_what_this_module_runs() -> None:
+    # GIVEN the README's sam-local-invoke block (checked without Docker too)
+    steps = readme_steps()
+    # THEN the server lets the container reach it and leaves starting the job to the container
+    assert "--host 0.0.0.0" in steps.serve and "--no-object-events" in steps.serve
+    assert "--add-host host.docker.internal:host-gateway" in steps.upload_and_invoke
+    assert "--invoke-image spotmap/lambda-python:3.13 --skip-pull-image" in steps.upload_and_invoke
+
+
 def test_start_job_in_sams_lambda_container_starts_the_job_on_the_local_cloud(
     served: Served, tmp_path: Path
 ) -> None:
