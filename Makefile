@@ -19,6 +19,8 @@ NODE_STAMP := node_modules/.installed
 # push-worker: the stack to push to (samconfig's default stack) and, optionally, its region.
 STACK_NAME ?= spotmap
 REGION ?=
+# build: the functions to build (default all), e.g. FUNCTIONS=StartJobFunction
+FUNCTIONS ?=
 IMAGE_TAG ?= $(shell git rev-parse --short=12 HEAD 2>/dev/null || date -u +%Y%m%d%H%M%S)
 AWS_REGION_ARG := $(if $(REGION),--region $(REGION))
 
@@ -63,9 +65,9 @@ lint: $(STAMP) $(NODE_STAMP) ## every static check (SAM, cfn-lint on source and 
 	$(BIN)/ruff check .
 	$(BIN)/mypy
 
-build: $(STAMP) ## sam build: python3.13 Lambda artifacts without Docker (functions/Makefile), then check them
-	PATH="$(abspath $(BIN)):$$PATH" $(TOOL_ENV) $(BIN)/sam build
-	$(PY) -m tools.check_artifacts .aws-sam/build
+build: $(STAMP) ## sam build: python3.13 Lambda artifacts without Docker (functions/Makefile), then check them; FUNCTIONS="Id ..." builds only those
+	PATH="$(abspath $(BIN)):$$PATH" $(TOOL_ENV) $(BIN)/sam build $(FUNCTIONS)
+	$(PY) -m tools.check_artifacts .aws-sam/build $(FUNCTIONS)
 
 push-worker: ## build the worker image and push it to the stack's ECR repository (Docker + AWS credentials)
 	@set -euo pipefail; \

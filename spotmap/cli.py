@@ -151,6 +151,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 def cmd_serve(args: argparse.Namespace) -> int:
     options = _options(args, port=args.port)
     options.host = args.host
+    options.object_events = args.object_events
     cloud = LocalCloud(options=options).start()
     print(f"spotmap local cloud listening on {cloud.endpoint}")
     print(f"  bucket:        {cloud.stack.bucket}")
@@ -191,6 +192,34 @@ def cmd_abort(args: argparse.Namespace) -> int:
         print(f"spotmap: cannot abort {args.job_id}: {error.response['Error']['Message']}", file=sys.stderr)
         return 1
     print(f"aborted {args.job_id}; its tasks are being stopped and an ABORTED summary written")
+    return 0
+
+
+def cmd_upload(args: argparse.Namespace) -> int:
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    from spotmap.template import load_stack
+    from spotmap.upload_event import upload_for_event, uploaded_object
+
+    try:
+        event = json.loads(Path(args.event).read_bytes())
+        uploaded_object(event)
+    except (OSError, ValueError) as error:
+        print(f"spotmap: cannot read event {args.event}: {error}", file=sys.stderr)
+        return 2
+    except (KeyError, IndexError, TypeError):
+        print(f"spotmap: {args.event} is not an S3 or EventBridge object event", file=sys.stderr)
+        return 2
+    if not Path(args.file).is_file():
+        print(f"spotmap: no such file: {args.file}", file=sys.stderr)
+        return 2
+    s3 = local_client("s3", _endpoint(args), load_stack(project_root()).region)
+    try:
+        delivered = upload_for_event(s3, Path(args.file), event)
+    except (BotoCoreError, ClientError) as error:
+        print(f"spotmap: cannot upload {args.file}: {error}", file=sys.stderr)
+        return 1
+    print(json.dumps(delivered, indent=2))
     return 0
 
 
@@ -278,8 +307,22 @@ def build_parser() -> argparse.ArgumentParser:
         default="127.0.0.1",
         help="address to listen on (0.0.0.0 lets `sam local invoke` containers reach it)",
     )
+    serve.add_argument(
+        "--no-object-events",
+        dest="object_events",
+        action="store_false",
+        help="uploads raise no Object Created event (deliver it yourself, e.g. with sam local invoke)",
+    )
     _add_cloud_options(serve)
     serve.set_defaults(func=cmd_serve)
+
+    upload = local.add_parser(
+        "upload", help="upload FILE under the key an event file names; print the event for that upload"
+    )
+    upload.add_argument("file", metavar="FILE")
+    upload.add_argument("--event", required=True, help="an S3 or EventBridge event file (events/)")
+    upload.add_argument("--endpoint-url", default=None)
+    upload.set_defaults(func=cmd_upload)
 
     abort = local.add_parser("abort", help="abort a job running on `spotmap local serve`")
     abort.add_argument("job_id")

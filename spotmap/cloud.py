@@ -237,6 +237,10 @@ class CloudOptions:
     # the task definition says (spotmap/containers.py)
     runtime: str = "process"
     image: str = "spotmap-worker:local"
+    # S3 -> EventBridge "Object Created" events for uploads. Off, as with a bucket whose EventBridge
+    # notifications are off, nothing starts a job by itself: the caller delivers the upload's event
+    # (e.g. `sam local invoke StartJobFunction` in SAM's Lambda container).
+    object_events: bool = True
 
 
 class LocalCloud:
@@ -403,6 +407,7 @@ class LocalCloud:
             captured.get("status") == 200
             and environ["REQUEST_METHOD"] in ("PUT", "POST")
             and self._is_s3(environ)
+            and self.options.object_events
         ):
             created = self._created_object(environ)
             if created:

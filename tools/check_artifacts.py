@@ -2,7 +2,7 @@
 handler's package, `jobcore`, dependencies built for the function's runtime (pydantic-core's binary
 for that CPython version and architecture), and nothing that must not ship (the local cloud).
 
-    python -m tools.check_artifacts [.aws-sam/build]
+    python -m tools.check_artifacts [.aws-sam/build [LogicalId ...]]
 """
 
 from __future__ import annotations
@@ -16,13 +16,13 @@ FORBIDDEN = ("spotmap", "tests", "worker", "tools")
 ARCH = {"x86_64": "x86_64", "arm64": "aarch64"}
 
 
-def check(build_dir: Path) -> list[str]:
-    """Return the problems found (empty when the build is good)."""
+def check(build_dir: Path, only: set[str] | None = None) -> list[str]:
+    """Return the problems found (empty when the build is good); `only`: these functions' artifacts."""
     template = load_template(ROOT / "template.yaml")
     function_globals = template.get("Globals", {}).get("Function", {})
     problems: list[str] = []
     for logical_id, resource in template["Resources"].items():
-        if resource["Type"] != "AWS::Serverless::Function":
+        if resource["Type"] != "AWS::Serverless::Function" or (only and logical_id not in only):
             continue
         props = resource.get("Properties", {})
         artifact = build_dir / logical_id
@@ -51,11 +51,13 @@ def check(build_dir: Path) -> list[str]:
 def main(argv: list[str] | None = None) -> int:
     args = sys.argv[1:] if argv is None else argv
     build_dir = Path(args[0]) if args else ROOT / ".aws-sam" / "build"
-    problems = check(build_dir)
+    only = set(args[1:])  # `make build FUNCTIONS=...`: the functions built
+    problems = check(build_dir, only or None)
     for problem in problems:
         print(f"artifact check: {problem}", file=sys.stderr)
     if not problems:
-        print(f"artifact check: every function artifact in {build_dir} is complete")
+        which = ", ".join(sorted(only)) if only else "every function"
+        print(f"artifact check: {which} artifact in {build_dir} is complete")
     return 1 if problems else 0
 
 

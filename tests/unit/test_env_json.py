@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 
+from spotmap.principals import credentials_for
 from spotmap.template import Stack, load_stack
 from tests.conftest import EVENTS, ROOT
 
@@ -78,3 +79,31 @@ def test_sam_local_invoke_would_give_each_function_the_local_endpoint(
         ).resolve()
         # THEN the function would call the local cloud, not AWS
         assert resolved.get("AWS_ENDPOINT_URL") == LOCAL_CONNECTION["AWS_ENDPOINT_URL"], logical_id
+
+
+def test_sam_local_invoke_gives_the_container_the_shells_credentials_not_env_jsons(
+    stack: Stack, env_json: dict[str, dict[str, Any]]
+) -> None:
+    env_vars = pytest.importorskip("samcli.local.lambdafn.env_vars")
+    spec = stack.functions["StartJobFunction"]
+    # GIVEN StartJob's role's local credentials in the shell (what SAM reads with boto3's session)
+    role = credentials_for("StartJobFunctionRole")
+    # WHEN SAM builds the function's environment with env.json's entry as overrides
+    resolved = env_vars.EnvironmentVariables(
+        function_name="StartJobFunction",
+        function_memory=spec.memory,
+        function_timeout=spec.timeout,
+        function_handler=spec.handler,
+        variables=dict(spec.environment),
+        shell_env_values={},
+        override_values=env_json["StartJobFunction"],
+        aws_creds={
+            "key": role.access_key_id,
+            "secret": role.secret_access_key,
+            "sessiontoken": role.session_token,
+        },
+    ).resolve()
+    # THEN the container calls as the role: env.json's credentials are not template variables, and SAM
+    # overrides only those (the README's sam local invoke commands export the role's credentials)
+    assert resolved["AWS_ACCESS_KEY_ID"] == role.access_key_id
+    assert resolved["AWS_SESSION_TOKEN"] == role.session_token

@@ -22,6 +22,7 @@ OPTIONS_WITH_VALUE = {"-e", "--event", "--env-vars", "--endpoint-url", "-t", "--
 def invoke_commands(text: str) -> list[tuple[str, list[str]]]:
     """(command, its arguments) for every invoke command in the text, up to `&&`, `;` or `|`."""
     commands = []
+    text = re.sub(r"\\\n\s*", " ", text)  # a shell line continued with a backslash is one command
     for match in INVOKE.finditer(text):
         arguments: list[str] = []
         for token in shlex.split(match.group(2)):
@@ -40,7 +41,7 @@ def logical_id_and_files(arguments: list[str]) -> tuple[str | None, list[str]]:
     for token in tokens:
         if token in OPTIONS_WITH_VALUE:
             value = next(tokens, "")
-            if token in ("-e", "--event", "--env-vars"):
+            if token in ("-e", "--event", "--env-vars") and value != "-":  # '-': the event on stdin
                 files.append(value)
         elif not token.startswith("-") and logical_id is None:
             logical_id = token
@@ -83,6 +84,19 @@ def test_the_sam_local_invoke_line_uses_env_json_and_says_to_start_the_local_clo
     # THEN each passes events/env.json, and the README says the local cloud must be serving on 4566
     assert all("events/env.json" in logical_id_and_files(arguments)[1] for arguments in sam_lines)
     assert "spotmap local serve --port 4566" in readme
+
+
+def test_the_parser_reads_a_continued_command_with_the_event_on_stdin() -> None:
+    # GIVEN an invoke continued over lines with a backslash, its event piped in (`-e -`)
+    text = (
+        "upload | sam local invoke PollTaskFunction -e - \\\n"
+        "    --env-vars events/env.json \\\n  --skip-pull-image\n"
+    )
+    # WHEN it is parsed
+    ((command, arguments),) = invoke_commands(text)
+    # THEN the continuation is part of the command, and stdin is not taken for a file
+    assert arguments[-1] == "--skip-pull-image"
+    assert logical_id_and_files(arguments) == ("PollTaskFunction", ["events/env.json"])
 
 
 def test_the_parser_reads_a_chained_command() -> None:
