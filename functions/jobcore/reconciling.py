@@ -56,10 +56,10 @@ def reconcile(
             if entry.get("status") not in CLOSED:
                 continue
             job_id = entry["name"]
-            if summary_exists(s3, bucket, job_id):
-                report.already_summarized += 1
-                continue
-            try:
+            try:  # one job's error (an S3 403 on its summary, say) must not end the run for the others
+                if summary_exists(s3, bucket, job_id):
+                    report.already_summarized += 1
+                    continue
                 description = sfn.describe_execution(executionArn=entry["executionArn"])
                 summary = build_summary(s3, bucket, job_id, execution_from_description(description))
                 write_summary(s3, bucket, job_id, summary)

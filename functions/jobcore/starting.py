@@ -225,6 +225,12 @@ def _build_manifest_job(
                 raise manifest.ManifestError(
                     f"invalid manifest {source.key}: source.shard.key: {shard.key} does not exist"
                 ) from None
+            if error_code(error) in ("AccessDenied", "403"):
+                # outside input/ and data/ StartJob may neither read nor list: missing or not, refused
+                raise manifest.ManifestError(
+                    f"invalid manifest {source.key}: source.shard.key: {shard.key} cannot be read"
+                    " (it must be under input/ or data/)"
+                ) from None
             raise
         version = _version(head.get("VersionId"))
         reader = S3RangeReader(s3, source.bucket, shard.key, head["ContentLength"], version)
