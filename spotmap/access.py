@@ -144,7 +144,9 @@ def load_policies(stack: Stack) -> StackPolicies:
         ]
         for managed in resolver.resolve(props.get("ManagedPolicyArns", [])):
             if managed not in MANAGED_POLICIES:
-                raise iam.Undecidable(f"{logical_id}: managed policy {managed} is not embedded in spotmap/access.py")
+                raise iam.Undecidable(
+                    f"{logical_id}: managed policy {managed} is not embedded in spotmap/access.py"
+                )
             documents.append(MANAGED_POLICIES[managed])
         name = resolver.physical_name(logical_id)
         roles[logical_id] = Role(logical_id, name, resolver.get_att(logical_id, "Arn"), tuple(documents))
@@ -154,7 +156,9 @@ def load_policies(stack: Stack) -> StackPolicies:
             for role_ref in props.get("Roles", []):
                 role = roles[role_ref["Ref"]]
                 document = resolver.resolve(props["PolicyDocument"])
-                roles[role.logical_id] = Role(role.logical_id, role.name, role.arn, (*role.policies, document))
+                roles[role.logical_id] = Role(
+                    role.logical_id, role.name, role.arn, (*role.policies, document)
+                )
 
     bucket_policies: dict[str, Mapping[str, Any]] = {}
     function_roles: dict[str, str] = {}
@@ -163,14 +167,20 @@ def load_policies(stack: Stack) -> StackPolicies:
     for logical_id, resource in resources.items():
         props = resource.get("Properties", {})
         if resource["Type"] == "AWS::S3::BucketPolicy":
-            bucket_policies[str(resolver.resolve(props["Bucket"]))] = resolver.resolve(props["PolicyDocument"])
+            bucket_policies[str(resolver.resolve(props["Bucket"]))] = resolver.resolve(
+                props["PolicyDocument"]
+            )
         elif resource["Type"] == "AWS::Lambda::Function":
             function_roles[logical_id] = logical_of(props["Role"])
         elif resource["Type"] == "AWS::StepFunctions::StateMachine":
             state_machine_role = logical_of(props["RoleArn"])
         elif resource["Type"] == "AWS::ECS::TaskDefinition":
             task_role = logical_of(props["TaskRoleArn"])
-            passed = [str(resolver.resolve(props[name])) for name in ("TaskRoleArn", "ExecutionRoleArn") if name in props]
+            passed = [
+                str(resolver.resolve(props[name]))
+                for name in ("TaskRoleArn", "ExecutionRoleArn")
+                if name in props
+            ]
     return StackPolicies(roles, bucket_policies, function_roles, state_machine_role, task_role, tuple(passed))
 
 
@@ -195,7 +205,9 @@ class HttpRequest:
         raw_path = environ.get("RAW_URI") or environ.get("REQUEST_URI") or environ.get("PATH_INFO", "")
         raw_path = raw_path.split("?", 1)[0]
         headers = {
-            name[5:].replace("_", "-").lower(): value for name, value in environ.items() if name.startswith("HTTP_")
+            name[5:].replace("_", "-").lower(): value
+            for name, value in environ.items()
+            if name.startswith("HTTP_")
         }
         if environ.get("CONTENT_TYPE"):
             headers["content-type"] = environ["CONTENT_TYPE"]
@@ -283,7 +295,9 @@ def global_context(caller: Caller, request: HttpRequest | None) -> dict[str, Seq
     }
 
 
-def _s3_context(request: HttpRequest, extra: Mapping[str, Sequence[str] | None]) -> dict[str, Sequence[str] | None]:
+def _s3_context(
+    request: HttpRequest, extra: Mapping[str, Sequence[str] | None]
+) -> dict[str, Sequence[str] | None]:
     headers = request.headers
     context: dict[str, Sequence[str] | None] = {
         "s3:authType": ["REST-QUERY-STRING" if "X-Amz-Credential" in request.query else "REST-HEADER"],
@@ -300,7 +314,7 @@ def _s3_context(request: HttpRequest, extra: Mapping[str, Sequence[str] | None])
 
 def _object_write_context(request: HttpRequest) -> dict[str, Sequence[str] | None]:
     headers = request.headers
-    return {
+    context: dict[str, Sequence[str] | None] = {
         "s3:x-amz-acl": _present(headers.get("x-amz-acl")),
         "s3:x-amz-server-side-encryption": _present(headers.get("x-amz-server-side-encryption")),
         "s3:x-amz-server-side-encryption-aws-kms-key-id": _present(
@@ -312,7 +326,10 @@ def _object_write_context(request: HttpRequest) -> dict[str, Sequence[str] | Non
         "s3:object-lock-mode": _present(headers.get("x-amz-object-lock-mode")),
         "s3:object-lock-legal-hold": _present(headers.get("x-amz-object-lock-legal-hold")),
         "s3:object-lock-retain-until-date": _present(headers.get("x-amz-object-lock-retain-until-date")),
-    } | ({} if "x-amz-tagging" in headers else {"s3:RequestObjectTag/*": None})
+    }
+    if "x-amz-tagging" not in headers:  # with tags on the request, their keys are not modelled
+        context["s3:RequestObjectTag/*"] = None
+    return context
 
 
 def _object_arn(bucket: str, key: str) -> str:
@@ -361,9 +378,16 @@ def _copy_source(header: str) -> tuple[str, str, str | None]:
 def s3_requests(request: HttpRequest, context: Mapping[str, Sequence[str] | None]) -> list[iam.Request]:
     """The IAM actions S3 authorizes for one request."""
     bucket, key = s3_location(request)
-    subresources = set(request.query) - {"x-id", "X-Amz-Algorithm", "X-Amz-Credential", "X-Amz-Date",
-                                         "X-Amz-Expires", "X-Amz-SignedHeaders", "X-Amz-Signature",
-                                         "X-Amz-Security-Token"}
+    subresources = set(request.query) - {
+        "x-id",
+        "X-Amz-Algorithm",
+        "X-Amz-Credential",
+        "X-Amz-Date",
+        "X-Amz-Expires",
+        "X-Amz-SignedHeaders",
+        "X-Amz-Signature",
+        "X-Amz-Security-Token",
+    }
     method = request.method
     version = request.param("versionId")
 
@@ -382,8 +406,17 @@ def s3_requests(request: HttpRequest, context: Mapping[str, Sequence[str] | None
         if method == "HEAD" and not subresources:
             return [ask("s3:ListBucket", bucket_arn, **listing)]  # HeadBucket
         if method == "GET":
-            if subresources <= {"list-type", "prefix", "delimiter", "max-keys", "continuation-token",
-                                "start-after", "fetch-owner", "encoding-type", "marker"}:
+            if subresources <= {
+                "list-type",
+                "prefix",
+                "delimiter",
+                "max-keys",
+                "continuation-token",
+                "start-after",
+                "fetch-owner",
+                "encoding-type",
+                "marker",
+            }:
                 return [ask("s3:ListBucket", bucket_arn, **listing)]
             if "versions" in subresources:
                 return [ask("s3:ListBucketVersions", bucket_arn, **listing)]
@@ -394,7 +427,13 @@ def s3_requests(request: HttpRequest, context: Mapping[str, Sequence[str] | None
                 return [ask(named[0], bucket_arn)]
         if method == "PUT":
             if not subresources:
-                return [ask("s3:CreateBucket", bucket_arn, **{"s3:x-amz-acl": _present(request.headers.get("x-amz-acl"))})]
+                return [
+                    ask(
+                        "s3:CreateBucket",
+                        bucket_arn,
+                        **{"s3:x-amz-acl": _present(request.headers.get("x-amz-acl"))},
+                    )
+                ]
             named = [_BUCKET_PUT[name] for name in subresources if name in _BUCKET_PUT]
             if len(named) == 1:
                 return [ask(named[0], bucket_arn)]
@@ -411,7 +450,11 @@ def s3_requests(request: HttpRequest, context: Mapping[str, Sequence[str] | None
                     continue
                 object_arn = _object_arn(bucket, unescape(name.group(1)))
                 if entry_version:
-                    asked.append(ask("s3:DeleteObjectVersion", object_arn, **{"s3:versionid": [entry_version.group(1)]}))
+                    asked.append(
+                        ask(
+                            "s3:DeleteObjectVersion", object_arn, **{"s3:versionid": [entry_version.group(1)]}
+                        )
+                    )
                 else:
                     asked.append(ask("s3:DeleteObject", object_arn))
             return asked
@@ -454,9 +497,9 @@ def s3_requests(request: HttpRequest, context: Mapping[str, Sequence[str] | None
         if subresources - {"versionId"} == {"tagging"}:
             action = "s3:PutObjectVersionTagging" if version else "s3:PutObjectTagging"
             return [ask(action, object_arn, **versioned)]
-    if method == "POST":
-        if subresources in ({"uploads"}, {"uploadId"}):  # Create / CompleteMultipartUpload
-            return [ask("s3:PutObject", object_arn, **_object_write_context(request))]
+    if method == "POST" and subresources in ({"uploads"}, {"uploadId"}):
+        # Create / CompleteMultipartUpload
+        return [ask("s3:PutObject", object_arn, **_object_write_context(request))]
     if method == "DELETE":
         if subresources == {"uploadId"}:
             return [ask("s3:AbortMultipartUpload", object_arn)]
@@ -488,15 +531,23 @@ def _task_arn(task: str, cluster_arn: str) -> str:
     return task if task.startswith("arn:") else _arn("ecs", f"task/{_cluster_name(cluster_arn)}/{task}")
 
 
-def _request_tags(tags: Sequence[Mapping[str, str]], key_field: str, value_field: str) -> dict[str, Sequence[str] | None]:
-    context: dict[str, Sequence[str] | None] = {"aws:TagKeys": [tag[key_field] for tag in tags] if tags else None}
+def _request_tags(
+    tags: Sequence[Mapping[str, str]], key_field: str, value_field: str
+) -> dict[str, Sequence[str] | None]:
+    context: dict[str, Sequence[str] | None] = {
+        "aws:TagKeys": [tag[key_field] for tag in tags] if tags else None
+    }
     for tag in tags:
         context[f"aws:RequestTag/{tag[key_field]}"] = [tag[value_field]]
     return context
 
 
 def ecs_requests(
-    operation: str, body: Mapping[str, Any], context: Mapping[str, Sequence[str] | None], policies: StackPolicies, stack: Stack
+    operation: str,
+    body: Mapping[str, Any],
+    context: Mapping[str, Sequence[str] | None],
+    policies: StackPolicies,
+    stack: Stack,
 ) -> list[iam.Request]:
     cluster_arn = _cluster_arn(body.get("cluster"))
     on_cluster = {**context, "ecs:cluster": [cluster_arn]}
@@ -505,7 +556,9 @@ def ecs_requests(
         if not definition.startswith("arn:"):
             family, _, revision = definition.partition(":")
             latest = stack.task_definition.arn if family == stack.task_definition.family else None
-            definition = _arn("ecs", f"task-definition/{definition}") if revision or latest is None else latest
+            definition = (
+                _arn("ecs", f"task-definition/{definition}") if revision or latest is None else latest
+            )
         tags = list(body.get("tags") or [])
         tag_context = _request_tags(tags, "key", "value")
         strategy = body.get("capacityProviderStrategy") or []
@@ -527,25 +580,48 @@ def ecs_requests(
             # https://docs.aws.amazon.com/AmazonECS/latest/developerguide/task-iam-roles.html: the caller
             # of RunTask must be allowed to pass the task's roles to ECS tasks
             asked.append(
-                iam.Request("iam:PassRole", role_arn, {**context, "iam:PassedToService": ["ecs-tasks.amazonaws.com"], "iam:AssociatedResourceArn": None})
+                iam.Request(
+                    "iam:PassRole",
+                    role_arn,
+                    {
+                        **context,
+                        "iam:PassedToService": ["ecs-tasks.amazonaws.com"],
+                        "iam:AssociatedResourceArn": None,
+                    },
+                )
             )
         if tags:
             # tagging on create: ecs:TagResource on the task being created, with ecs:CreateAction
             # (https://docs.aws.amazon.com/AmazonECS/latest/developerguide/supported-iam-actions-tagging.html)
             new_task = _task_arn(uuid.uuid4().hex, cluster_arn)
-            asked.append(iam.Request("ecs:TagResource", new_task, {**on_cluster, **tag_context, "ecs:CreateAction": ["RunTask"]}))
+            asked.append(
+                iam.Request(
+                    "ecs:TagResource",
+                    new_task,
+                    {**on_cluster, **tag_context, "ecs:CreateAction": ["RunTask"]},
+                )
+            )
         return asked
     if operation in ("DescribeTasks", "StopTask"):
         tasks = body.get("tasks") if operation == "DescribeTasks" else [body.get("task")]
-        return [iam.Request(f"ecs:{operation}", _task_arn(str(task), cluster_arn), on_cluster) for task in tasks or []]
+        return [
+            iam.Request(f"ecs:{operation}", _task_arn(str(task), cluster_arn), on_cluster)
+            for task in tasks or []
+        ]
     if operation == "ListTasks":
         # ListTasks is authorized on the container instance (Service Authorization Reference); without
         # one (Fargate), on every container instance of the cluster
         instance = body.get("containerInstance")
-        resource = instance if instance and str(instance).startswith("arn:") else _arn(
-            "ecs", f"container-instance/{_cluster_name(cluster_arn)}/{instance or '*'}"
+        resource = (
+            instance
+            if instance and str(instance).startswith("arn:")
+            else _arn("ecs", f"container-instance/{_cluster_name(cluster_arn)}/{instance or '*'}")
         )
-        return [iam.Request("ecs:ListTasks", str(resource), {**on_cluster, "ecs:container-instance": _present(instance)})]
+        return [
+            iam.Request(
+                "ecs:ListTasks", str(resource), {**on_cluster, "ecs:container-instance": _present(instance)}
+            )
+        ]
     raise Unmapped(f"ECS {operation} is not mapped")
 
 
@@ -563,7 +639,9 @@ _SFN_RESOURCE = {
 }
 
 
-def sfn_requests(operation: str, body: Mapping[str, Any], context: Mapping[str, Sequence[str] | None]) -> list[iam.Request]:
+def sfn_requests(
+    operation: str, body: Mapping[str, Any], context: Mapping[str, Sequence[str] | None]
+) -> list[iam.Request]:
     if operation in _SFN_RESOURCE and body.get(_SFN_RESOURCE[operation]):
         return [iam.Request(f"states:{operation}", str(body[_SFN_RESOURCE[operation]]), dict(context))]
     if operation == "ListExecutions":
@@ -573,7 +651,9 @@ def sfn_requests(operation: str, body: Mapping[str, Any], context: Mapping[str, 
     raise Unmapped(f"Step Functions {operation} is not mapped")
 
 
-def lambda_invoke_request(name: str, qualifier: str | None, context: Mapping[str, Sequence[str] | None]) -> iam.Request:
+def lambda_invoke_request(
+    name: str, qualifier: str | None, context: Mapping[str, Sequence[str] | None]
+) -> iam.Request:
     """lambda:InvokeFunction on the function's ARN (qualified when the call names a version or alias)."""
     if name.startswith("arn:"):
         arn = name
@@ -593,7 +673,8 @@ def _request_id() -> str:
 def denial_message(caller: Caller, asked: iam.Request, decision: iam.Decision) -> str:
     # AWS's wording for a same-account denial (IAM "Access denied error messages")
     why = (
-        "with an explicit deny in a resource-based policy" if decision is iam.Decision.EXPLICIT_DENY
+        "with an explicit deny"
+        if decision is iam.Decision.EXPLICIT_DENY
         else f"because no identity-based policy allows the {asked.action} action"
     )
     return (
@@ -702,9 +783,13 @@ class LocalIam:
                         f"{datetime.now(timezone.utc).isoformat()} {decision} {caller} {verdict.action} "
                         f"{verdict.resource} {detail}\n"
                     )
-        (log.error if decision == "Undecidable" else log.info)("%s %s %s %s %s", decision, caller, verdict.action, verdict.resource, detail)
+        (log.error if decision == "Undecidable" else log.info)(
+            "%s %s %s %s %s", decision, caller, verdict.action, verdict.resource, detail
+        )
 
-    def authorize(self, caller: Caller, asked: Sequence[iam.Request]) -> tuple[iam.Request, iam.Decision] | None:
+    def authorize(
+        self, caller: Caller, asked: Sequence[iam.Request]
+    ) -> tuple[iam.Request, iam.Decision] | None:
         """The first request that is not allowed, with its decision; None when all are allowed.
         Raises iam.Undecidable."""
         for one in asked:
@@ -728,7 +813,9 @@ class LocalIam:
             return None
         if found is None:
             return self._anonymous(service, request)
-        session = request.headers.get("x-amz-security-token", "") or request.param("X-Amz-Security-Token") or ""
+        session = (
+            request.headers.get("x-amz-security-token", "") or request.param("X-Amz-Security-Token") or ""
+        )
         caller = self._caller(found.group(1), session.removeprefix("spotmap-local-"))
         if caller is None:
             return self._unknown_key(service, request, found.group(1))
@@ -738,11 +825,18 @@ class LocalIam:
             if asked is None:
                 return None  # needs no authorization (sts:GetCallerIdentity)
             refused = self.authorize(caller, asked)
-            if refused is None and service == "s3":
-                refused = self._missing_object(caller, request, asked)
+            if refused is None and service == "s3" and self._hidden_missing_object(caller, request, asked):
+                # S3's own words for it: no detail that would tell whether the key exists
+                return self._error(service, request, 403, "AccessDenied", "Access Denied")
         except iam.Undecidable as error:
             self._record(caller.role.logical_id, None, "Undecidable", str(error))
-            return self._error(service, request, 501, "NotImplemented", f"spotmap local IAM cannot decide this request: {error}")
+            return self._error(
+                service,
+                request,
+                501,
+                "NotImplemented",
+                f"spotmap local IAM cannot decide this request: {error}",
+            )
         finally:
             self.seconds += time.perf_counter() - started
             self.checked += 1
@@ -797,27 +891,35 @@ class LocalIam:
         refused = self.authorize(caller, [asked])
         return None if refused is None else denial_message(caller, *refused)
 
-    def _missing_object(
+    def _hidden_missing_object(
         self, caller: Caller, request: HttpRequest, asked: Sequence[iam.Request]
-    ) -> tuple[iam.Request, iam.Decision] | None:
-        """GetObject / HeadObject of a missing key: S3 answers 404 only to a caller that may
-        s3:ListBucket the bucket (for that key as prefix), 403 to anyone else (GetObject API reference,
-        "Permissions")."""
+    ) -> bool:
+        """Whether this is a GetObject / HeadObject of a missing key by a caller that may not know it is
+        missing: S3 answers 404 only to a caller that may s3:ListBucket the bucket (for that key as
+        prefix), 403 to anyone else (GetObject API reference, "Permissions":
+        https://docs.aws.amazon.com/AmazonS3/latest/API/API_GetObject.html)."""
         if request.method not in ("GET", "HEAD") or len(asked) != 1 or asked[0].action != "s3:GetObject":
-            return None
+            return False
         bucket, key = s3_location(request)
         if self._object_exists(bucket, key):
-            return None
+            return False
         listing = iam.Request(
             "s3:ListBucket",
             _bucket_arn(bucket),
-            _s3_context(request, {**global_context(caller, request), "s3:prefix": [key], "s3:delimiter": None, "s3:max-keys": None}),
+            _s3_context(
+                request,
+                {
+                    **global_context(caller, request),
+                    "s3:prefix": [key],
+                    "s3:delimiter": None,
+                    "s3:max-keys": None,
+                },
+            ),
         )
-        decision = self.decide(caller, listing)
-        if decision.allowed:
-            return None
+        if self.decide(caller, listing).allowed:
+            return False
         self._record(caller.role.logical_id, asked[0], "MissingObjectWithoutListBucket")
-        return asked[0], iam.Decision.IMPLICIT_DENY
+        return True
 
     def _object_exists(self, bucket: str, key: str) -> bool:
         from moto.s3.models import FakeKey, s3_backends
@@ -831,16 +933,27 @@ class LocalIam:
     def _anonymous(self, service: str, request: HttpRequest) -> Response:
         if service == "s3":
             return self._error(service, request, 403, "AccessDenied", "Access Denied")
-        return self._error(service, request, 403, "MissingAuthenticationTokenException", "Missing Authentication Token")
+        return self._error(
+            service, request, 403, "MissingAuthenticationTokenException", "Missing Authentication Token"
+        )
 
     def _unknown_key(self, service: str, request: HttpRequest, key: str) -> Response:
         self._record(f"unknown key {key}", None, "InvalidAccessKeyId")
         if service == "s3":
             return self._error(
-                service, request, 403, "InvalidAccessKeyId",
+                service,
+                request,
+                403,
+                "InvalidAccessKeyId",
                 "The AWS Access Key Id you provided does not exist in our records.",
             )
-        return self._error(service, request, 400, "UnrecognizedClientException", "The security token included in the request is invalid.")
+        return self._error(
+            service,
+            request,
+            400,
+            "UnrecognizedClientException",
+            "The security token included in the request is invalid.",
+        )
 
     def _error(self, service: str, request: HttpRequest, status: int, code: str, message: str) -> Response:
         if service == "s3":

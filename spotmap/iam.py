@@ -91,9 +91,7 @@ def _as_list(value: Any) -> list[Any]:
 def _wildcard(pattern: str, ignore_case: bool) -> re.Pattern[str]:
     if "${" in pattern:
         raise Undecidable(f"policy variables are not supported: {pattern!r}")
-    regex = "".join(
-        ".*" if char == "*" else "." if char == "?" else re.escape(char) for char in pattern
-    )
+    regex = "".join(".*" if char == "*" else "." if char == "?" else re.escape(char) for char in pattern)
     return re.compile(regex, re.DOTALL | (re.IGNORECASE if ignore_case else 0))
 
 
@@ -273,7 +271,9 @@ def statement_applies(
     elif any(action_matches(pattern, request.action) for pattern in _as_list(statement["NotAction"])):
         return False
     if "Resource" in statement:
-        if not any(resource_matches(pattern, request.resource) for pattern in _as_list(statement["Resource"])):
+        if not any(
+            resource_matches(pattern, request.resource) for pattern in _as_list(statement["Resource"])
+        ):
             return False
     elif "NotResource" in statement:
         if any(resource_matches(pattern, request.resource) for pattern in _as_list(statement["NotResource"])):

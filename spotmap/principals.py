@@ -12,7 +12,7 @@ import hashlib
 from dataclasses import dataclass
 
 ADMIN_ACCESS_KEY_ID = "testing"  # moto's conventional fake key: the account's administrator
-SECRET_ACCESS_KEY = "testing"
+SECRET_ACCESS_KEY = "testing"  # noqa: S105 - a local placeholder, never a secret
 _PREFIX = "ASIASPOTMAP"  # "ASIA": temporary credentials, as an assumed role's are
 
 

@@ -157,7 +157,9 @@ def _existing_descriptor(s3: Any, bucket: str, job_id: str) -> JobDescriptor | N
         if error_code(error) in ("AccessDenied", "403"):
             # S3 answers a missing key with 403 to a role that may not list jobs/ (StartJob may not):
             # build the job; were it there, the content is the same, so rewriting it is harmless.
-            log.info("no readable %s (%s): building the job", layout.descriptor_key(job_id), error_code(error))
+            log.info(
+                "no readable %s (%s): building the job", layout.descriptor_key(job_id), error_code(error)
+            )
             return None
         raise
 

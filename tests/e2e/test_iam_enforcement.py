@@ -44,7 +44,11 @@ def refusal(call: Any, **kwargs: Any) -> tuple[str, int, str]:
     with pytest.raises(ClientError) as caught:
         call(**kwargs)
     error = caught.value.response
-    return error["Error"]["Code"], error["ResponseMetadata"]["HTTPStatusCode"], error["Error"].get("Message", "")
+    return (
+        error["Error"]["Code"],
+        error["ResponseMetadata"]["HTTPStatusCode"],
+        error["Error"].get("Message", ""),
+    )
 
 
 def test_summarize_writes_summaries_but_nothing_else(cloud: LocalCloud) -> None:
@@ -53,16 +57,23 @@ def test_summarize_writes_summaries_but_nothing_else(cloud: LocalCloud) -> None:
     # WHEN it writes a summary / THEN S3 accepts it
     s3.put_object(Bucket=cloud.stack.bucket, Key="summaries/a-job.json", Body=b"{}")
     # WHEN it writes outside summaries/ / THEN S3 answers 403 AccessDenied, naming the action and key
-    code, status, message = refusal(s3.put_object, Bucket=cloud.stack.bucket, Key="jobs/a-job/job.json", Body=b"{}")
+    code, status, message = refusal(
+        s3.put_object, Bucket=cloud.stack.bucket, Key="jobs/a-job/job.json", Body=b"{}"
+    )
     assert (code, status) == ("AccessDenied", 403)
-    assert "SummarizeFunctionRole" in message and "s3:PutObject" in message and "jobs/a-job/job.json" in message
+    assert (
+        "SummarizeFunctionRole" in message and "s3:PutObject" in message and "jobs/a-job/job.json" in message
+    )
 
 
 def test_the_worker_cannot_write_inputs_and_the_admin_can(cloud: LocalCloud) -> None:
     # GIVEN the worker task's role (writes output/ and its results only)
     worker = as_role(cloud, "s3", "WorkerTaskRole")
     # WHEN it writes under input/ (which would start a job) / THEN it is refused
-    assert refusal(worker.put_object, Bucket=cloud.stack.bucket, Key="input/x.csv", Body=b"a\n")[:2] == ("AccessDenied", 403)
+    assert refusal(worker.put_object, Bucket=cloud.stack.bucket, Key="input/x.csv", Body=b"a\n")[:2] == (
+        "AccessDenied",
+        403,
+    )
     worker.put_object(Bucket=cloud.stack.bucket, Key="output/x.txt", Body=b"ok")
     # AND the admin (the CLI's and tests' "testing" key) may do anything
     admin = cloud.client("s3")
@@ -95,7 +106,11 @@ def test_denials_of_ecs_step_functions_and_lambda_in_their_own_shapes(cloud: Loc
         taskDefinition=stack.task_definition.arn,
         launchType="FARGATE",
     )
-    sfn = refusal(as_role(cloud, "stepfunctions", role).start_execution, stateMachineArn=stack.state_machine_arn, input="{}")
+    sfn = refusal(
+        as_role(cloud, "stepfunctions", role).start_execution,
+        stateMachineArn=stack.state_machine_arn,
+        input="{}",
+    )
     invoke = refusal(
         as_role(cloud, "lambda", role).invoke,
         FunctionName=stack.functions["EvaluateJobFunction"].name,
@@ -129,15 +144,21 @@ def test_the_state_machine_role_invokes_only_its_functions(cloud: LocalCloud) ->
     # THEN Lambda refuses it; a granted function (EvaluateJob) is invoked
     assert caught.value.response["Error"]["Code"] == "AccessDeniedException"
     event = load_event("evaluate_job.json")
-    answer = interpreter.invoke(FunctionName=cloud.stack.functions["EvaluateJobFunction"].arn, Payload=json.dumps(event))
+    answer = interpreter.invoke(
+        FunctionName=cloud.stack.functions["EvaluateJobFunction"].arn, Payload=json.dumps(event)
+    )
     assert answer["StatusCode"] == 200
 
 
 def test_an_unknown_key_and_an_unmapped_request_are_errors_not_allows(cloud: LocalCloud) -> None:
     # GIVEN a key that belongs to no role
     stranger = boto3.client(  # type: ignore[call-overload]
-        "s3", endpoint_url=cloud.endpoint, region_name=cloud.stack.region,
-        aws_access_key_id="ASIANOBODY", aws_secret_access_key="x", config=Config(retries={"max_attempts": 1}),
+        "s3",
+        endpoint_url=cloud.endpoint,
+        region_name=cloud.stack.region,
+        aws_access_key_id="ASIANOBODY",
+        aws_secret_access_key="x",
+        config=Config(retries={"max_attempts": 1}),
     )
     # THEN S3 does not recognise it
     assert refusal(stranger.list_objects_v2, Bucket=cloud.stack.bucket)[:2] == ("InvalidAccessKeyId", 403)

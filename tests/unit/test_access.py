@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 from spotmap import iam
-from spotmap.access import Caller, HttpRequest, LocalIam, ecs_requests, global_context, s3_requests
+from spotmap.access import HttpRequest, LocalIam, ecs_requests, global_context, s3_requests
 from spotmap.template import load_stack
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -24,7 +24,9 @@ def local_iam() -> LocalIam:
     return LocalIam.for_stack(load_stack(ROOT))
 
 
-def http(method: str, path: str, query: str = "", headers: dict[str, str] | None = None, body: bytes = b"") -> HttpRequest:
+def http(
+    method: str, path: str, query: str = "", headers: dict[str, str] | None = None, body: bytes = b""
+) -> HttpRequest:
     environ: dict[str, Any] = {
         "REQUEST_METHOD": method,
         "PATH_INFO": path,
@@ -63,10 +65,18 @@ def test_the_bucket_policy_denies_a_request_without_tls(local_iam: LocalIam) -> 
 def test_list_objects_is_list_bucket_with_the_prefix(local_iam: LocalIam) -> None:
     bucket = local_iam.stack.bucket
     # GIVEN ListObjectsV2 under jobs/ and under input/, by PollTask (ListBucket on jobs/* only)
-    (jobs,) = asked_of(local_iam, "PollTaskFunctionRole", http("GET", f"/{bucket}", "list-type=2&prefix=jobs%2Fa%2F"))
-    (inputs,) = asked_of(local_iam, "PollTaskFunctionRole", http("GET", f"/{bucket}", "list-type=2&prefix=input%2F"))
+    (jobs,) = asked_of(
+        local_iam, "PollTaskFunctionRole", http("GET", f"/{bucket}", "list-type=2&prefix=jobs%2Fa%2F")
+    )
+    (inputs,) = asked_of(
+        local_iam, "PollTaskFunctionRole", http("GET", f"/{bucket}", "list-type=2&prefix=input%2F")
+    )
     # THEN both are s3:ListBucket on the bucket with s3:prefix, and only the first is allowed
-    assert (jobs.action, jobs.resource, jobs.context["s3:prefix"]) == ("s3:ListBucket", f"arn:aws:s3:::{bucket}", ["jobs/a/"])
+    assert (jobs.action, jobs.resource, jobs.context["s3:prefix"]) == (
+        "s3:ListBucket",
+        f"arn:aws:s3:::{bucket}",
+        ["jobs/a/"],
+    )
     assert decide(local_iam, "PollTaskFunctionRole", jobs) is iam.Decision.ALLOW
     assert decide(local_iam, "PollTaskFunctionRole", inputs) is iam.Decision.IMPLICIT_DENY
 
@@ -75,21 +85,40 @@ def test_object_requests_map_to_their_actions(local_iam: LocalIam) -> None:
     bucket = local_iam.stack.bucket
 
     def actions(request: HttpRequest) -> list[tuple[str, str]]:
-        return [(one.action, one.resource.split(":::", 1)[1]) for one in asked_of(local_iam, "WorkerTaskRole", request)]
+        return [
+            (one.action, one.resource.split(":::", 1)[1])
+            for one in asked_of(local_iam, "WorkerTaskRole", request)
+        ]
 
     assert actions(http("GET", f"/{bucket}/input/a.csv")) == [("s3:GetObject", f"{bucket}/input/a.csv")]
     assert actions(http("HEAD", f"/{bucket}/input/a.csv")) == [("s3:GetObject", f"{bucket}/input/a.csv")]
-    assert actions(http("GET", f"/{bucket}/input/a.csv", "versionId=v1")) == [("s3:GetObjectVersion", f"{bucket}/input/a.csv")]
-    assert actions(http("PUT", f"/{bucket}/output/b", "partNumber=1&uploadId=u")) == [("s3:PutObject", f"{bucket}/output/b")]
+    assert actions(http("GET", f"/{bucket}/input/a.csv", "versionId=v1")) == [
+        ("s3:GetObjectVersion", f"{bucket}/input/a.csv")
+    ]
+    assert actions(http("PUT", f"/{bucket}/output/b", "partNumber=1&uploadId=u")) == [
+        ("s3:PutObject", f"{bucket}/output/b")
+    ]
     assert actions(http("POST", f"/{bucket}/output/b", "uploads")) == [("s3:PutObject", f"{bucket}/output/b")]
-    assert actions(http("DELETE", f"/{bucket}/output/b", "uploadId=u")) == [("s3:AbortMultipartUpload", f"{bucket}/output/b")]
-    assert actions(http("GET", f"/{bucket}/output/b", "uploadId=u")) == [("s3:ListMultipartUploadParts", f"{bucket}/output/b")]
+    assert actions(http("DELETE", f"/{bucket}/output/b", "uploadId=u")) == [
+        ("s3:AbortMultipartUpload", f"{bucket}/output/b")
+    ]
+    assert actions(http("GET", f"/{bucket}/output/b", "uploadId=u")) == [
+        ("s3:ListMultipartUploadParts", f"{bucket}/output/b")
+    ]
     assert actions(http("DELETE", f"/{bucket}/output/b")) == [("s3:DeleteObject", f"{bucket}/output/b")]
     # CopyObject reads the source (a version of it here) and writes the destination
-    copy = http("PUT", f"/{bucket}/output/c", headers={"x-amz-copy-source": f"/{bucket}/input/a.csv?versionId=v2"})
-    assert actions(copy) == [("s3:GetObjectVersion", f"{bucket}/input/a.csv"), ("s3:PutObject", f"{bucket}/output/c")]
+    copy = http(
+        "PUT", f"/{bucket}/output/c", headers={"x-amz-copy-source": f"/{bucket}/input/a.csv?versionId=v2"}
+    )
+    assert actions(copy) == [
+        ("s3:GetObjectVersion", f"{bucket}/input/a.csv"),
+        ("s3:PutObject", f"{bucket}/output/c"),
+    ]
     # DeleteObjects asks for each key
-    body = b"<Delete><Object><Key>output/x</Key></Object><Object><Key>output/y</Key><VersionId>v</VersionId></Object></Delete>"
+    body = (
+        b"<Delete><Object><Key>output/x</Key></Object>"
+        b"<Object><Key>output/y</Key><VersionId>v</VersionId></Object></Delete>"
+    )
     assert actions(http("POST", f"/{bucket}", "delete", body=body)) == [
         ("s3:DeleteObject", f"{bucket}/output/x"),
         ("s3:DeleteObjectVersion", f"{bucket}/output/y"),

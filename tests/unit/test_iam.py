@@ -68,7 +68,9 @@ def test_an_explicit_deny_in_the_resource_policy_overrides_an_identity_allow() -
         }
     )
     # WHEN the request came without TLS, then with it
-    plain = evaluate(Request("s3:GetObject", f"{BUCKET}/a", {"aws:SecureTransport": ["false"]}), [identity], bucket, ROLE)
+    plain = evaluate(
+        Request("s3:GetObject", f"{BUCKET}/a", {"aws:SecureTransport": ["false"]}), [identity], bucket, ROLE
+    )
     secure = evaluate(Request("s3:GetObject", f"{BUCKET}/a", tls()), [identity], bucket, ROLE)
     # THEN the deny wins without TLS, and the identity allow stands with it
     assert plain is Decision.EXPLICIT_DENY
@@ -77,17 +79,31 @@ def test_an_explicit_deny_in_the_resource_policy_overrides_an_identity_allow() -
 
 def test_same_account_resource_policy_naming_the_role_allows_by_itself() -> None:
     # GIVEN no identity policy, and a bucket policy that grants the role (same account: either suffices)
-    bucket = policy({"Effect": "Allow", "Principal": {"AWS": ROLE.arn}, "Action": "s3:GetObject", "Resource": f"{BUCKET}/*"})
+    bucket = policy(
+        {
+            "Effect": "Allow",
+            "Principal": {"AWS": ROLE.arn},
+            "Action": "s3:GetObject",
+            "Resource": f"{BUCKET}/*",
+        }
+    )
     # WHEN / THEN the role may read; another role of the account may not
     assert evaluate(Request("s3:GetObject", f"{BUCKET}/a", tls()), [], bucket, ROLE) is Decision.ALLOW
     other = Principal(f"arn:aws:iam::{ACCOUNT}:role/other", ACCOUNT)
-    assert evaluate(Request("s3:GetObject", f"{BUCKET}/a", tls()), [], bucket, other) is Decision.IMPLICIT_DENY
+    assert (
+        evaluate(Request("s3:GetObject", f"{BUCKET}/a", tls()), [], bucket, other) is Decision.IMPLICIT_DENY
+    )
 
 
 def test_a_resource_policy_naming_the_account_delegates_to_identity_policies() -> None:
     # GIVEN a bucket policy granting the account (root) and no identity policy
     bucket = policy(
-        {"Effect": "Allow", "Principal": {"AWS": f"arn:aws:iam::{ACCOUNT}:root"}, "Action": "s3:GetObject", "Resource": f"{BUCKET}/*"}
+        {
+            "Effect": "Allow",
+            "Principal": {"AWS": f"arn:aws:iam::{ACCOUNT}:root"},
+            "Action": "s3:GetObject",
+            "Resource": f"{BUCKET}/*",
+        }
     )
     # WHEN the role asks / THEN it is not allowed: the account's grant is up to its identity policies
     assert evaluate(Request("s3:GetObject", f"{BUCKET}/a", tls()), [], bucket, ROLE) is Decision.IMPLICIT_DENY
@@ -141,14 +157,21 @@ def test_list_bucket_is_limited_to_a_prefix_and_a_missing_prefix_is_denied() -> 
 
 def test_negated_operators_are_true_for_a_missing_key_and_if_exists_too() -> None:
     # GIVEN a deny unless the prefix is home/*, and an allow when the delimiter, if any, is "/"
-    deny = {"Effect": "Deny", "Action": "s3:ListBucket", "Resource": BUCKET, "Condition": {"StringNotLike": {"s3:prefix": "home/*"}}}
+    deny = {
+        "Effect": "Deny",
+        "Action": "s3:ListBucket",
+        "Resource": BUCKET,
+        "Condition": {"StringNotLike": {"s3:prefix": "home/*"}},
+    }
     allow_all = allow("s3:ListBucket", BUCKET, {"StringEqualsIfExists": {"s3:delimiter": "/"}})
     identity = policy(allow_all, deny)
     # THEN without a prefix the negated condition holds (key absent) and the deny applies
     assert evaluate(listing(None), [identity]) is Decision.EXPLICIT_DENY
     assert evaluate(listing("home/a"), [identity]) is Decision.ALLOW
     # AND ...IfExists is true when the key is missing, and compares when present
-    with_delimiter = Request("s3:ListBucket", BUCKET, {**tls(), "s3:prefix": ["home/"], "s3:delimiter": [","]})
+    with_delimiter = Request(
+        "s3:ListBucket", BUCKET, {**tls(), "s3:prefix": ["home/"], "s3:delimiter": [","]}
+    )
     assert evaluate(with_delimiter, [identity]) is Decision.IMPLICIT_DENY
 
 
@@ -182,7 +205,12 @@ def test_arn_equals_compares_each_part_of_the_arn() -> None:
     identity = policy(allow("ecs:RunTask", "*", {"ArnEquals": {"ecs:cluster": cluster}}))
 
     def run(on: str) -> Decision:
-        return evaluate(Request("ecs:RunTask", f"arn:aws:ecs:us-east-1:{ACCOUNT}:task-definition/w:1", {"ecs:cluster": [on]}), [identity])
+        return evaluate(
+            Request(
+                "ecs:RunTask", f"arn:aws:ecs:us-east-1:{ACCOUNT}:task-definition/w:1", {"ecs:cluster": [on]}
+            ),
+            [identity],
+        )
 
     # THEN only that cluster's ARN matches
     assert run(cluster) is Decision.ALLOW
@@ -194,11 +222,21 @@ def test_arn_equals_compares_each_part_of_the_arn() -> None:
 
 def test_set_operators_on_multivalued_keys() -> None:
     # GIVEN tags allowed only from a set (ForAllValues) and a required tag key (ForAnyValue)
-    only_known = policy(allow("ecs:TagResource", "*", {"ForAllValues:StringEquals": {"aws:TagKeys": ["environment", "cost-center"]}}))
-    needs_one = policy(allow("ecs:TagResource", "*", {"ForAnyValue:StringEquals": {"aws:TagKeys": ["environment"]}}))
+    only_known = policy(
+        allow(
+            "ecs:TagResource",
+            "*",
+            {"ForAllValues:StringEquals": {"aws:TagKeys": ["environment", "cost-center"]}},
+        )
+    )
+    needs_one = policy(
+        allow("ecs:TagResource", "*", {"ForAnyValue:StringEquals": {"aws:TagKeys": ["environment"]}})
+    )
 
     def tagging(keys: list[str] | None, identity: dict[str, Any]) -> Decision:
-        return evaluate(Request("ecs:TagResource", "arn:aws:ecs:us-east-1:1:task/c/t", {"aws:TagKeys": keys}), [identity])
+        return evaluate(
+            Request("ecs:TagResource", "arn:aws:ecs:us-east-1:1:task/c/t", {"aws:TagKeys": keys}), [identity]
+        )
 
     # THEN ForAllValues: every request value must be in the set, vacuously true without the key
     assert tagging(["environment"], only_known) is Decision.ALLOW
@@ -214,7 +252,12 @@ def test_null_tests_whether_a_key_is_present() -> None:
     # GIVEN a deny of uploads that do not ask for server-side encryption
     identity = policy(
         allow("s3:PutObject", f"{BUCKET}/*"),
-        {"Effect": "Deny", "Action": "s3:PutObject", "Resource": f"{BUCKET}/*", "Condition": {"Null": {"s3:x-amz-server-side-encryption": "true"}}},
+        {
+            "Effect": "Deny",
+            "Action": "s3:PutObject",
+            "Resource": f"{BUCKET}/*",
+            "Condition": {"Null": {"s3:x-amz-server-side-encryption": "true"}},
+        },
     )
 
     def put(encryption: str | None) -> Decision:
@@ -227,11 +270,17 @@ def test_null_tests_whether_a_key_is_present() -> None:
 
 def test_numeric_and_ip_operators() -> None:
     identity = policy(
-        allow("s3:ListBucket", BUCKET, {"NumericLessThanEquals": {"s3:max-keys": "10"}, "IpAddress": {"aws:SourceIp": "192.0.2.0/24"}})
+        allow(
+            "s3:ListBucket",
+            BUCKET,
+            {"NumericLessThanEquals": {"s3:max-keys": "10"}, "IpAddress": {"aws:SourceIp": "192.0.2.0/24"}},
+        )
     )
 
     def listing_of(max_keys: str, ip: str) -> Decision:
-        return evaluate(Request("s3:ListBucket", BUCKET, {"s3:max-keys": [max_keys], "aws:SourceIp": [ip]}), [identity])
+        return evaluate(
+            Request("s3:ListBucket", BUCKET, {"s3:max-keys": [max_keys], "aws:SourceIp": [ip]}), [identity]
+        )
 
     assert listing_of("10", "192.0.2.7") is Decision.ALLOW
     assert listing_of("11", "192.0.2.7") is Decision.IMPLICIT_DENY
@@ -248,7 +297,9 @@ def test_numeric_and_ip_operators() -> None:
         ({"ForSomeValues:StringEquals": {"s3:prefix": "a"}}, {"s3:prefix": ["a"]}),
     ],
 )
-def test_what_cannot_be_decided_is_an_error_never_an_allow(condition: dict[str, Any], context: dict[str, Any]) -> None:
+def test_what_cannot_be_decided_is_an_error_never_an_allow(
+    condition: dict[str, Any], context: dict[str, Any]
+) -> None:
     identity = policy(allow("s3:ListBucket", BUCKET, condition))
     with pytest.raises(Undecidable):
         evaluate(Request("s3:ListBucket", BUCKET, context), [identity])

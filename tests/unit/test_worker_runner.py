@@ -394,5 +394,6 @@ def test_an_input_the_task_role_may_not_see_fails_the_item_saying_so(s3):
     source = S3Source(s3, "spotmap-test-jobs", "input/hidden.csv")
 
     # WHEN the worker opens it / THEN the item fails naming the object and both possible reasons
-    with pytest.raises(ProcessingError, match="input/hidden.csv does not exist or the task role may not read it"):
+    expected = "input/hidden.csv does not exist or the task role may not read it"
+    with pytest.raises(ProcessingError, match=expected):
         source.open_segment(Segment(0, 10))
