@@ -119,7 +119,7 @@ class StackPolicies:
 @functools.lru_cache(maxsize=8)
 def _expanded(template_text: str, root: str) -> dict[str, Any]:
     """The SAM translator's expansion, once per template text and process (~0.5 s)."""
-    from tools.expand_template import expand, load_template
+    from spotmap.expansion import expand, load_template
 
     return expand(load_template(Path(root) / "template.yaml"), base_dir=Path(root))
 
