@@ -165,3 +165,18 @@ def test_an_unknown_key_and_an_unmapped_request_are_errors_not_allows(cloud: Loc
     # AND a role's request the local cloud cannot map (ListBuckets) is refused as not implemented
     code, status, message = refusal(as_role(cloud, "s3", "SummarizeFunctionRole").list_buckets)
     assert (code, status) == ("NotImplemented", 501) and "cannot decide" in message
+
+
+def test_the_interpreters_s3_calls_are_the_state_machine_roles(cloud: LocalCloud) -> None:
+    # GIVEN the S3 client moto's interpreter uses for ItemReader / ResultWriter
+    from moto.stepfunctions.parser.asl.utils import boto_client
+
+    s3 = boto_client.boto_client_for(cloud.stack.region, "s3")
+    bucket = cloud.stack.bucket
+    # WHEN it writes the Map's result files / THEN that is granted
+    s3.put_object(Bucket=bucket, Key="jobs/a-job/map-results/run/manifest.json", Body=b"{}")
+    # WHEN it writes anywhere else / THEN it is refused as the state machine's role
+    with pytest.raises(ClientError) as caught:
+        s3.put_object(Bucket=bucket, Key="summaries/a-job.json", Body=b"{}")
+    assert caught.value.response["Error"]["Code"] == "AccessDenied"
+    assert "JobStateMachineRole" in caught.value.response["Error"]["Message"]
