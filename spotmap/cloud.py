@@ -29,11 +29,13 @@ from botocore.exceptions import ClientError
 from werkzeug.serving import make_server
 from werkzeug.wrappers import Request, Response
 
+from spotmap.access import LocalIam
 from spotmap.events import STATUS_CHANGE, LocalEventBus, envelope
 from spotmap.fargate import EcsError, Faults, LocalFargate, WorkerLauncher
 from spotmap.forkserver import ForkServerLauncher
 from spotmap.lambdas import Invocation, LocalLambda
 from spotmap.launchers import SubprocessLauncher
+from spotmap.principals import RoleCredentials, credentials_for
 from spotmap.template import Stack, load_stack
 
 log = logging.getLogger("spotmap.cloud")
@@ -159,14 +161,30 @@ def _reuse_interpreter_clients() -> None:
     from moto.stepfunctions.parser.asl.utils import boto_client
 
     original = boto_client.boto_client_for
-    # keyed by the port too: each local cloud in this process listens on its own port
-    cached = functools.lru_cache(maxsize=64)(lambda region, service, port: original(region, service))
+
+    @functools.lru_cache(maxsize=64)
+    def cached(region: str, service: str, port: str, role: RoleCredentials | None) -> Any:
+        # keyed by the port too: each local cloud in this process listens on its own port
+        if role is None:
+            return original(region, service)
+        # moto's client (its Config: no retries, the interpreter's timeouts), with the credentials of the
+        # state machine's role, as the service calls AWS with the role it assumed
+        client = original(region, service)
+        return boto3.client(  # type: ignore[call-overload]
+            service,
+            region_name=region,
+            endpoint_url=client.meta.endpoint_url,
+            aws_access_key_id=role.access_key_id,
+            aws_secret_access_key=role.secret_access_key,
+            aws_session_token=role.session_token,
+            config=client.meta.config,
+        )
 
     def boto_client_for(region: str, service: str, state_credentials: Any = None) -> Any:
         port = moto_server_port()
         if service == "lambda" and port in _IN_PROCESS_LAMBDA:
             return _IN_PROCESS_LAMBDA[port]
-        return cached(region, service, port)
+        return cached(region, service, port, _INTERPRETER_ROLE.get(port))
 
     for module in (boto_client, lambda_eval_utils, reader_s3):
         module.boto_client_for = boto_client_for  # type: ignore[attr-defined]
@@ -184,6 +202,7 @@ class InProcessLambdaClient:
         self, FunctionName: str, Payload: Any = None, InvocationType: str = "RequestResponse", **_: Any
     ) -> dict[str, Any]:  # noqa: N803 - boto3's parameter names
         name = FunctionName.split(":function:", 1)[-1].split(":", 1)[0]
+        self._authorize(FunctionName)
         if Payload is None:
             payload = b""
         elif isinstance(Payload, bytes):
@@ -215,8 +234,25 @@ class InProcessLambdaClient:
         return response
 
 
+    def _authorize(self, function: str) -> None:
+        """lambda:InvokeFunction for the state machine's role, as the HTTP path authorizes it."""
+        local_iam = self._cloud.iam
+        if local_iam is None:
+            return
+        role = local_iam.policies.state_machine_role
+        refused = local_iam.invoke_allowed(role, function, session="StepFunctions")
+        if refused is not None:
+            error: Any = {
+                "Error": {"Code": "AccessDeniedException", "Message": refused},
+                "ResponseMetadata": {"HTTPStatusCode": 403},
+            }
+            raise ClientError(error, "Invoke")
+
+
 # moto server port -> the local cloud listening there (each has its own Lambda instances)
 _IN_PROCESS_LAMBDA: dict[str, InProcessLambdaClient] = {}
+# moto server port -> the credentials of the state machine's role (the interpreter's S3 calls)
+_INTERPRETER_ROLE: dict[str, RoleCredentials] = {}
 
 
 @dataclass
@@ -241,6 +277,8 @@ class CloudOptions:
     # notifications are off, nothing starts a job by itself: the caller delivers the upload's event
     # (e.g. `sam local invoke StartJobFunction` in SAM's Lambda container).
     object_events: bool = True
+    # each principal calls with its own role's credentials; the endpoint authorizes them (spotmap/access.py)
+    enforce_iam: bool = True
 
 
 class LocalCloud:
@@ -255,6 +293,8 @@ class LocalCloud:
         self._stop = threading.Event()
         self._seen: dict[str, str] = {}
         self._hooks = ThreadPoolExecutor(max_workers=4, thread_name_prefix="s3-events")
+        self.access = LocalIam.for_stack(self.stack, self.state_dir / "logs" / "iam.log")
+        self.iam: LocalIam | None = self.access if self.options.enforce_iam else None
 
     # ------------------------------------------------------------------ lifecycle
     def start(self) -> LocalCloud:
@@ -282,6 +322,7 @@ class LocalCloud:
         self._previous_moto_port = os.environ.get("MOTO_PORT")
         os.environ["MOTO_PORT"] = str(port)  # where moto's interpreter sends its Lambda/S3 calls
         _IN_PROCESS_LAMBDA[str(port)] = InProcessLambdaClient(self)
+        _INTERPRETER_ROLE[str(port)] = credentials_for(self.access.policies.state_machine_role)
         base_env = {
             **CREDENTIALS,
             "AWS_ENDPOINT_URL": self.endpoint,
@@ -301,8 +342,13 @@ class LocalCloud:
             lambda_env,
             self.state_dir / "logs" / "lambda",
             max_instances=self.options.lambda_concurrency,
+            extra_env=lambda spec: credentials_for(self.access.function_role(spec.logical_id)).as_env(),
         )
-        task_env = {**base_env, "SCRATCH_DIR": str(self.state_dir / "scratch")}
+        task_env = {
+            **base_env,
+            **credentials_for(self.access.policies.task_role).as_env(),
+            "SCRATCH_DIR": str(self.state_dir / "scratch"),
+        }
         if docker is not None:
             task_env = docker.task_env  # the image's PATH, no static credentials, the bridge endpoint
         self._launcher = (
@@ -346,6 +392,7 @@ class LocalCloud:
             close_launcher()
         self._server.shutdown()
         _IN_PROCESS_LAMBDA.pop(str(self._server.server_port), None)
+        _INTERPRETER_ROLE.pop(str(self._server.server_port), None)
         if self._previous_moto_port is None:  # moto's settings are per process: leave them as found
             os.environ.pop("MOTO_PORT", None)
         else:
@@ -386,6 +433,9 @@ class LocalCloud:
 
     # ------------------------------------------------------------------ HTTP
     def _wsgi(self, environ: dict[str, Any], start_response: Any) -> Any:
+        refused = self.iam.check(environ) if self.iam is not None else None
+        if refused is not None:
+            return refused(environ, start_response)
         path = environ.get("PATH_INFO", "")
         if path.startswith("/2015-03-31/functions/") and path.endswith("/invocations"):
             return self._lambda_invoke(Request(environ))(environ, start_response)

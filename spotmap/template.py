@@ -167,7 +167,9 @@ class _Resolver:
     # -- physical names and attributes ------------------------------------------------------------
     def physical_name(self, logical_id: str) -> str:
         props = self.resources[logical_id].get("Properties", {}) or {}
-        for key in ("Name", "FunctionName", "BucketName", "ClusterName", "LogGroupName", "Family"):
+        for key in (
+            "Name", "FunctionName", "BucketName", "ClusterName", "LogGroupName", "Family", "StateMachineName"
+        ):
             if key in props:
                 return str(self.resolve(props[key]))
         if self.resources[logical_id]["Type"] == "AWS::S3::Bucket":
@@ -213,6 +215,7 @@ class _Resolver:
             arns = {
                 "AWS::S3::Bucket": f"arn:{PARTITION}:s3:::{physical}",
                 "AWS::Serverless::Function": lambda_arn,
+                "AWS::Lambda::Function": lambda_arn,  # the expanded template's (spotmap/access.py)
                 "AWS::ECS::Cluster": f"arn:{PARTITION}:ecs:{REGION}:{ACCOUNT_ID}:cluster/{physical}",
                 "AWS::IAM::Role": f"arn:{PARTITION}:iam::{ACCOUNT_ID}:role/{physical}",
                 "AWS::Logs::LogGroup": f"arn:{PARTITION}:logs:{REGION}:{ACCOUNT_ID}:log-group:{physical}:*",

@@ -224,8 +224,9 @@ def _read_json(s3: Any, bucket: str, key: str, what: str) -> Any:
     try:
         body = s3.get_object(Bucket=bucket, Key=key)["Body"].read()
     except ClientError as error:
-        if storage.is_missing(error):
-            raise ConfigError(f"{what} s3://{bucket}/{key} does not exist") from error
+        why = storage.absence(error)
+        if why:
+            raise ConfigError(f"{what} s3://{bucket}/{key} {why}") from error
         raise
     try:
         return json.loads(body)

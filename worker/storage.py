@@ -91,6 +91,17 @@ def is_missing(error: ClientError) -> bool:
     return error.response.get("Error", {}).get("Code") in ("NoSuchKey", "404", "NotFound", "NoSuchVersion")
 
 
+def absence(error: ClientError) -> str | None:
+    """Why a read found nothing: S3 answers a missing key with 404 only to a role that may list it, and
+    with 403 AccessDenied to anyone else, such as the task role (GetObject API reference, Permissions).
+    None for any other error."""
+    if is_missing(error):
+        return "does not exist"
+    if error.response.get("Error", {}).get("Code") in ("AccessDenied", "403"):
+        return "does not exist or the task role may not read it (S3 answered 403 AccessDenied)"
+    return None
+
+
 # ----------------------------------------------------------------------------------------------- inputs
 
 
@@ -141,8 +152,9 @@ class S3Source:
         try:
             return self.s3.get_object(**kwargs)["Body"]
         except ClientError as error:
-            if is_missing(error):
-                raise ProcessingError(f"input {self.name} does not exist") from error
+            why = absence(error)
+            if why:
+                raise ProcessingError(f"input {self.name} {why}") from error
             raise
 
 

@@ -93,10 +93,10 @@ def reconcile(
             if sweep_tasks and entry["status"] in STOPPED_EARLY:
                 # Whether or not a summary exists: Summarize and StopJobTasks are separate rule targets.
                 sweep_tasks = _sweep(ecs, str(cluster_arn), job_id, entry["status"], report)
-            if summary_exists(s3, bucket, job_id):
-                report.already_summarized += 1
-                continue
-            try:
+            try:  # one job's error (an S3 403 on its summary, say) must not end the run for the others
+                if summary_exists(s3, bucket, job_id):
+                    report.already_summarized += 1
+                    continue
                 description = sfn.describe_execution(executionArn=entry["executionArn"])
                 summary = build_summary(s3, bucket, job_id, execution_from_description(description))
                 write_summary(s3, bucket, job_id, summary)

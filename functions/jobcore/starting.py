@@ -160,9 +160,10 @@ def _existing_descriptor(s3: Any, bucket: str, job_id: str) -> JobDescriptor | N
         return read_descriptor(s3, bucket, job_id)
     except ClientError as error:
         if error_code(error) in ("AccessDenied", "403"):
-            # Without read access to jobs/, rebuild: the content is the same, so rewriting is harmless.
-            log.warning(
-                "cannot read %s (%s); rebuilding it", layout.descriptor_key(job_id), error_code(error)
+            # S3 answers a missing key with 403 to a role that may not list jobs/ (StartJob may not):
+            # build the job; were it there, the content is the same, so rewriting it is harmless.
+            log.info(
+                "no readable %s (%s): building the job", layout.descriptor_key(job_id), error_code(error)
             )
             return None
         raise
@@ -237,6 +238,12 @@ def _build_manifest_job(
             if is_not_found(error):
                 raise manifest.ManifestError(
                     f"invalid manifest {source.key}: source.shard.key: {shard.key} does not exist"
+                ) from None
+            if error_code(error) in ("AccessDenied", "403"):
+                # outside input/ and data/ StartJob may neither read nor list: missing or not, refused
+                raise manifest.ManifestError(
+                    f"invalid manifest {source.key}: source.shard.key: {shard.key} cannot be read"
+                    " (it must be under input/ or data/)"
                 ) from None
             raise
         version = _version(head.get("VersionId"))

@@ -391,6 +391,12 @@ def check_launch_task(cloud: LocalCloud, world: World, event: dict[str, Any]) ->
     task = describe_task(cloud, state["task_arn"])
     assert task["startedBy"] == world.job_id
     assert task["capacityProviderName"] == state["capacity"]
+    # AND the task was handed the job descriptor in JOB: LaunchTask read jobs/<id>/job.json with its
+    # own role's credentials, which the local cloud authorizes as AWS would
+    (container,) = task["overrides"]["containerOverrides"]
+    environment = {variable["name"]: variable["value"] for variable in container["environment"]}
+    assert "JOB" in environment, f"no JOB in the task's overrides: {sorted(environment)}"
+    assert json.loads(environment["JOB"]) == get_json(cloud, layout.descriptor_key(world.job_id))
 
 
 def check_poll_task(cloud: LocalCloud, world: World, event: dict[str, Any]) -> None:

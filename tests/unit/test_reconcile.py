@@ -124,3 +124,29 @@ def test_tasks_of_an_aborted_job_are_stopped_even_when_its_summary_exists(
     assert [sorted(request) for request in ecs.list_tasks_requests] == [["cluster", "startedBy"]] * 2
     swept = {request["startedBy"] for request in ecs.list_tasks_requests}
     assert swept == {"aborted-summarised", "aborted-lost"}
+
+
+def test_one_summary_it_may_not_see_does_not_end_the_run(s3: Any, sfn: Any, lambda_context: Any) -> None:
+    # GIVEN two closed jobs without summary, S3 answering 403 for the first one's summary (as it
+    # answers a missing key to a role that may not list it)
+    from botocore.exceptions import ClientError
+
+    from jobcore.reconciling import reconcile
+
+    for job_id in ("hidden", "lost-event"):
+        put_descriptor(s3, job_id, 1)
+        put_success(s3, job_id, 0, rows(2, 1.0, 3.0))
+        sfn.stop_execution(executionArn=start(sfn, job_id))
+
+    def forbidden(params: dict[str, Any], **_: Any) -> None:
+        if params.get("Key") == "summaries/hidden.json":
+            raise ClientError({"Error": {"Code": "403", "Message": "Forbidden"}}, "HeadObject")
+
+    s3.meta.events.register("provide-client-params.s3.HeadObject", forbidden)
+
+    # WHEN the reconciler runs
+    report = reconcile(s3, sfn, BUCKET, STATE_MACHINE_ARN)
+
+    # THEN that job counts as failed and the other one still gets its summary
+    assert (report.failed, report.written) == (1, 1)
+    assert s3.list_objects_v2(Bucket=BUCKET, Prefix="summaries/lost-event.json")["KeyCount"] == 1

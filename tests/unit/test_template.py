@@ -226,13 +226,25 @@ def test_task_level_ecs_actions_are_scoped_to_tasks_of_the_cluster(resources: di
 def test_start_job_reads_input_and_writes_jobs_only(resources: dict[str, Any]) -> None:
     # GIVEN the role of StartJob
     grants = s3_grants(resources, function_role(resources, "StartJobFunction"))
-    # THEN it reads uploads under input/ (and the read-only data/ objects a job manifest names)
-    # and writes the job's files under jobs/, nothing else
+    # THEN it reads uploads under input/ (and the read-only data/ objects a job manifest names) and
+    # its own job descriptor (a repeated event finds the job built), and writes the job's files
+    # under jobs/, nothing else
     assert grants == {
-        "s3:GetObject": {"input/*", "data/*"},
+        "s3:GetObject": {"input/*", "data/*", "jobs/*/job.json"},
         "s3:GetObjectVersion": {"input/*", "data/*"},
         "s3:ListBucket": {f"{BUCKET} prefix=['data/*', 'input/*']"},
         "s3:PutObject": {"jobs/*"},
+    }
+
+
+def test_launch_task_reads_outcomes_and_the_job_descriptor_only(resources: dict[str, Any]) -> None:
+    # GIVEN the role of LaunchTask
+    grants = s3_grants(resources, function_role(resources, "LaunchTaskFunction"))
+    # THEN it reads the item's outcomes and the job descriptor it hands the worker in JOB (nothing
+    # else of jobs/), and writes nothing
+    assert grants == {
+        "s3:GetObject": {"jobs/*/outcomes/*", "jobs/*/job.json"},
+        "s3:ListBucket": {f"{BUCKET} prefix=['jobs/*']"},
     }
 
 

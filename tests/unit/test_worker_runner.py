@@ -378,3 +378,22 @@ def test_job_descriptor_of_another_job_exits_2(s3, tmp_path, capsys):
     assert code == 2
     assert "JOB describes job 'another-job'" in capsys.readouterr().err
     assert keys(s3, layout.results_prefix(JOB)) == []
+
+
+def test_an_input_the_task_role_may_not_see_fails_the_item_saying_so(s3):
+    # GIVEN an object S3 answers 403 for (a missing key, to a role that may not list it: the task role)
+    from botocore.exceptions import ClientError
+
+    from worker.errors import ProcessingError
+    from worker.storage import S3Source, Segment
+
+    def forbidden(params, **_):
+        raise ClientError({"Error": {"Code": "AccessDenied", "Message": "Access Denied"}}, "GetObject")
+
+    s3.meta.events.register("provide-client-params.s3.GetObject", forbidden)
+    source = S3Source(s3, "spotmap-test-jobs", "input/hidden.csv")
+
+    # WHEN the worker opens it / THEN the item fails naming the object and both possible reasons
+    expected = "input/hidden.csv does not exist or the task role may not read it"
+    with pytest.raises(ProcessingError, match=expected):
+        source.open_segment(Segment(0, 10))
