@@ -550,10 +550,14 @@ def record_failure(
 
 
 def stop_job_tasks(ecs: Any, cluster_arn: str, job_id: str, status: str) -> int:
-    """Stop every running task the job started; safe to repeat."""
+    """Stop every running task the job started; safe to repeat.
+
+    ListTasks takes startedBy only as its sole filter ("When you specify startedBy as the filter, it
+    must be the only filter that you use", ECS API Reference, ListTasks); it lists the tasks whose
+    desired status is RUNNING by default, which are the ones to stop."""
     stopped = 0
     paginator = ecs.get_paginator("list_tasks")
-    for page in paginator.paginate(cluster=cluster_arn, startedBy=job_id[:128], desiredStatus="RUNNING"):
+    for page in paginator.paginate(cluster=cluster_arn, startedBy=job_id[:128]):
         for task_arn in page.get("taskArns", []):
             try:
                 ecs.stop_task(
