@@ -49,7 +49,14 @@ _STARTED_BY = re.compile(r"[A-Za-z0-9_/-]{1,128}")
 # 33-126, inclusive." (RunTask)
 _CLIENT_TOKEN = re.compile(r"[\x21-\x7e]{1,64}")
 # Every ListTasks filter besides the cluster and the paging parameters.
-LIST_TASKS_FILTERS = ("containerInstance", "family", "serviceName", "desiredStatus", "launchType", "daemonName")
+LIST_TASKS_FILTERS = (
+    "containerInstance",
+    "family",
+    "serviceName",
+    "desiredStatus",
+    "launchType",
+    "daemonName",
+)
 
 
 class EcsError(Exception):
@@ -149,9 +156,8 @@ def overrides_size(overrides: dict[str, Any]) -> int:
 def _check_overrides(overrides: dict[str, Any]) -> None:
     size = overrides_size(overrides)
     if size > MAX_OVERRIDES_CHARACTERS:
-        raise EcsError(
-            INVALID, f"Container Overrides length must be at most {MAX_OVERRIDES_CHARACTERS} (got {size})"
-        )
+        # the message ECS gives (e.g. github.com/Netflix/metaflow/issues/1482)
+        raise EcsError(INVALID, f"Container Overrides length must be at most {MAX_OVERRIDES_CHARACTERS}")
 
 
 def _check_tags(tags: list[dict[str, Any]]) -> None:
@@ -196,7 +202,9 @@ def _check_network(network: dict[str, Any] | None) -> None:
     DISABLED (AwsVpcConfiguration)."""
     vpc = (network or {}).get("awsvpcConfiguration")
     if not vpc:
-        raise EcsError(INVALID, "Network Configuration must be provided when networkMode 'awsvpc' is specified.")
+        raise EcsError(
+            INVALID, "Network Configuration must be provided when networkMode 'awsvpc' is specified."
+        )
     subnets = vpc.get("subnets") or []
     if not subnets:
         raise EcsError(INVALID, "subnets can not be empty.")
@@ -205,7 +213,9 @@ def _check_network(network: dict[str, Any] | None) -> None:
     if len(vpc.get("securityGroups") or []) > MAX_SECURITY_GROUPS:
         raise EcsError(INVALID, f"securityGroups can have at most {MAX_SECURITY_GROUPS} items.")
     if vpc.get("assignPublicIp", "DISABLED") not in ("ENABLED", "DISABLED"):
-        raise EcsError(INVALID, f"assignPublicIp must be ENABLED or DISABLED, got {vpc.get('assignPublicIp')!r}")
+        raise EcsError(
+            INVALID, f"assignPublicIp must be ENABLED or DISABLED, got {vpc.get('assignPublicIp')!r}"
+        )
 
 
 # ---------------------------------------------------------------- the other task actions

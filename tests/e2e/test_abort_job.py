@@ -75,7 +75,8 @@ def test_aborting_a_running_job_stops_its_tasks(cloud: LocalCloud, tmp_path: Pat
     event = next(
         event
         for _rule, event in cloud.events.delivered
-        if event["detail-type"] == STATUS_CHANGE and event["detail"]["executionArn"] == watch.execution_arn
+        if event["detail-type"] == STATUS_CHANGE
+        and event["detail"]["executionArn"] == watch.execution_arn
         and event["detail"]["status"] == "ABORTED"
     )
     response = cloud.client("lambda").invoke(
