@@ -109,14 +109,12 @@ class ApiThrottle:
     (Fargate throttles RunTask's task launches again, per task: that bucket is the local Fargate's.)"""
 
     def __init__(self) -> None:
-        categories = {category for category in ACTION_CATEGORIES.values()}
+        categories = set(ACTION_CATEGORIES.values())
         self.buckets = {name: TokenBucket(rate, burst) for name, burst, rate in categories}
-        self.throttled = 0
 
     def admit(self, action: str) -> None:
         name, _burst, _rate = ACTION_CATEGORIES[action]
         if not self.buckets[name].take(1):
-            self.throttled += 1
             raise EcsError("ThrottlingException", "Rate exceeded")
 
 
