@@ -326,19 +326,16 @@ def test_put_object_refuses_a_key_over_1024_bytes(cloud: LocalCloud) -> None:
 # ---------------------------------------------------------------- ECS throttling (last: it drains a bucket)
 
 
-def test_describe_tasks_beyond_the_read_bucket_is_throttled_and_the_sdk_retries(cloud: LocalCloud) -> None:
-    # GIVEN the "Cluster resource read actions" bucket (100 tokens, refilled 20 per second), and an ECS
-    # client configured as the product's (jobcore.aws: standard retry mode, 5 attempts)
+def test_describe_tasks_beyond_the_read_bucket_is_throttled_and_the_sdk_retries(
+    cloud: LocalCloud, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # GIVEN the "Cluster resource read actions" bucket (100 tokens, refilled 20 per second), and the
+    # product's own ECS client (jobcore.aws.ecs(): standard retry mode, 5 attempts) on the local cloud
     ecs = client(cloud, "ecs")
     task = f"{cloud.stack.cluster_arn.replace(':cluster/', ':task/')}/{0:032x}"
-    products_ecs = boto3.client(
-        "ecs",
-        endpoint_url=cloud.endpoint,
-        region_name=cloud.stack.region,
-        aws_access_key_id="testing",
-        aws_secret_access_key="testing",
-        config=aws._STANDARD,
-    )
+    monkeypatch.setenv("AWS_ENDPOINT_URL", cloud.endpoint)
+    aws.reset()
+    products_ecs = aws.ecs()
 
     # WHEN DescribeTasks is called faster than that, without retries
     throttled = None
@@ -356,5 +353,8 @@ def test_describe_tasks_beyond_the_read_bucket_is_throttled_and_the_sdk_retries(
         "Rate exceeded",
     )
     # ... and the product's client, calling at once, still gets its answer (the SDK retries throttling)
-    answer = products_ecs.describe_tasks(cluster=cloud.stack.cluster_arn, tasks=[task])
+    try:
+        answer = products_ecs.describe_tasks(cluster=cloud.stack.cluster_arn, tasks=[task])
+    finally:
+        aws.reset()
     assert answer["failures"] == [{"arn": task, "reason": "MISSING"}]
