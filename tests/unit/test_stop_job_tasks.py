@@ -5,10 +5,13 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from botocore.stub import Stubber
 
 from jobcore import aws as factory
+from jobcore.errors import StopTasksThrottled
 from stop_job_tasks import app
 from tests.conftest import load_event
+from tests.unit.conftest import CLUSTER_ARN
 
 
 @pytest.fixture
@@ -70,3 +73,30 @@ def test_succeeded_jobs_and_child_executions_stop_nothing(
     event = load_event(event_name)
     assert app.lambda_handler(event, lambda_context)["stopped"] == 0
     assert len(running(cluster, load_event("stop_job_tasks_aborted.json")["detail"]["name"])) == 3
+
+
+def test_a_task_still_throttled_fails_the_invocation_after_the_others_are_stopped(
+    aws: None, lambda_context: Any
+) -> None:
+    # GIVEN an aborted job with two running tasks, and ECS throttling StopTask for the first one beyond
+    # the SDK's retries (StopTask shares the "cluster resource modify" bucket with RunTask)
+    event = load_event("stop_job_tasks_aborted.json")
+    job_id = event["detail"]["name"]
+    arns = [f"{CLUSTER_ARN.replace(':cluster/', ':task/')}/{index:032x}" for index in range(2)]
+    with Stubber(factory.ecs()) as ecs:
+        ecs.add_response("list_tasks", {"taskArns": arns}, {"cluster": CLUSTER_ARN, "startedBy": job_id})
+        ecs.add_client_error(
+            "stop_task", service_error_code="ThrottlingException", service_message="Rate exceeded"
+        )
+        ecs.add_response("stop_task", {"task": {}})
+
+        # WHEN StopJobTasks handles the status change
+        with pytest.raises(StopTasksThrottled) as raised:
+            app.lambda_handler(event, lambda_context)
+
+        # THEN the other task was stopped, and the invocation fails naming the task still running, so
+        # that the event's delivery is retried (a retry lists, and stops, only what still runs)
+        ecs.assert_no_pending_responses()
+    assert f"StopTask stayed throttled for 1 task(s) of job {job_id} (1 stopped): {arns[0]}" == str(
+        raised.value
+    )
