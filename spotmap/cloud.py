@@ -29,6 +29,7 @@ from botocore.exceptions import ClientError
 from werkzeug.serving import make_server
 from werkzeug.wrappers import Request, Response
 
+from spotmap import service_rules
 from spotmap.access import LocalIam
 from spotmap.events import STATUS_CHANGE, LocalEventBus, envelope
 from spotmap.fargate import EcsError, Faults, LocalFargate, WorkerLauncher
@@ -222,6 +223,8 @@ class InProcessLambdaClient:
                 "ResponseMetadata": {"HTTPStatusCode": 404},
             }
             raise ClientError(error, "Invoke") from None
+        except service_rules.ServiceError as refused:
+            raise refused.client_error("Invoke") from None
         if result is None:
             return {"StatusCode": 202, "Payload": io.BytesIO(b"")}
         response: dict[str, Any] = {
@@ -442,6 +445,10 @@ class LocalCloud:
         target = environ.get("HTTP_X_AMZ_TARGET", "")
         if target.startswith(ECS_TARGET) and target[len(ECS_TARGET) :] in LOCAL_ECS_ACTIONS:
             return self._ecs(Request(environ), target[len(ECS_TARGET) :])(environ, start_response)
+        located = self._bucket_and_key(environ) if self._is_s3(environ) else None
+        refused = service_rules.refusal(environ, located[1] if located else None)  # AWS refuses, moto accepts
+        if refused is not None:
+            return refused(environ, start_response)
         if environ["REQUEST_METHOD"] == "GET" and self._is_s3(environ):
             answered = self._plain_get(environ)
             if answered is not None:
@@ -469,10 +476,13 @@ class LocalCloud:
         asynchronous (Event) invocation, which runs in the background. KeyError: no such function."""
         if self.stack.function_by_name(name) is None:
             raise KeyError(name)
+        service_rules.check_invoke_request(payload, asynchronous)  # Lambda's payload quotas
         if asynchronous:
             self._hooks.submit(self.lambdas.invoke, name, payload)
             return None
-        return self.lambdas.invoke(name, payload)
+        result = self.lambdas.invoke(name, payload)
+        oversized = service_rules.oversized_response(result.payload)
+        return result if oversized is None else Invocation(oversized, "Unhandled")
 
     def _lambda_invoke(self, request: Request) -> Response:
         name = unquote(request.path.split("/functions/", 1)[1].rsplit("/invocations", 1)[0])
@@ -490,6 +500,8 @@ class LocalCloud:
                     "x-amzn-RequestId": str(uuid.uuid4()),
                 },
             )
+        except service_rules.ServiceError as refused:
+            return refused.response()
         if result is None:
             return Response(b"", status=202, headers={"x-amzn-RequestId": str(uuid.uuid4())})
         headers = {"X-Amz-Executed-Version": "$LATEST", "x-amzn-RequestId": str(uuid.uuid4())}

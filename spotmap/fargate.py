@@ -18,7 +18,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
+from spotmap import ecs_rules
+from spotmap.ecs_rules import EcsError, TokenBucket
 from spotmap.template import Stack
+
+__all__ = ["EcsError", "Faults", "LocalFargate", "TokenBucket", "WorkerLauncher"]
 
 log = logging.getLogger("spotmap.fargate")
 
@@ -27,15 +31,6 @@ CAPACITY_UNAVAILABLE = (
 )
 SPOT_INTERRUPTED = "Your Spot Task was interrupted."
 ESSENTIAL_EXITED = "Essential container in task exited"
-
-
-class EcsError(Exception):
-    """An ECS API error: rendered as the JSON error shape of the awsJson1.1 protocol."""
-
-    def __init__(self, code: str, message: str, status: int = 400):
-        super().__init__(message)
-        self.code = code
-        self.status = status
 
 
 class WorkerProcess(Protocol):
@@ -67,27 +62,6 @@ class Faults:
                 raise ValueError(f"{name.replace('_', '-')} must be between 0 and 1, got {value}")
         if self.launch_rate <= 0:
             raise ValueError(f"launch-rate must be positive, got {self.launch_rate}")
-
-
-class TokenBucket:
-    """Fargate task launches draw from a bucket of 100 tokens refilled `rate` per second."""
-
-    def __init__(self, rate: float, burst: int = 100):
-        self.rate = rate
-        self.burst = burst
-        self.tokens = float(burst)
-        self.stamp = time.monotonic()
-        self.lock = threading.Lock()
-
-    def take(self, count: int) -> bool:
-        with self.lock:
-            now = time.monotonic()
-            self.tokens = min(self.burst, self.tokens + (now - self.stamp) * self.rate)
-            self.stamp = now
-            if self.tokens >= count:
-                self.tokens -= count
-                return True
-            return False
 
 
 @dataclass
@@ -130,7 +104,8 @@ class LocalFargate:
         self.log_dir = log_dir
         self.faults = faults or Faults()
         self.rng = random.Random(self.faults.seed)
-        self.bucket = TokenBucket(self.faults.launch_rate)
+        self.bucket = TokenBucket(self.faults.launch_rate)  # Fargate's task launches
+        self.api = ecs_rules.ApiThrottle()  # ECS's own request throttling, per action category
         self.tasks: dict[str, _Task] = {}
         self.tokens: dict[str, tuple[str, list[str]]] = {}
         self._calls: dict[str, int] = {}
@@ -139,6 +114,7 @@ class LocalFargate:
         self.counters = {
             "run_task": 0,
             "throttled": 0,
+            "api_throttled": 0,
             "capacity_failures": 0,
             "interruptions": 0,
             "crashes": 0,
@@ -154,6 +130,13 @@ class LocalFargate:
             "StopTask": self.stop_task,
             "ListTasks": self.list_tasks,
         }
+        try:
+            self.api.admit(action)
+        except EcsError:
+            with self.lock:
+                self.counters["api_throttled"] += 1
+            raise
+        ecs_rules.CHECKS[action](body)
         return handlers[action](body)
 
     def run_task(self, body: dict[str, Any]) -> dict[str, Any]:
@@ -168,14 +151,7 @@ class LocalFargate:
         ):
             raise EcsError("ClientException", f"Unable to find task definition '{wanted}'")
         count = int(body.get("count", 1))
-        if not 1 <= count <= 10:
-            raise EcsError("InvalidParameterException", "count must be between 1 and 10")
         strategy = body.get("capacityProviderStrategy") or []
-        if strategy and body.get("launchType"):
-            raise EcsError(
-                "InvalidParameterException",
-                "Specifying both a launch type and capacity provider strategy is not supported.",
-            )
         providers = [item["capacityProvider"] for item in strategy] or ["FARGATE"]
         for provider in providers:
             if provider not in ("FARGATE", "FARGATE_SPOT"):
@@ -184,8 +160,6 @@ class LocalFargate:
                     f"The specified capacity provider '{provider}' is not associated with the cluster.",
                 )
         token = body.get("clientToken")
-        if token is not None and len(token) > 64:
-            raise EcsError("InvalidParameterException", "clientToken must be at most 64 characters")
         fingerprint = hashlib.sha256(
             json.dumps({k: v for k, v in body.items() if k != "clientToken"}, sort_keys=True).encode()
         ).hexdigest()
@@ -223,8 +197,6 @@ class LocalFargate:
     def describe_tasks(self, body: dict[str, Any]) -> dict[str, Any]:
         self._check_cluster(body.get("cluster"))
         arns = body.get("tasks") or []
-        if len(arns) > 100:
-            raise EcsError("InvalidParameterException", "Tasks cannot have more than 100 elements")
         include_tags = "TAGS" in (body.get("include") or [])
         found, failures = [], []
         with self.lock:
@@ -304,11 +276,6 @@ class LocalFargate:
         for override in overrides.get("containerOverrides", []):
             if override.get("name") == container.name:
                 env.update({item["name"]: item["value"] for item in override.get("environment", [])})
-        size = len(json.dumps(overrides, separators=(",", ":")))
-        if size > 8192:
-            raise EcsError(
-                "InvalidParameterException", f"Container Overrides length must be at most 8192 (got {size})"
-            )
         env["ECS_CONTAINER_METADATA_TASK_ARN"] = self._arn_for(task_id)
         task = _Task(
             arn=self._arn_for(task_id),

@@ -29,5 +29,11 @@ class PollThrottled(SpotmapError):
     """DescribeTasks stayed throttled through the SDK's retries: retried by the state machine."""
 
 
+class StopTasksThrottled(SpotmapError):
+    """StopTask stayed throttled through the SDK's retries for some of a job's tasks: StopJobTasks fails
+    after stopping the others, so that the status event's delivery is retried (it stops only what still
+    runs)."""
+
+
 class JobStartFailed(SpotmapError):
     """At least one upload of an event could not be turned into a job (the event is retried)."""

@@ -159,6 +159,9 @@ def running_task(cloud: LocalCloud, world: World, attempt: int) -> str:
         count=1,
         capacityProviderStrategy=[{"capacityProvider": "FARGATE_SPOT", "weight": 1}],
         startedBy=world.job_id,
+        networkConfiguration={
+            "awsvpcConfiguration": {"subnets": ["subnet-local-a"], "assignPublicIp": "ENABLED"}
+        },
         overrides={
             "containerOverrides": [
                 {"name": container, "environment": [{"name": k, "value": v} for k, v in environment.items()]}
@@ -508,7 +511,7 @@ def check_stop_job_tasks(cloud: LocalCloud, world: World, event: dict[str, Any])
     assert task["desiredStatus"] == "STOPPED"
     assert event["detail"]["status"] in task["stoppedReason"]
     ecs = client(cloud, "ecs")
-    listed = ecs.list_tasks(cluster=cloud.stack.cluster_arn, startedBy=world.job_id, desiredStatus="RUNNING")
+    listed = ecs.list_tasks(cluster=cloud.stack.cluster_arn, startedBy=world.job_id)  # RUNNING by default
     assert listed["taskArns"] == []
 
 
