@@ -237,13 +237,30 @@ class HttpRequest:
         return values[0] if values else None
 
 
+def virtual_hosted_bucket(host: str) -> str | None:
+    """The bucket a virtual-hosted-style S3 host names (`bucket.localhost`, `bucket.s3.amazonaws.com`),
+    or None for a path-style request. moto's rule (S3Response.subdomain_based_buckets): localhost,
+    host.docker.internal, a host name without a dot and an IP address are path-style endpoints."""
+    if host.endswith(".localhost"):
+        return host.split(".", 1)[0]
+    if (
+        not host
+        or host.startswith(("localhost", "localstack", "host.docker.internal"))
+        or "." not in host
+        or host.replace(".", "").isdigit()
+        or host.startswith("[")
+        or host == "s3.amazonaws.com"
+        or re.match(r"s3[.\-][^.]*\.amazonaws\.com", host)
+    ):
+        return None
+    return host.split(".", 1)[0]
+
+
 def s3_location(request: HttpRequest) -> tuple[str, str]:
     """(bucket, key) of an S3 request, path-style or virtual-host style; key "" for bucket requests."""
-    host = request.host
-    if host.endswith(".localhost") or (
-        host.count(".") and not host.replace(".", "").isdigit() and not host.startswith("127.")
-    ):
-        return unquote(host.split(".", 1)[0]), unquote(request.path.lstrip("/"))
+    bucket = virtual_hosted_bucket(request.host)
+    if bucket is not None:
+        return unquote(bucket), unquote(request.path.lstrip("/"))
     parts = request.path.lstrip("/").split("/", 1)
     return unquote(parts[0]), unquote(parts[1]) if len(parts) > 1 else ""
 

@@ -30,7 +30,7 @@ from werkzeug.serving import make_server
 from werkzeug.wrappers import Request, Response
 
 from spotmap import service_rules
-from spotmap.access import LocalIam
+from spotmap.access import LocalIam, virtual_hosted_bucket
 from spotmap.events import STATUS_CHANGE, LocalEventBus, envelope
 from spotmap.fargate import EcsError, Faults, LocalFargate, WorkerLauncher
 from spotmap.forkserver import ForkServerLauncher
@@ -553,11 +553,9 @@ class LocalCloud:
         """The (decoded) bucket and key an S3 request names, path-style or virtual-host style."""
         raw_path = environ.get("RAW_URI") or environ.get("REQUEST_URI") or environ.get("PATH_INFO", "")
         raw_path = raw_path.split("?", 1)[0]
-        host = environ.get("HTTP_HOST", "").split(":")[0]
-        if host.endswith(".localhost") or (
-            host.count(".") and not host.replace(".", "").isdigit() and not host.startswith("127.")
-        ):
-            bucket, key = host.split(".", 1)[0], raw_path.lstrip("/")
+        bucket = virtual_hosted_bucket(environ.get("HTTP_HOST", "").split(":")[0])
+        if bucket is not None:
+            key = raw_path.lstrip("/")
         else:
             parts = raw_path.lstrip("/").split("/", 1)
             if len(parts) < 2 or not parts[1]:

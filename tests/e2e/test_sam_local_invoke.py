@@ -219,6 +219,7 @@ def test_start_job_in_sams_lambda_container_starts_the_job_on_the_local_cloud(
 
     # THEN the handler answered from inside the container: one job started, not a duplicate
     answer: dict[str, Any] = json.loads(invoked.stdout.strip().splitlines()[-1])
+    assert "jobs" in answer, f"sam local invoke answered {answer}; stderr: {invoked.stderr[-3000:]}"
     (job,) = answer["jobs"]
     assert job["key"] == "input/sales 2024 Q1.csv"
     assert job["duplicate"] is False and job["rejected"] is False

@@ -13,7 +13,14 @@ from typing import Any
 import pytest
 
 from spotmap import iam
-from spotmap.access import HttpRequest, LocalIam, ecs_requests, global_context, s3_requests
+from spotmap.access import (
+    HttpRequest,
+    LocalIam,
+    ecs_requests,
+    global_context,
+    s3_requests,
+    virtual_hosted_bucket,
+)
 from spotmap.template import load_stack
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -166,3 +173,23 @@ def test_every_role_of_the_expanded_template_has_its_managed_policies_embedded(l
         assert iam.evaluate(traces, roles[role].policies).allowed, function
     assert iam.evaluate(traces, roles[local_iam.policies.state_machine_role].policies).allowed
     assert json.dumps(roles["WorkerTaskRole"].policies)  # plain JSON once resolved
+
+
+@pytest.mark.parametrize(
+    ("host", "bucket"),
+    [
+        ("127.0.0.1", None),
+        ("localhost", None),
+        ("host.docker.internal", None),  # SAM's Lambda container reaching the local cloud
+        ("172.17.0.1", None),
+        ("s3.amazonaws.com", None),
+        ("s3.us-east-1.amazonaws.com", None),
+        ("spotmap-jobbucket.localhost", "spotmap-jobbucket"),
+        ("spotmap-jobbucket.s3.us-east-1.amazonaws.com", "spotmap-jobbucket"),
+    ],
+)
+def test_path_style_and_virtual_hosted_requests_name_their_bucket_as_moto_reads_them(
+    host: str, bucket: str | None
+) -> None:
+    # GIVEN a request's Host header / WHEN the bucket is read from it / THEN it is moto's reading
+    assert virtual_hosted_bucket(host) == bucket
