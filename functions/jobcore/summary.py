@@ -25,6 +25,7 @@ from datetime import datetime, timezone
 from typing import Any, NamedTuple, TypeVar
 
 from jobcore import layout, map_results, merge
+from jobcore.budget import bound_strings, truncate
 from jobcore.cost import PARENT_TRANSITIONS, cost_block
 from jobcore.models import CLOSED_STATUSES, ExecutionStatus, JobDescriptor, Usage
 from jobcore.store import iso, list_indices, put_json, read_descriptor, read_json
@@ -33,6 +34,7 @@ log = logging.getLogger(__name__)
 
 FETCH_WORKERS = 16
 MAX_REASON_LENGTH = 2000
+MAX_ERROR_LENGTH = 4000  # the job's error: merge failures name up to merge.MAX_PROBLEMS keys
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -288,12 +290,20 @@ def build_summary(
         )
     failures.sort(key=lambda failure: failure["index"])
 
-    merged, failure = items.partials.result()
-    merge_error = f"could not merge the result of item {failure[0]}: {failure[1]}" if failure else None
+    merged, merge_failures = items.partials.result()
+    merge_error = (
+        "the items' partial results could not be merged: " + "; ".join(map(str, merge_failures))
+        if merge_failures
+        else None
+    )
     if merged is None and merge_error is None:
         result = descriptor.empty_result if descriptor else None
     else:
-        result = merge.finalize(merged) if merge_error is None else None
+        result = bound_strings(merge.finalize(merged)) if merge_error is None else None
+    # A job without a descriptor, or whose results do not merge, did not succeed whatever its execution
+    # says: the summary's status (and `spotmap local run`'s exit code) must not claim it did.
+    if status == ExecutionStatus.SUCCEEDED.value and (descriptor is None or merge_error is not None):
+        status = ExecutionStatus.FAILED.value
 
     start, stop = _as_datetime(execution.get("start")), _as_datetime(execution.get("stop"))
     counts: dict[str, int] = {
@@ -307,6 +317,7 @@ def build_summary(
     return {
         "job_id": job_id,
         "status": status,
+        "execution_status": execution.get("status"),
         "execution_arn": execution.get("arn"),
         "input": (
             {
@@ -330,7 +341,7 @@ def build_summary(
             "stopped_at": iso(stop),
             "seconds": round((stop - start).total_seconds(), 3) if start and stop else None,
         },
-        "error": _job_error(job_id, descriptor, status, execution, merge_error),
+        "error": _job_error(job_id, descriptor, str(execution.get("status")), execution, merge_error),
         "cost": cost_block(
             items.usage.total(), region_of(str(execution.get("arn") or "")), prices, PARENT_TRANSITIONS
         ),
@@ -381,11 +392,11 @@ def _job_error(
             problems.append(f"execution {status}")
     if merge_error:
         problems.append(merge_error)
-    return "; ".join(problems) or None
+    return truncate("; ".join(problems), MAX_ERROR_LENGTH) or None
 
 
 def _short(text: str) -> str:
-    return text if len(text) <= MAX_REASON_LENGTH else text[: MAX_REASON_LENGTH - 1] + "…"
+    return truncate(text, MAX_REASON_LENGTH)
 
 
 def write_summary(s3: Any, bucket: str, job_id: str, summary: dict[str, Any]) -> str:

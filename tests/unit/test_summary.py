@@ -8,6 +8,8 @@ from dataclasses import replace
 from datetime import datetime, timezone
 from typing import Any
 
+import pytest
+
 from jobcore.summary import Reads, build_summary, execution_info, write_summary
 from tests.unit.conftest import BUCKET
 from tests.unit.job_builder import (
@@ -20,6 +22,7 @@ from tests.unit.job_builder import (
     rows,
     succeeded_child,
 )
+from tests.unit.partial_shapes import CLASHING_PARTIALS, INVALID_PARTIALS
 
 ARN = "arn:aws:states:us-east-1:123456789012:execution:spotmap-job:job-1"
 START = datetime(2026, 11, 23, 10, 0, 0, tzinfo=timezone.utc)
@@ -154,7 +157,52 @@ def test_unmergeable_results_are_reported_not_raised(s3: Any) -> None:
     put_success(s3, "job-1", 1, {"x": {"$max": 1}})
     summary = build_summary(s3, BUCKET, "job-1", execution_info(ARN, "SUCCEEDED", START, STOP))
     assert summary["result"] is None
-    assert "could not merge the result of item 1" in summary["error"]
+    assert "item 0 and item 1 do not merge: key `x`: $sum in one item and $max in another" in summary["error"]
+    # a job whose results do not merge did not succeed, whatever its execution says
+    assert summary["status"] == "FAILED" and summary["execution_status"] == "SUCCEEDED"
+
+
+@pytest.mark.parametrize(
+    ("partial", "says"), [c[1:] for c in INVALID_PARTIALS], ids=[c[0] for c in INVALID_PARTIALS]
+)
+def test_summarize_writes_a_failed_summary_for_every_invalid_partial_shape(
+    s3: Any, partial: Any, says: str
+) -> None:
+    # GIVEN a succeeded execution whose item 1 left a partial no worker would now let through (an old
+    # worker, or a record written by hand), between two valid items
+    put_descriptor(s3, "job-1", 3)
+    put_success(s3, "job-1", 0, {"x": {"$sum": 1}})
+    put_success(s3, "job-1", 1, None)
+    put_json(s3, "jobs/job-1/results/1.json", {"partial": partial})  # as json.dumps writes it: NaN stays
+    put_success(s3, "job-1", 2, {"x": {"$sum": 2}})
+
+    # WHEN the summary is built and written
+    summary = build_summary(s3, BUCKET, "job-1", execution_info(ARN, "SUCCEEDED", START, STOP))
+    write_summary(s3, BUCKET, "job-1", summary)
+
+    # THEN it exists, is not SUCCEEDED, and its error names the item and the key
+    written = json.loads(s3.get_object(Bucket=BUCKET, Key="summaries/job-1.json")["Body"].read())
+    assert written["status"] == "FAILED" and written["result"] is None
+    assert "item 1 has an invalid partial result" in written["error"] and says in written["error"]
+
+
+@pytest.mark.parametrize(
+    ("first", "second", "says"), [c[1:] for c in CLASHING_PARTIALS], ids=[c[0] for c in CLASHING_PARTIALS]
+)
+def test_summarize_writes_a_failed_summary_for_partials_that_clash_between_items(
+    s3: Any, first: Any, second: Any, says: str
+) -> None:
+    # GIVEN two items whose partials are each valid but declare the same key differently
+    put_descriptor(s3, "job-1", 2)
+    put_success(s3, "job-1", 0, first)
+    put_success(s3, "job-1", 1, second)
+
+    # WHEN the summary is built
+    summary = build_summary(s3, BUCKET, "job-1", execution_info(ARN, "SUCCEEDED", START, STOP))
+
+    # THEN it is FAILED and names both items and the key
+    assert summary["status"] == "FAILED" and summary["result"] is None
+    assert "item 0 and item 1 do not merge" in summary["error"] and says in summary["error"]
 
 
 def test_a_missing_descriptor_still_gives_a_summary(s3: Any) -> None:

@@ -203,7 +203,7 @@ def _pump(
             if last_json is not None and line.lstrip().startswith("{"):
                 try:
                     value = json.loads(line)
-                except ValueError:
+                except (ValueError, RecursionError):  # not JSON, or nested beyond the parser
                     continue
                 if isinstance(value, dict):
                     last_json[0] = value
