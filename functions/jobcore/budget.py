@@ -30,7 +30,23 @@ def bound_strings(value: Any, budget: int = STRING_BUDGET) -> Any:
     if isinstance(value, str):
         return truncate(value, budget)
     if isinstance(value, dict):
-        return {truncate(key, budget): bound_strings(item, budget) for key, item in value.items()}
+        bounded: dict[str, Any] = {}
+        for key, item in value.items():
+            short = truncate(key, budget) if isinstance(key, str) else key
+            if short in bounded:  # two long keys with one beginning and length: keep both
+                short = _distinct(short, bounded, budget)
+            bounded[short] = bound_strings(item, budget)
+        return bounded
     if isinstance(value, list):
         return [bound_strings(item, budget) for item in value]
     return value
+
+
+def _distinct(key: str, taken: dict[str, Any], budget: int) -> str:
+    number = 2
+    while True:
+        suffix = f" #{number}"
+        candidate = truncate(key, budget - len(suffix)) + suffix if len(key) >= budget else key + suffix
+        if candidate not in taken:
+            return candidate
+        number += 1

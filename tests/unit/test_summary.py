@@ -343,3 +343,26 @@ def test_the_newest_map_run_is_the_one_read(s3: Any) -> None:
     # THEN it read the newer Map Run's files only
     assert reads == Reads(result_files=1, items_from_result_files=2, objects=0)
     assert summary["result"]["rows"] == 3
+
+
+def test_a_succeeded_execution_of_a_job_that_does_not_exist_is_not_summarised_as_succeeded(s3: Any) -> None:
+    # GIVEN no descriptor for job-x, and a SUCCEEDED status for an execution of that name
+    # WHEN the summary is built
+    summary = build_summary(s3, BUCKET, "job-x", execution_info(ARN, "SUCCEEDED", START, STOP))
+
+    # THEN its status is FAILED (the CLI's exit code follows it), and its error says why
+    assert summary["status"] == "FAILED" and summary["execution_status"] == "SUCCEEDED"
+    assert "jobs/job-x/job.json not found" in summary["error"]
+
+
+def test_strings_copied_from_data_into_the_summary_are_cut_to_the_budget(s3: Any) -> None:
+    # GIVEN an item whose partial (from a processor without a budget of its own) holds a 1 MB string
+    put_descriptor(s3, "job-1", 1)
+    put_success(s3, "job-1", 0, {"longest": {"$max": "z" * 1_000_000}, "n": {"$sum": 1}})
+
+    # WHEN the summary is built
+    summary = build_summary(s3, BUCKET, "job-1", execution_info(ARN, "SUCCEEDED", START, STOP))
+
+    # THEN the string is its beginning and its true length, and the summary stays small
+    assert summary["result"]["longest"].endswith("…[truncated: 1000000 characters]")
+    assert len(json.dumps(summary)) < 10_000
