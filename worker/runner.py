@@ -286,7 +286,8 @@ def _check_partial(name: str, partial: Any) -> None:
         finalize(merge(partial, partial))
     except (TypeError, ValueError, KeyError, IndexError, AttributeError, RecursionError) as error:
         raise ProcessingError(
-            f"processor {name!r} returned a partial result that does not merge: {type(error).__name__}: {error}"
+            f"processor {name!r} returned a partial result that does not merge: "
+            f"{type(error).__name__}: {error}"
         ) from error
 
 

@@ -285,8 +285,14 @@ def build_summary(
     unfinished = [index for index in range(total) if index not in succeeded and index not in failed]
     failures = items.failures
     if closed:
+        # a child that failed before any Lambda of it could record why (e.g. its state outgrew Step
+        # Functions' 256 KiB) is named in the Map Run's FAILED result files
+        children = (
+            _failed_children(s3, bucket, manifest, set(unfinished), reads) if unfinished and manifest else {}
+        )
         failures.extend(
-            {"index": index, "reason": f"not finished: execution {status}"} for index in unfinished
+            {"index": index, "reason": _short(children.get(index) or f"not finished: execution {status}")}
+            for index in unfinished
         )
     failures.sort(key=lambda failure: failure["index"])
 
@@ -370,6 +376,25 @@ def _result_file_outcomes(
                     yield outcome
         except ValueError as error:
             log.warning("result file %s is damaged, its other items are read one by one: %s", key, error)
+
+
+def _failed_children(
+    s3: Any, bucket: str, manifest: dict[str, Any], wanted: set[int], reads: Reads
+) -> dict[int, str]:
+    """Why the Map Run's failed children of the `wanted` items failed, from its FAILED result files."""
+    found: dict[int, str] = {}
+    for key in map_results.result_file_keys(manifest, "FAILED"):
+        reads.result_files += 1
+        try:
+            for record in map_results.stream_records(s3, bucket, key):
+                child = map_results.failed_child(record)
+                if child is not None and child[0] in wanted and child[0] not in found:
+                    found[child[0]] = child[1]
+        except ValueError as error:
+            log.warning("result file %s is damaged: %s", key, error)
+        if len(found) == len(wanted):
+            break
+    return found
 
 
 def _job_error(

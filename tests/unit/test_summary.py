@@ -11,8 +11,11 @@ from typing import Any
 import pytest
 
 from jobcore.summary import Reads, build_summary, execution_info, write_summary
+from spotmap.result_writer import ChildExecution
 from tests.unit.conftest import BUCKET
 from tests.unit.job_builder import (
+    CHILD_START,
+    CHILD_STOP,
     item_usage,
     put_descriptor,
     put_failure,
@@ -366,3 +369,34 @@ def test_strings_copied_from_data_into_the_summary_are_cut_to_the_budget(s3: Any
     # THEN the string is its beginning and its true length, and the summary stays small
     assert summary["result"]["longest"].endswith("…[truncated: 1000000 characters]")
     assert len(json.dumps(summary)) < 10_000
+
+
+def test_an_item_whose_child_failed_on_the_data_limit_is_failed_with_that_cause(s3: Any) -> None:
+    # GIVEN a 2-item job: item 0 succeeded; item 1's child execution failed with States.DataLimitExceeded
+    # (a 300 KB item: no Lambda of the child ran, so no outcome records why)
+    put_descriptor(s3, "job-1", 2)
+    succeeded = put_success(s3, "job-1", 0, rows(1, 1.0, 1.0), partial_in_outcome=True)
+    too_big = ChildExecution(
+        index=1,
+        status="FAILED",
+        input=json.dumps({"job_id": "job-1", "item": {"index": 1, "params": {"x": "b" * 300_000}}}),
+        start=CHILD_START,
+        stop=CHILD_STOP,
+        error="States.DataLimitExceeded",
+        cause=(
+            "The state/task 'lambda' returned a result with a size exceeding the maximum number of "
+            "bytes service limit."
+        ),
+    )
+    put_map_run(s3, "job-1", [[succeeded_child(succeeded), too_big]])
+    execution = execution_info(ARN, "FAILED", START, STOP, "ToleratedFailureExceeded", "More items failed")
+
+    # WHEN the summary is built
+    summary = build_summary(s3, BUCKET, "job-1", execution)
+
+    # THEN item 1 is failed with the data limit named, not "not finished"
+    assert summary["items"] == {"total": 2, "succeeded": 1, "failed": 1}
+    (failure,) = summary["failures"]
+    assert failure["index"] == 1
+    assert failure["reason"].startswith("States.DataLimitExceeded: The state/task 'lambda' returned a result")
+    assert "limited to 256 KiB; item 1's input alone is 300,0" in failure["reason"]
