@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any, NamedTuple, TypeVar
 
-from jobcore import layout, map_results, merge
+from jobcore import attempts, layout, map_results, merge
 from jobcore.budget import bound_strings, truncate
 from jobcore.cost import PARENT_TRANSITIONS, cost_block
 from jobcore.models import CLOSED_STATUSES, ExecutionStatus, JobDescriptor, Usage
@@ -153,9 +153,12 @@ class _Items:
         self.usage = UsageTotal()
         self.failures: list[dict[str, Any]] = []
         self.partials = merge.OrderedMerge(size)
+        self.without_outcome: set[int] = set()
 
     def add(self, index: int, verdict: str | None, outcome: dict[str, Any] | None, partial: Any) -> None:
-        if verdict is not None:
+        if verdict is None:
+            self.without_outcome.add(index)
+        else:
             outcome = outcome or {}
             for field in self.attempts:
                 self.attempts[field] += int(outcome.get(field if field != "launched" else "attempts") or 0)
@@ -282,11 +285,23 @@ def build_summary(
         if found.succeeded:
             succeeded.add(found.index)
 
+    start, stop = _as_datetime(execution.get("start")), _as_datetime(execution.get("stop"))
+    # Items without an outcome (aborted, timed out, or still running) still launched tasks that ran and
+    # cost: count them from their launch records.
+    estimated = 0
+    if items.without_outcome:
+        for records in attempts.launches_of(s3, bucket, job_id, items.without_outcome).values():
+            estimated += len(records)
+            items.usage.add(attempts.estimated_usage(records, stop))
+    items.attempts["launched"] += estimated
+
     unfinished = [index for index in range(total) if index not in succeeded and index not in failed]
     failures = items.failures
     if closed:
         # a child that failed before any Lambda of it could record why (e.g. its state outgrew Step
         # Functions' 256 KiB) is named in the Map Run's FAILED result files
+        if unfinished and manifest is None and descriptor is not None and not result_files:
+            manifest = _newest_manifest(s3, bucket, job_id)  # read in either mode: the same document
         children = (
             _failed_children(s3, bucket, manifest, set(unfinished), reads) if unfinished and manifest else {}
         )
@@ -311,7 +326,6 @@ def build_summary(
     if status == ExecutionStatus.SUCCEEDED.value and (descriptor is None or merge_error is not None):
         status = ExecutionStatus.FAILED.value
 
-    start, stop = _as_datetime(execution.get("start")), _as_datetime(execution.get("stop"))
     counts: dict[str, int] = {
         "total": total,
         "succeeded": len(succeeded),
@@ -338,7 +352,7 @@ def build_summary(
         "processor": descriptor.processor if descriptor else None,
         "params": descriptor.params if descriptor else {},
         "items": counts,
-        "attempts": items.attempts,
+        "attempts": {**items.attempts, "estimated": estimated},
         "failures": failures,
         "result": result,
         "output_prefix": f"{layout.OUTPUT_PREFIX}{job_id}/",

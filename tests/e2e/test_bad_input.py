@@ -192,6 +192,9 @@ def test_abort_stops_every_task_and_writes_an_aborted_summary(cloud: LocalCloud,
     # THEN within 60 s no worker process of it is left and its summary says ABORTED
     summary = _wait_for_summary(cloud, watch.job_id)
     assert summary["status"] == "ABORTED"
+    # AND it counts and costs the tasks that ran, though no item got an outcome
+    assert summary["attempts"]["launched"] >= 3 and summary["attempts"]["estimated"] >= 3
+    assert summary["cost"]["fargate"]["spot"]["vcpu_seconds"] > 0
     deadline = time.monotonic() + 60
     while any(_alive(pid) for pid in pids) and time.monotonic() < deadline:
         time.sleep(0.2)

@@ -5,11 +5,13 @@ from __future__ import annotations
 import json
 import time
 from dataclasses import replace
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from typing import Any
 
 import pytest
 
+from jobcore.attempts import record_launch
+from jobcore.models import Capacity
 from jobcore.summary import Reads, build_summary, execution_info, write_summary
 from spotmap.result_writer import ChildExecution
 from tests.unit.conftest import BUCKET
@@ -67,6 +69,7 @@ def test_a_mixed_job_summary_has_every_contract_field(s3: Any) -> None:
         "spot_interruptions": 1,
         "capacity_retries": 3,
         "on_demand_fallbacks": 1,
+        "estimated": 0,
     }
     assert summary["failures"] == [
         {"index": 1, "reason": "exited with code 137: killed (SIGKILL): out of memory or killed"},
@@ -290,8 +293,9 @@ def test_result_files_give_the_same_summary_as_reading_every_item(s3: Any) -> No
     assert with_files["attempts"]["capacity_retries"] == 2
     assert [f["index"] for f in with_files["failures"]] == [5, 12]
     # and the result files spared a GET per succeeded item: only what they do not cover was read one
-    # by one (the failed item, item 3 whose partial was left out, items 11 and 12 absent from them)
-    assert files_reads == Reads(result_files=2, items_from_result_files=9, objects=6)
+    # by one (the failed item, item 3 whose partial was left out, items 11 and 12 absent from them);
+    # the FAILED file was read for why item 12 never finished
+    assert files_reads == Reads(result_files=3, items_from_result_files=9, objects=6)
     item_gets = sorted(key for key in from_files.keys if "/outcomes/" in key or "/results/" in key)
     assert item_gets == [
         "jobs/job-1/outcomes/failed/5.json",
@@ -301,7 +305,7 @@ def test_result_files_give_the_same_summary_as_reading_every_item(s3: Any) -> No
         "jobs/job-1/results/11.json",
         "jobs/job-1/results/12.json",
     ]
-    assert per_item_reads == Reads(result_files=0, items_from_result_files=0, objects=12)
+    assert per_item_reads == Reads(result_files=1, items_from_result_files=0, objects=12)  # FAILED file
 
 
 def test_items_a_missing_result_file_would_have_given_are_read_one_by_one(s3: Any) -> None:
@@ -400,3 +404,31 @@ def test_an_item_whose_child_failed_on_the_data_limit_is_failed_with_that_cause(
     assert failure["index"] == 1
     assert failure["reason"].startswith("States.DataLimitExceeded: The state/task 'lambda' returned a result")
     assert "limited to 256 KiB; item 1's input alone is 300,0" in failure["reason"]
+
+
+def test_an_aborted_job_counts_and_costs_every_launched_attempt_of_items_without_outcome(s3: Any) -> None:
+    # GIVEN an aborted job of 3 items: item 0 succeeded; item 1 was launched twice (a Spot reclaim, then
+    # on demand) and item 2 once, and both were still running when the execution was aborted, so
+    # neither has an outcome; only LaunchTask's launch records tell of them
+    put_descriptor(s3, "job-1", 3)
+    put_success(s3, "job-1", 0, rows(1, 1.0, 1.0), usage=item_usage(spot_seconds=60))
+    launched = [
+        (1, 1, Capacity.SPOT, START),
+        (1, 2, Capacity.ON_DEMAND, START + timedelta(seconds=100)),
+        (2, 1, Capacity.SPOT, START + timedelta(seconds=10)),
+    ]
+    for index, attempt, capacity, at in launched:
+        task = {"taskArn": f"arn:task/{index}-{attempt}", "cpu": "1024", "memory": "2048", "createdAt": at}
+        record_launch(s3, BUCKET, "job-1", index, attempt, capacity, task)
+    stop = START + timedelta(seconds=400)
+
+    # WHEN the ABORTED summary is built (no Map result files: the Map never ended)
+    summary = build_summary(s3, BUCKET, "job-1", execution_info(ARN, "ABORTED", START, stop))
+
+    # THEN every launched attempt is counted, and costed from its launch until the next launch or the
+    # execution's stop (1 vCPU, 2 GB): Spot 60 + 100 + 390 s, on demand 300 s
+    assert summary["attempts"]["launched"] == 4 and summary["attempts"]["estimated"] == 3
+    fargate = summary["cost"]["fargate"]
+    assert fargate["spot"]["vcpu_seconds"] == 550 and fargate["spot"]["gb_seconds"] == 1100
+    assert fargate["on_demand"]["vcpu_seconds"] == 300
+    assert summary["cost"]["total_usd"] > 0
