@@ -54,10 +54,17 @@ OPERATORS = tuple(_OPS)
 class MergeError(ValueError):
     """Two partial results declare different combinations, or different shapes, for the same key."""
 
-    def __init__(self, key: str, problem: str):
-        super().__init__(f"key {key}: {problem}")
-        self.key = key
+    def __init__(self, problem: str, path: tuple[str, ...] = ()):
+        super().__init__(problem)
+        self.path = list(path)  # filled in from the leaf up as the error leaves each object
         self.problem = problem
+
+    @property
+    def key(self) -> str:
+        return _key(tuple(self.path))
+
+    def __str__(self) -> str:
+        return f"key {self.key}: {self.problem}"
 
 
 class InvalidPartial(ValueError):
@@ -129,31 +136,40 @@ def _report(found: list[str], path: tuple[str, ...], problem: str) -> None:
         found.append(f"key {_key(path)}: {problem}")
 
 
+_AUXILIARY = frozenset(key for keys in _OPS.values() for key in keys)
+_SCALARS = (str, int, float, bool, type(None))
+
+
 def _check(value: Any, path: tuple[str, ...], depth: int, found: list[str]) -> None:
+    # every partial passes here (in the worker, and again in Summarize): kept to one pass over each
+    # object's keys, with the common cases (plain keys, scalars) first
     if len(found) >= MAX_PROBLEMS:
         return
     if depth > MAX_DEPTH:
         _report(found, path, f"nested deeper than {MAX_DEPTH} levels")
         return
     if isinstance(value, dict):
-        dollar = [key for key in value if isinstance(key, str) and key.startswith("$")]
-        unknown = [key for key in dollar if key not in _OPS and not any(key in v for v in _OPS.values())]
-        if unknown:
-            known = ", ".join(OPERATORS)
-            _report(found, path, f"unknown operator {unknown[0]} (known: {known})")
+        op = None
+        for key in value:
+            if key.__class__ is str and key[:1] == "$":
+                if key in _OPS:
+                    op = op or key
+                elif key not in _AUXILIARY:
+                    _report(found, path, f"unknown operator {key} (known: {', '.join(OPERATORS)})")
+                    return
+        if op is not None:
+            _check_operator(_op(value) or op, value, path, depth, found)
             return
-        op = _op(value)
-        if op is None and dollar:
-            _report(found, path, f"{dollar[0]} without the operator it belongs to")
-            return
-        if op is None:
-            for key, item in value.items():
-                if not isinstance(key, str):
-                    _report(found, path, f"object key {key!r} is not a string")
-                    continue
+        for key, item in value.items():
+            if key.__class__ is not str:
+                _report(found, path, f"object key {key!r} is not a string")
+            elif key[:1] == "$":
+                _report(found, path, f"{key} without the operator it belongs to")
+                return
+            elif isinstance(item, _SCALARS):
+                continue  # a plain scalar: merged as "first", nothing to check
+            else:
                 _check(item, (*path, key), depth + 1, found)
-            return
-        _check_operator(op, value, path, depth, found)
         return
     if isinstance(value, list):  # a plain list is data, merged as "first"
         _check_data(value, path, depth, found, in_plain_list=True)
@@ -168,7 +184,7 @@ def _check_operator(
     if others:
         other = others[0]
         what = f"a second operator {other}" if other in _OPS else f"key {other!r}"
-        _report(found, path, f"{op} takes no {what} beside it")
+        _report(found, path, f"{op} cannot share its object with {what}")
         return
     operand = value[op]
     where = (*path, op)
@@ -250,39 +266,43 @@ def _shown(value: Any) -> str:
 # ---------------------------------------------------------------- merging two partials
 
 
-def _pick(a: Any, b: Any, op: str, path: tuple[str, ...]) -> Any:
+def _pick(a: Any, b: Any, op: str) -> Any:
     if a is None:
         return b
     if b is None:
         return a
     if _is_number(a) != _is_number(b):
-        raise MergeError(_key(path), f"{op} of {kind(a)} in one item and of {kind(b)} in another")
+        raise MergeError(f"{op} of {kind(a)} in one item and of {kind(b)} in another")
     if op == "$min":
         return a if a <= b else b
     return a if a >= b else b
 
 
-def merge(a: Any, b: Any, path: tuple[str, ...] = ()) -> Any:
+def merge(a: Any, b: Any) -> Any:
     """Combine two valid partial results; `a` comes from the item with the smaller index. Raises only
-    MergeError (for values `problems` accepts)."""
+    MergeError (for values `problems` accepts), naming the key."""
     if a is None:
         return b
     if b is None:
         return a
     op_a, op_b = _op(a), _op(b)
     if op_a != op_b or (op_a is None and isinstance(a, dict) != isinstance(b, dict)):
-        raise MergeError(_key(path), f"{kind(a)} in one item and {kind(b)} in another")
+        raise MergeError(f"{kind(a)} in one item and {kind(b)} in another")
     if op_a is None:
         if isinstance(a, dict) and isinstance(b, dict):
             merged = dict(a)
             for key, value in b.items():
-                merged[key] = merge(merged.get(key), value, (*path, key))
+                try:
+                    merged[key] = merge(merged.get(key), value)
+                except MergeError as error:  # the key path is built only on the way out of a failure
+                    error.path.insert(0, key)
+                    raise
             return merged
         return a  # plain scalars and lists: first wins
     if op_a in ("$sum", "$count"):
         return {op_a: a[op_a] + b[op_a]}
     if op_a in ("$min", "$max"):
-        return {op_a: _pick(a[op_a], b[op_a], op_a, path)}
+        return {op_a: _pick(a[op_a], b[op_a], op_a)}
     if op_a == "$first":
         return a if a["$first"] is not None else b
     if op_a == "$all":
@@ -295,11 +315,14 @@ def merge(a: Any, b: Any, path: tuple[str, ...] = ()) -> Any:
     if op_a == "$mean":
         return {"$mean": [a["$mean"][0] + b["$mean"][0], a["$mean"][1] + b["$mean"][1]]}
     # $if
-    return {
-        "$if": merge(a["$if"], b["$if"], (*path, "$if")),
-        "$then": merge(a.get("$then"), b.get("$then"), (*path, "$then")),
-        "$else": merge(a.get("$else"), b.get("$else"), (*path, "$else")),
-    }
+    merged_if: dict[str, Any] = {}
+    for part in ("$if", "$then", "$else"):
+        try:
+            merged_if[part] = merge(a.get(part), b.get(part))
+        except MergeError as error:
+            error.path.insert(0, part)
+            raise
+    return merged_if
 
 
 def merge_all(partials: Iterable[Any]) -> Any:

@@ -38,8 +38,16 @@ INVALID_PARTIALS: list[tuple[str, Any, str]] = [
         {"x": {"$if": {"$all": True}, "$then": {"$sum": "a"}}},
         "key `x.$then`: $sum takes a number",
     ),
-    ("two-operators", {"x": {"$sum": 1, "$max": 2}}, "key `x`: $sum takes no a second operator $max"),
-    ("key-beside-operator", {"x": {"$sum": 1, "note": "hi"}}, "key `x`: $sum takes no key 'note'"),
+    (
+        "two-operators",
+        {"x": {"$sum": 1, "$max": 2}},
+        "key `x`: $sum cannot share its object with a second operator $max",
+    ),
+    (
+        "key-beside-operator",
+        {"x": {"$sum": 1, "note": "hi"}},
+        "key `x`: $sum cannot share its object with key 'note'",
+    ),
     ("limit-alone", {"x": {"$limit": 3}}, "key `x`: $limit without the operator it belongs to"),
     ("operator-in-plain-list", {"x": [{"$sum": 1}]}, "key `x`: $sum inside a plain list is not merged"),
     ("nested-too-deep", _nested(80), "nested deeper than 64 levels"),
