@@ -238,6 +238,17 @@ def build_summary(
             items.add(index, "succeeded", outcome, partial)
         reads.items_from_result_files = len(succeeded)
 
+    # A child that failed before any Lambda of it could record why (e.g. its state outgrew Step
+    # Functions' 256 KiB, maybe after its task ran and wrote a result record) is named, with its cause,
+    # only in the Map Run's FAILED result files. Read in both modes, so both give the same document.
+    failed_files = manifest
+    if failed_files is None and not result_files and descriptor is not None:
+        failed_files = _newest_manifest(s3, bucket, job_id)
+    candidates = {index for index in range(size) if index not in succeeded and index not in failed}
+    child_failures = (
+        _failed_children(s3, bucket, failed_files, candidates, reads) if failed_files and candidates else {}
+    )
+
     counting = threading.Lock()  # look_up runs in FETCH_WORKERS threads
 
     def get(key: str) -> Any:
@@ -263,6 +274,10 @@ def build_summary(
             has_outcome = index in listing.succeeded_outcomes
             outcome = get(layout.outcome_key(job_id, index, "succeeded")) if has_outcome else None
             has_record = index in listing.results
+        if not has_outcome and index in child_failures:
+            # its child failed: EvaluateJob counted it as failed (no succeeded outcome), and so do we,
+            # whatever result record its task left
+            return _Found(index, None, None, None, False)
         partial = (outcome or {}).get("partial") if has_outcome and has_record else None
         if partial is None and has_record is not False:
             record = get(layout.result_key(job_id, index))
@@ -298,15 +313,11 @@ def build_summary(
     unfinished = [index for index in range(total) if index not in succeeded and index not in failed]
     failures = items.failures
     if closed:
-        # a child that failed before any Lambda of it could record why (e.g. its state outgrew Step
-        # Functions' 256 KiB) is named in the Map Run's FAILED result files
-        if unfinished and manifest is None and descriptor is not None and not result_files:
-            manifest = _newest_manifest(s3, bucket, job_id)  # read in either mode: the same document
-        children = (
-            _failed_children(s3, bucket, manifest, set(unfinished), reads) if unfinished and manifest else {}
-        )
         failures.extend(
-            {"index": index, "reason": _short(children.get(index) or f"not finished: execution {status}")}
+            {
+                "index": index,
+                "reason": _short(child_failures.get(index) or f"not finished: execution {status}"),
+            }
             for index in unfinished
         )
     failures.sort(key=lambda failure: failure["index"])

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from jobcore.attempts import record_launch
-from jobcore.models import Capacity
+from jobcore.models import Capacity, ResultRecord
 from jobcore.summary import Reads, build_summary, execution_info, write_summary
 from spotmap.result_writer import ChildExecution
 from tests.unit.conftest import BUCKET
@@ -432,3 +432,45 @@ def test_an_aborted_job_counts_and_costs_every_launched_attempt_of_items_without
     assert fargate["spot"]["vcpu_seconds"] == 550 and fargate["spot"]["gb_seconds"] == 1100
     assert fargate["on_demand"]["vcpu_seconds"] == 300
     assert summary["cost"]["total_usd"] > 0
+
+
+def test_a_child_that_failed_after_its_task_wrote_a_result_is_failed_as_evaluate_job_counted_it(
+    s3: Any,
+) -> None:
+    # GIVEN a 2-item job whose item 1 ran (its worker wrote a result record) but whose child execution
+    # then failed on Step Functions' data limit, so it has no outcome: EvaluateJob counted it failed and
+    # the execution FAILED ("more items failed…"); the summary used to say 2/2 succeeded, no failures
+    put_descriptor(s3, "job-1", 2)
+    succeeded = put_success(s3, "job-1", 0, rows(1, 1.0, 1.0), partial_in_outcome=True)
+    record = ResultRecord(
+        job_id="job-1",
+        index=1,
+        attempt=1,
+        processor="csv-profile",
+        partial=rows(5, 1.0, 1.0),
+        started_at="2026-11-23T10:00:00Z",
+        finished_at="2026-11-23T10:10:00Z",
+    )
+    put_json(s3, "jobs/job-1/results/1.json", record.model_dump(mode="json"))
+    too_big = ChildExecution(
+        index=1,
+        status="FAILED",
+        input=json.dumps({"job_id": "job-1", "item": {"index": 1, "params": {"x": "b" * 250_000}}}),
+        start=CHILD_START,
+        stop=CHILD_STOP,
+        error="States.DataLimitExceeded",
+        cause="The state/task 'lambda' returned a result with a size exceeding the maximum number of bytes.",
+    )
+    put_map_run(s3, "job-1", [[succeeded_child(succeeded), too_big]])
+    execution = execution_info(ARN, "FAILED", START, STOP, "ToleratedFailureExceeded", "More items failed")
+
+    # WHEN the summary is built from the result files and from the objects alone
+    with_files = build_summary(s3, BUCKET, "job-1", execution)
+    per_item = build_summary(s3, BUCKET, "job-1", execution, result_files=False)
+
+    # THEN both say 1 succeeded, 1 failed with the data limit named, and only item 0's result merged
+    assert with_files == per_item
+    assert with_files["items"] == {"total": 2, "succeeded": 1, "failed": 1}
+    assert [f["index"] for f in with_files["failures"]] == [1]
+    assert "States.DataLimitExceeded" in with_files["failures"][0]["reason"]
+    assert with_files["result"]["rows"] == 1
