@@ -117,6 +117,14 @@ def _op(value: Any) -> str | None:
 # ---------------------------------------------------------------- validating one partial
 
 
+@dataclass(frozen=True)
+class Unreadable:
+    """Stands in for a partial result that could not even be read (e.g. a result record that is not
+    JSON): it never merges, and its failure says why."""
+
+    why: str
+
+
 def problems(partial: Any) -> list[str]:
     """What makes this partial result invalid, each naming its key (at most MAX_PROBLEMS); [] if valid."""
     found: list[str] = []
@@ -147,6 +155,9 @@ def _check(value: Any, path: tuple[str, ...], depth: int, found: list[str]) -> N
         return
     if depth > MAX_DEPTH:
         _report(found, path, f"nested deeper than {MAX_DEPTH} levels")
+        return
+    if isinstance(value, Unreadable):
+        found.append(value.why)
         return
     if isinstance(value, dict):
         op = None

@@ -280,7 +280,10 @@ def build_summary(
             return _Found(index, None, None, None, False)
         partial = (outcome or {}).get("partial") if has_outcome and has_record else None
         if partial is None and has_record is not False:
-            record = get(layout.result_key(job_id, index))
+            try:
+                record = get(layout.result_key(job_id, index))
+            except (ValueError, RecursionError) as error:  # not JSON: the item's result cannot be merged
+                record = {"partial": merge.Unreadable(f"its result record is not JSON ({error})")}
             partial = record.get("partial") if isinstance(record, dict) else None
             if listing is None:
                 has_record = record is not None

@@ -474,3 +474,18 @@ def test_a_child_that_failed_after_its_task_wrote_a_result_is_failed_as_evaluate
     assert [f["index"] for f in with_files["failures"]] == [1]
     assert "States.DataLimitExceeded" in with_files["failures"][0]["reason"]
     assert with_files["result"]["rows"] == 1
+
+
+def test_a_result_record_that_is_not_json_gives_a_failed_summary_not_a_crash(s3: Any) -> None:
+    # GIVEN a succeeded job whose item 1 result record is not JSON (truncated)
+    put_descriptor(s3, "job-1", 2)
+    put_success(s3, "job-1", 0, {"n": {"$sum": 1}})
+    put_success(s3, "job-1", 1, {"n": {"$sum": 1}})
+    s3.put_object(Bucket=BUCKET, Key="jobs/job-1/results/1.json", Body=b'{"partial": {"n": {"$su')
+
+    # WHEN the summary is built
+    summary = build_summary(s3, BUCKET, "job-1", execution_info(ARN, "SUCCEEDED", START, STOP))
+
+    # THEN it is FAILED, naming the item and why
+    assert summary["status"] == "FAILED" and summary["result"] is None
+    assert "item 1 has an invalid partial result: its result record is not JSON" in summary["error"]
