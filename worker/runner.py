@@ -22,7 +22,7 @@ from botocore.exceptions import ClientError
 from pydantic import ValidationError
 
 from jobcore import layout
-from jobcore.merge import finalize, merge
+from jobcore.merge import finalize, merge, problems
 from jobcore.models import Item, JobDescriptor, ResultRecord
 from worker import logs, processors, storage
 from worker.api import Context, get_processor, registered
@@ -277,13 +277,17 @@ def _read_item(s3: Any, config: WorkerConfig) -> Item:
 
 
 def _check_partial(name: str, partial: Any) -> None:
-    """A partial result must be JSON and must merge (Summarize merges it without the processor)."""
-    try:
-        json.dumps(partial)
+    """A partial result must be valid in the merge algebra (Summarize merges it without the processor):
+    refused here, it fails its own item with the key and the problem, before any result record exists."""
+    found = problems(partial)
+    if found:
+        raise ProcessingError(f"processor {name!r} returned an invalid partial result: " + "; ".join(found))
+    try:  # the checks above admit only values these accept; a last guard all the same
+        json.dumps(partial, allow_nan=True)
         finalize(merge(partial, partial))
-    except (TypeError, ValueError, KeyError, IndexError, AttributeError) as error:
+    except (TypeError, ValueError, KeyError, IndexError, AttributeError, RecursionError) as error:
         raise ProcessingError(
-            f"processor {name!r} returned a partial result that is not mergeable JSON: "
+            f"processor {name!r} returned a partial result that does not merge: "
             f"{type(error).__name__}: {error}"
         ) from error
 

@@ -287,7 +287,10 @@ class DecodedLines:
 
     def describe_line(self, line: int) -> str:
         segments = self._raw.segments
-        if len(segments) == 1 and segments[0].start == 0:
+        contiguous = all(
+            after.start == before.end for before, after in zip(segments, segments[1:], strict=False)
+        )
+        if segments and segments[0].start == 0 and contiguous:  # the item's bytes are the object's start
             return f"line {line}"
         ranges = " + ".join(f"[{s.start}, {'end' if s.end is None else s.end})" for s in segments)
         return f"line {line} of this item's bytes {ranges}"

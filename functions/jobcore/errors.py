@@ -37,3 +37,8 @@ class StopTasksThrottled(SpotmapError):
 
 class JobStartFailed(SpotmapError):
     """At least one upload of an event could not be turned into a job (the event is retried)."""
+
+
+class JobNotFound(SpotmapError):
+    """EvaluateJob found no job descriptor: uncaught, it fails the execution, so a job that does not
+    exist never gets a SUCCEEDED verdict (nor summary)."""

@@ -8,6 +8,7 @@ from __future__ import annotations
 from typing import Any
 
 from jobcore import layout
+from jobcore.errors import JobNotFound
 from jobcore.store import list_keys, read_descriptor
 
 
@@ -22,7 +23,9 @@ def within_tolerance(failed: int, total: int, tolerated_percentage: float) -> bo
 
 def evaluate_job(s3: Any, bucket: str, job_id: str, tolerated_percentage: float) -> dict[str, Any]:
     descriptor = read_descriptor(s3, bucket, job_id)
-    total = descriptor.item_count if descriptor else 0
+    if descriptor is None:  # nothing to count: "0 of 0 failed" would call a job that never was a success
+        raise JobNotFound(f"job {job_id}: no descriptor s3://{bucket}/{layout.descriptor_key(job_id)}")
+    total = descriptor.item_count
     failed = count_keys(s3, bucket, layout.outcomes_prefix(job_id, "failed"))
     succeeded = count_keys(s3, bucket, layout.outcomes_prefix(job_id, "succeeded"))
     # Every child has ended when EvaluateJob runs, so an item without a succeeded outcome failed, even

@@ -7,6 +7,7 @@ jobs/<job_id>/items.json          the item list the Distributed Map reads
 jobs/<job_id>/results/<index>.json        an item's result record, written last by the worker
 jobs/<job_id>/outcomes/<status>/<index>.json  an item's final outcome (attempts, usage, reason)
 jobs/<job_id>/errors/<index>/attempt-<n>.json why a worker attempt failed (its last error line)
+jobs/<job_id>/attempts/<index>/attempt-<n>.json a task LaunchTask started (capacity, size, launch time)
 jobs/<job_id>/map-results/<map-run-id>/   the Distributed Map's ResultWriter: manifest.json and
                                   SUCCEEDED_<n>.json / FAILED_<n>.json (child execution records)
 output/<job_id>/<index>/attempt-<n>/...   what a worker attempt writes
@@ -66,6 +67,14 @@ def map_results_prefix(job_id: str) -> str:
 
 def error_key(job_id: str, index: int, attempt: int) -> str:
     return f"{job_prefix(job_id)}errors/{index}/attempt-{attempt}.json"
+
+
+def attempts_prefix(job_id: str) -> str:
+    return f"{job_prefix(job_id)}attempts/"
+
+
+def attempt_key(job_id: str, index: int, attempt: int) -> str:
+    return f"{attempts_prefix(job_id)}{index}/attempt-{attempt}.json"
 
 
 def output_prefix(job_id: str, index: int, attempt: int) -> str:

@@ -127,3 +127,34 @@ def succeeded_outcome(record: dict[str, Any]) -> dict[str, Any] | None:
     if not isinstance(outcome, dict) or not isinstance(outcome.get("index"), int):
         return None
     return outcome
+
+
+# Step Functions limits the data a state passes (its input, its output) to 256 KiB; an item that grows
+# past it fails its child with this uncatchable error, and no Lambda of the child records why.
+# https://docs.aws.amazon.com/step-functions/latest/dg/service-quotas.html (maximum input or output size)
+DATA_LIMIT_ERROR = "States.DataLimitExceeded"
+
+
+def failed_child(record: dict[str, Any]) -> tuple[int, str] | None:
+    """(item index, why) for a failed child execution record, from its Input (the item) and its Error
+    and Cause; None when the record says neither which item nor anything else."""
+    if record.get("Status") not in ("FAILED", "TIMED_OUT", "ABORTED") or not isinstance(
+        record.get("Input"), str
+    ):
+        return None
+    try:
+        child_input = json.loads(record["Input"])
+    except json.JSONDecodeError:
+        return None
+    item = child_input.get("item") if isinstance(child_input, dict) else None
+    index = item.get("index") if isinstance(item, dict) else None
+    if not isinstance(index, int) or isinstance(index, bool):
+        return None
+    error, cause = record.get("Error"), record.get("Cause")
+    why = ": ".join(str(part) for part in (error, cause) if part) or f"child execution {record['Status']}"
+    if error == DATA_LIMIT_ERROR:
+        why += (
+            f" (a state's input or output is limited to 256 KiB; item {index}'s input alone is "
+            f"{len(record['Input'].encode()):,} bytes)"
+        )
+    return index, why

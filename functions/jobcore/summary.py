@@ -24,7 +24,8 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any, NamedTuple, TypeVar
 
-from jobcore import layout, map_results, merge
+from jobcore import attempts, layout, map_results, merge
+from jobcore.budget import bound_strings, truncate
 from jobcore.cost import PARENT_TRANSITIONS, cost_block
 from jobcore.models import CLOSED_STATUSES, ExecutionStatus, JobDescriptor, Usage
 from jobcore.store import iso, list_indices, put_json, read_descriptor, read_json
@@ -33,6 +34,7 @@ log = logging.getLogger(__name__)
 
 FETCH_WORKERS = 16
 MAX_REASON_LENGTH = 2000
+MAX_ERROR_LENGTH = 4000  # the job's error: merge failures name up to merge.MAX_PROBLEMS keys
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -151,9 +153,12 @@ class _Items:
         self.usage = UsageTotal()
         self.failures: list[dict[str, Any]] = []
         self.partials = merge.OrderedMerge(size)
+        self.without_outcome: set[int] = set()
 
     def add(self, index: int, verdict: str | None, outcome: dict[str, Any] | None, partial: Any) -> None:
-        if verdict is not None:
+        if verdict is None:
+            self.without_outcome.add(index)
+        else:
             outcome = outcome or {}
             for field in self.attempts:
                 self.attempts[field] += int(outcome.get(field if field != "launched" else "attempts") or 0)
@@ -233,6 +238,17 @@ def build_summary(
             items.add(index, "succeeded", outcome, partial)
         reads.items_from_result_files = len(succeeded)
 
+    # A child that failed before any Lambda of it could record why (e.g. its state outgrew Step
+    # Functions' 256 KiB, maybe after its task ran and wrote a result record) is named, with its cause,
+    # only in the Map Run's FAILED result files. Read in both modes, so both give the same document.
+    failed_files = manifest
+    if failed_files is None and not result_files and descriptor is not None:
+        failed_files = _newest_manifest(s3, bucket, job_id)
+    candidates = {index for index in range(size) if index not in succeeded and index not in failed}
+    child_failures = (
+        _failed_children(s3, bucket, failed_files, candidates, reads) if failed_files and candidates else {}
+    )
+
     counting = threading.Lock()  # look_up runs in FETCH_WORKERS threads
 
     def get(key: str) -> Any:
@@ -258,9 +274,16 @@ def build_summary(
             has_outcome = index in listing.succeeded_outcomes
             outcome = get(layout.outcome_key(job_id, index, "succeeded")) if has_outcome else None
             has_record = index in listing.results
+        if not has_outcome and index in child_failures:
+            # its child failed: EvaluateJob counted it as failed (no succeeded outcome), and so do we,
+            # whatever result record its task left
+            return _Found(index, None, None, None, False)
         partial = (outcome or {}).get("partial") if has_outcome and has_record else None
         if partial is None and has_record is not False:
-            record = get(layout.result_key(job_id, index))
+            try:
+                record = get(layout.result_key(job_id, index))
+            except (ValueError, RecursionError) as error:  # not JSON: the item's result cannot be merged
+                record = {"partial": merge.Unreadable(f"its result record is not JSON ({error})")}
             partial = record.get("partial") if isinstance(record, dict) else None
             if listing is None:
                 has_record = record is not None
@@ -280,22 +303,43 @@ def build_summary(
         if found.succeeded:
             succeeded.add(found.index)
 
+    start, stop = _as_datetime(execution.get("start")), _as_datetime(execution.get("stop"))
+    # Items without an outcome (aborted, timed out, or still running) still launched tasks that ran and
+    # cost: count them from their launch records.
+    estimated = 0
+    if items.without_outcome:
+        for records in attempts.launches_of(s3, bucket, job_id, items.without_outcome).values():
+            estimated += len(records)
+            items.usage.add(attempts.estimated_usage(records, stop))
+    items.attempts["launched"] += estimated
+
     unfinished = [index for index in range(total) if index not in succeeded and index not in failed]
     failures = items.failures
     if closed:
         failures.extend(
-            {"index": index, "reason": f"not finished: execution {status}"} for index in unfinished
+            {
+                "index": index,
+                "reason": _short(child_failures.get(index) or f"not finished: execution {status}"),
+            }
+            for index in unfinished
         )
     failures.sort(key=lambda failure: failure["index"])
 
-    merged, failure = items.partials.result()
-    merge_error = f"could not merge the result of item {failure[0]}: {failure[1]}" if failure else None
+    merged, merge_failures = items.partials.result()
+    merge_error = (
+        "the items' partial results could not be merged: " + "; ".join(map(str, merge_failures))
+        if merge_failures
+        else None
+    )
     if merged is None and merge_error is None:
         result = descriptor.empty_result if descriptor else None
     else:
-        result = merge.finalize(merged) if merge_error is None else None
+        result = bound_strings(merge.finalize(merged)) if merge_error is None else None
+    # A job without a descriptor, or whose results do not merge, did not succeed whatever its execution
+    # says: the summary's status (and `spotmap local run`'s exit code) must not claim it did.
+    if status == ExecutionStatus.SUCCEEDED.value and (descriptor is None or merge_error is not None):
+        status = ExecutionStatus.FAILED.value
 
-    start, stop = _as_datetime(execution.get("start")), _as_datetime(execution.get("stop"))
     counts: dict[str, int] = {
         "total": total,
         "succeeded": len(succeeded),
@@ -307,6 +351,7 @@ def build_summary(
     return {
         "job_id": job_id,
         "status": status,
+        "execution_status": execution.get("status"),
         "execution_arn": execution.get("arn"),
         "input": (
             {
@@ -321,7 +366,7 @@ def build_summary(
         "processor": descriptor.processor if descriptor else None,
         "params": descriptor.params if descriptor else {},
         "items": counts,
-        "attempts": items.attempts,
+        "attempts": {**items.attempts, "estimated": estimated},
         "failures": failures,
         "result": result,
         "output_prefix": f"{layout.OUTPUT_PREFIX}{job_id}/",
@@ -330,7 +375,7 @@ def build_summary(
             "stopped_at": iso(stop),
             "seconds": round((stop - start).total_seconds(), 3) if start and stop else None,
         },
-        "error": _job_error(job_id, descriptor, status, execution, merge_error),
+        "error": _job_error(job_id, descriptor, str(execution.get("status")), execution, merge_error),
         "cost": cost_block(
             items.usage.total(), region_of(str(execution.get("arn") or "")), prices, PARENT_TRANSITIONS
         ),
@@ -361,6 +406,25 @@ def _result_file_outcomes(
             log.warning("result file %s is damaged, its other items are read one by one: %s", key, error)
 
 
+def _failed_children(
+    s3: Any, bucket: str, manifest: dict[str, Any], wanted: set[int], reads: Reads
+) -> dict[int, str]:
+    """Why the Map Run's failed children of the `wanted` items failed, from its FAILED result files."""
+    found: dict[int, str] = {}
+    for key in map_results.result_file_keys(manifest, "FAILED"):
+        reads.result_files += 1
+        try:
+            for record in map_results.stream_records(s3, bucket, key):
+                child = map_results.failed_child(record)
+                if child is not None and child[0] in wanted and child[0] not in found:
+                    found[child[0]] = child[1]
+        except ValueError as error:
+            log.warning("result file %s is damaged: %s", key, error)
+        if len(found) == len(wanted):
+            break
+    return found
+
+
 def _job_error(
     job_id: str,
     descriptor: JobDescriptor | None,
@@ -381,11 +445,11 @@ def _job_error(
             problems.append(f"execution {status}")
     if merge_error:
         problems.append(merge_error)
-    return "; ".join(problems) or None
+    return truncate("; ".join(problems), MAX_ERROR_LENGTH) or None
 
 
 def _short(text: str) -> str:
-    return text if len(text) <= MAX_REASON_LENGTH else text[: MAX_REASON_LENGTH - 1] + "…"
+    return truncate(text, MAX_REASON_LENGTH)
 
 
 def write_summary(s3: Any, bucket: str, job_id: str, summary: dict[str, Any]) -> str:

@@ -16,7 +16,7 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from jobcore import layout, polling
+from jobcore import attempts, layout, polling
 from jobcore.config import LaunchSettings, PollSettings
 from jobcore.errors import (
     AttemptsExhausted,
@@ -200,6 +200,8 @@ def launch_task(
         if CAPACITY_FAILURE.lower() in reasons.lower():
             raise CapacityUnavailable(f"{reasons} (on {capacity.value}, {retries})")
         raise LaunchFailed(f"{reasons} (on {capacity.value})")
+    if s3 is not None:  # so a summary can count and cost this attempt even if the item never ends
+        attempts.record_launch(s3, state.bucket, state.job_id, state.item.index, attempt, capacity, tasks[0])
 
     wait = settings.min_wait
     if settings.max_wait is not None:

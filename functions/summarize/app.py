@@ -53,15 +53,16 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
     seconds = summary["timing"]["seconds"]
     if seconds is not None:
         metrics.add_metric(name="JobDurationSeconds", unit=MetricUnit.Seconds, value=seconds)
-    succeeded = change.status == "SUCCEEDED"
+    succeeded = summary["status"] == "SUCCEEDED"  # not when the job is unknown or its results do not merge
     metrics.add_metric(name="JobsSucceeded" if succeeded else "JobsFailed", unit=MetricUnit.Count, value=1)
     logger.info(
         "summary written",
         extra={
             "summary_key": key,
-            "status": change.status,
+            "status": summary["status"],
+            "execution_status": change.status,
             "items": summary["items"],
             "reads": dataclasses.asdict(reads),  # result files vs objects read one by one
         },
     )
-    return {"job_id": change.name, "summary_key": key, "status": change.status}
+    return {"job_id": change.name, "summary_key": key, "status": summary["status"]}

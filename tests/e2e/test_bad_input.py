@@ -192,6 +192,9 @@ def test_abort_stops_every_task_and_writes_an_aborted_summary(cloud: LocalCloud,
     # THEN within 60 s no worker process of it is left and its summary says ABORTED
     summary = _wait_for_summary(cloud, watch.job_id)
     assert summary["status"] == "ABORTED"
+    # AND it counts and costs the tasks that ran, though no item got an outcome
+    assert summary["attempts"]["launched"] >= 3 and summary["attempts"]["estimated"] >= 3
+    assert summary["cost"]["fargate"]["spot"]["vcpu_seconds"] > 0
     deadline = time.monotonic() + 60
     while any(_alive(pid) for pid in pids) and time.monotonic() < deadline:
         time.sleep(0.2)
@@ -207,3 +210,147 @@ def _alive(pid: int) -> bool:
         return os.waitpid(pid, os.WNOHANG) == (0, 0)
     except ChildProcessError:
         return Path(f"/proc/{pid}").exists() and "Z" not in Path(f"/proc/{pid}/stat").read_text().split()[2]
+
+
+# ------------------------------------------------------------------ partial results, summaries' honesty
+
+PRINT_PARTIAL = ["python3", "-c", "import os; print(os.environ['SPOTMAP_PARAM_PARTIAL'])"]
+
+
+def _command_job(tmp_path: Path, name: str, items: list[dict[str, Any]], **params: Any) -> Path:
+    """A command-processor manifest whose item i prints items[i]["partial"] as its partial result."""
+    manifest = tmp_path / f"{name}.job.json"
+    manifest.write_text(
+        json.dumps(
+            {
+                "processor": "command",
+                "params": {"command": PRINT_PARTIAL, **params},
+                "source": {"items": items},
+            }
+        ),
+        encoding="utf-8",
+    )
+    return manifest
+
+
+def test_partials_that_break_the_merge_algebra_fail_their_own_items_naming_the_key(
+    cloud: LocalCloud, tmp_path: Path
+) -> None:
+    # GIVEN a program whose items print: a valid partial; $sum of a string (next to numbers: the
+    # merge used to crash Summarize three times, and $sum of strings only concatenated); an unknown
+    # operator (used to pass through unmerged); an operator inside a plain list
+    items = [
+        {"partial": {"n": {"$sum": 1}}},
+        {"partial": {"n": {"$sum": "one"}}},
+        {"partial": {"n": {"$bogus": 1}}},
+        {"partial": {"n": [{"$sum": 1}]}},
+    ]
+    watch = JobRunner(cloud, progress=None).submit(_command_job(tmp_path, "bad-partials", items))
+
+    # WHEN it runs
+    summary = _wait_for_summary(cloud, watch.job_id)
+
+    # THEN there is a summary, FAILED, and each invalid item failed with its key and its problem
+    assert summary["status"] == "FAILED"
+    assert summary["items"] == {"total": 4, "succeeded": 1, "failed": 3}
+    reasons = {failure["index"]: failure["reason"] for failure in summary["failures"]}
+    assert "key `n`: $sum takes a number, not a string" in reasons[1]
+    assert "key `n`: unknown operator $bogus" in reasons[2]
+    assert "key `n`: $sum inside a plain list is not merged" in reasons[3]
+    assert summary["result"] == {"n": 1}
+
+
+def test_a_cell_of_megabytes_gives_a_summary_of_kilobytes(cloud: LocalCloud, tmp_path: Path) -> None:
+    # GIVEN a CSV with one 3,000,000-character cell (a 50 MB one made a 100 MB summary: min and max
+    # each held it)
+    path = tmp_path / "huge-cell.csv"
+    path.write_text("name\nshort\n" + "x" * 3_000_000 + "\n", encoding="utf-8")
+
+    # WHEN it runs
+    summary = _wait_for_summary(cloud, JobRunner(cloud, progress=None).submit(path).job_id)
+
+    # THEN the cell is cut to the string budget with its true length, and the summary stays small
+    assert summary["status"] == "SUCCEEDED"
+    assert summary["result"]["columns"]["name"]["max"].endswith("…[truncated: 3000000 characters]")
+    assert len(json.dumps(summary)) < 20_000
+
+
+def test_an_unclosed_quote_fails_the_job_naming_its_line(cloud: LocalCloud, tmp_path: Path) -> None:
+    # GIVEN a CSV whose quote on line 3 is never closed (the rest of the file used to fold into one
+    # field, with bad_rows 0)
+    path = tmp_path / "unclosed.csv"
+    path.write_text('id,comment\n1,fine\n2,"never closed\n3,more\n4,rows\n', encoding="utf-8")
+
+    # WHEN it runs
+    summary = _wait_for_summary(cloud, JobRunner(cloud, progress=None).submit(path).job_id)
+
+    # THEN the job failed, its failure names the unclosed quote and the line its record starts on
+    assert summary["status"] == "FAILED"
+    (failure,) = summary["failures"]
+    assert "unclosed quote" in failure["reason"] and "byte offset 18 (line 3)" in failure["reason"]
+
+
+def test_an_item_too_large_for_the_os_names_e2big(cloud: LocalCloud, tmp_path: Path) -> None:
+    # GIVEN a command job with a 200 KB item param (passed as an environment variable: Linux allows
+    # 128 KiB per variable)
+    items = [{"partial": {"n": {"$sum": 1}}}, {"partial": {"n": {"$sum": 1}}, "blob": "b" * 200_000}]
+    watch = JobRunner(cloud, progress=None).submit(_command_job(tmp_path, "e2big", items))
+
+    # WHEN it runs
+    summary = _wait_for_summary(cloud, watch.job_id)
+
+    # THEN the big item failed, and its reason names E2BIG and the variable, not only an OSError
+    assert summary["status"] == "FAILED" and summary["items"]["failed"] == 1
+    (failure,) = summary["failures"]
+    assert (
+        failure["index"] == 1 and "E2BIG" in failure["reason"] and "$SPOTMAP_PARAM_BLOB" in failure["reason"]
+    )
+
+
+def test_an_item_too_large_for_a_state_is_named_and_the_summary_agrees_with_itself(
+    cloud: LocalCloud, tmp_path: Path
+) -> None:
+    # GIVEN a command job with a 300 KB item (more than a Step Functions state may hold)
+    items = [{"partial": {"n": {"$sum": 1}}}, {"partial": {"n": {"$sum": 1}}, "blob": "b" * 300_000}]
+    watch = JobRunner(cloud, progress=None).submit(_command_job(tmp_path, "too-big", items))
+
+    # WHEN it runs (or is refused before it starts)
+    summary = _wait_for_summary(cloud, watch.job_id)
+
+    # THEN the summary is FAILED and says why in terms of the 256 KiB limit, and never claims that
+    # every item succeeded with no failure
+    assert summary["status"] == "FAILED"
+    assert "256 KiB" in json.dumps(summary, ensure_ascii=False)
+    assert summary["failures"] or summary["items"]["succeeded"] < summary["items"]["total"]
+
+
+def test_summarize_and_evaluate_job_for_a_job_that_does_not_exist_never_say_succeeded(
+    cloud: LocalCloud,
+) -> None:
+    # GIVEN a SUCCEEDED status-change event, and an EvaluateJob request, for a job that was never made
+    job_id = "ghost-0000000000000000"
+    event = load_event("summarize_succeeded.json")
+    arn = cloud.stack.state_machine_arn.replace(":stateMachine:", ":execution:") + f":{job_id}"
+    event["resources"] = [arn]
+    event["detail"].update(
+        {"executionArn": arn, "stateMachineArn": cloud.stack.state_machine_arn, "name": job_id, "input": None}
+    )
+    request = load_event("evaluate_job.json")
+    request.update({"job_id": job_id, "bucket": cloud.stack.bucket})
+    lambda_client = cloud.client("lambda")
+
+    # WHEN Summarize and EvaluateJob are invoked
+    summarized = lambda_client.invoke(
+        FunctionName=cloud.stack.functions["SummarizeFunction"].name, Payload=json.dumps(event)
+    )
+    evaluated = lambda_client.invoke(
+        FunctionName=cloud.stack.functions["EvaluateJobFunction"].name, Payload=json.dumps(request)
+    )
+
+    # THEN the summary written is FAILED, naming the missing job, and EvaluateJob refuses with
+    # JobNotFound (which fails an execution) instead of "within tolerance"
+    assert "FunctionError" not in summarized, summarized["Payload"].read()
+    summary = _wait_for_summary(cloud, job_id)
+    assert summary["status"] == "FAILED" and f"jobs/{job_id}/job.json not found" in summary["error"]
+    assert evaluated.get("FunctionError") == "Unhandled"
+    assert json.loads(evaluated["Payload"].read())["errorType"] == "JobNotFound"

@@ -132,3 +132,29 @@ def test_lost_status_events_are_made_good_by_the_reconciler(tmp_path: Path, loca
     (summary,) = run.summaries
     assert summary["status"] == "SUCCEEDED"
     assert summary["result"]["rows"] == 200
+
+
+def test_results_that_do_not_merge_fail_the_job_and_the_exit_code_follows(tmp_path: Path, local_run) -> None:
+    # GIVEN a program whose item 0 declares `n` as a $sum and whose item 1 prints a plain number (each
+    # valid alone: this used to give SUCCEEDED, exit 0 and result null)
+    manifest = _manifest(
+        tmp_path / "clash.job.json",
+        {
+            "processor": "command",
+            "params": {"command": ["python3", "-c", "import os; print(os.environ['SPOTMAP_PARAM_PARTIAL'])"]},
+            "source": {"items": [{"partial": {"n": {"$sum": 1}}}, {"partial": {"n": 5}}]},
+        },
+    )
+
+    # WHEN it runs
+    run = local_run(manifest)
+
+    # THEN the summary is FAILED and names both items and the key, and `local run` exits 1
+    (summary,) = run.summaries
+    assert summary["status"] == "FAILED" and summary["execution_status"] == "SUCCEEDED"
+    assert summary["result"] is None
+    assert (
+        "item 0 and item 1 do not merge: key `n`: $sum in one item and a number in another"
+        in summary["error"]
+    )
+    assert run.exit_code == 1

@@ -9,6 +9,7 @@ import pytest
 
 from evaluate_job import app
 from jobcore import layout
+from jobcore.errors import JobNotFound
 from jobcore.evaluation import within_tolerance
 from tests.conftest import load_event
 from tests.unit.conftest import BUCKET
@@ -69,3 +70,13 @@ def test_a_job_without_items_is_within_tolerance(s3: Any, lambda_context: Any) -
 def test_the_rule_is_exact_in_integers() -> None:
     assert within_tolerance(1, 3, 33.34) and not within_tolerance(1, 3, 33.33)
     assert within_tolerance(0, 0, 0)
+
+
+def test_a_job_that_does_not_exist_is_never_judged_a_success(s3: Any, lambda_context: Any) -> None:
+    # GIVEN an EvaluateJob request for a job id without a descriptor
+    event = load_event("evaluate_job.json")
+
+    # WHEN EvaluateJob runs, THEN it raises JobNotFound (uncaught in the ASL: the execution FAILS)
+    # instead of "0 of 0 failed, within tolerance"
+    with pytest.raises(JobNotFound, match="no descriptor"):
+        app.lambda_handler(event, lambda_context)

@@ -346,3 +346,24 @@ def test_a_public_ip_setting_cloudformation_would_refuse_is_refused() -> None:
     # WHEN the stack is resolved THEN it is refused as CloudFormation refuses it
     with pytest.raises(TemplateError, match="Parameter 'AssignPublicIp' must be one of AllowedValues"):
         load_stack(Path(ROOT), {"SubnetIds": "subnet-0pub1", "AssignPublicIp": "yes"})
+
+
+def test_every_launch_leaves_a_record_a_summary_can_count_and_cost(
+    ecs: Any, s3: Any, lambda_context: Any
+) -> None:
+    # GIVEN an item's first launch, RunTask answering with the task's size and creation time
+    stubber, _ = ecs
+    response = started()
+    response["tasks"][0].update({"cpu": "1024", "memory": "2048", "createdAt": "2026-11-23T10:00:00Z"})
+    stubber.add_response("run_task", response)
+    event = load_event("launch_task.json")
+
+    # WHEN LaunchTask runs
+    app.lambda_handler(event, lambda_context)
+
+    # THEN jobs/<id>/attempts/3/attempt-1.json says what was launched, where and when
+    key = layout.attempt_key(event["state"]["job_id"], 3, 1)
+    record = json.loads(s3.get_object(Bucket=event["state"]["bucket"], Key=key)["Body"].read())
+    assert record["capacity"] == "FARGATE_SPOT" and record["task_arn"] == TASK_ARN
+    assert record["vcpu"] == 1.0 and record["gb"] == 2.0
+    assert record["launched_at"].startswith("2026-11-23T10:00:00")

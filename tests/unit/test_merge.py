@@ -7,7 +7,17 @@ import random
 
 import pytest
 
-from jobcore.merge import MergeError, OrderedMerge, finalize, merge, merge_all
+from jobcore.merge import (
+    InvalidPartial,
+    MergeError,
+    OrderedMerge,
+    check,
+    finalize,
+    merge,
+    merge_all,
+    problems,
+)
+from tests.unit.partial_shapes import CLASHING_PARTIALS, INVALID_PARTIALS
 
 
 @pytest.mark.parametrize(
@@ -17,7 +27,6 @@ from jobcore.merge import MergeError, OrderedMerge, finalize, merge, merge_all
         ([{"$count": 2}, {"$count": 5}], 7),
         ([{"$min": 3}, {"$min": None}, {"$min": -1.5}], -1.5),
         ([{"$max": "apple"}, {"$max": "pear"}, {"$max": None}], "pear"),
-        ([{"$max": 2}, {"$max": "b"}], "b"),  # mixed kinds compare by text, never raise
         ([{"$first": None}, {"$first": "second"}, {"$first": "third"}], "second"),
         ([{"$all": True}, {"$all": False}, {"$all": True}], False),
         ([{"$any": False}, {"$any": True}], True),
@@ -116,7 +125,7 @@ def test_ordered_merge_gives_the_same_bits_whatever_the_order_of_arrival() -> No
     for order in orders:
         assert merged_in(order, partials, 1000).result() == in_order
     merged, failure = in_order
-    assert failure is None and finalize(merged)["seen"] == sorted(partials)
+    assert failure == [] and finalize(merged)["seen"] == sorted(partials)
     assert finalize(merged)["x"] == pytest.approx(finalize(merge_all(partials.values()))["x"])
 
 
@@ -146,12 +155,68 @@ def test_ordered_merge_reports_the_first_item_that_does_not_merge() -> None:
     for order in ([0, 1, 2, 3, 4, 5], [5, 4, 3, 2, 1, 0]):
         merged, failure = merged_in(order, partials, 6).result()
         assert merged is None
-        assert failure == (3, "cannot merge $sum with $max")
+        assert failure and str(failure[0]) == (
+            "items 0–1 and item 3 do not merge: key `x`: $sum in one item and $max in another"
+        )
+
+
+# ------------------------------------------------------------------------------------- typed algebra
+
+
+@pytest.mark.parametrize(
+    ("partial", "says"), [case[1:] for case in INVALID_PARTIALS], ids=[c[0] for c in INVALID_PARTIALS]
+)
+def test_every_invalid_partial_is_named_by_its_key_and_problem(partial: object, says: str) -> None:
+    # GIVEN one item's partial result that breaks the algebra
+    # WHEN it is checked, THEN the problem names the key and what is wrong
+    found = problems(partial)
+    assert found and any(says in problem for problem in found), found
+    with pytest.raises(InvalidPartial):
+        check(partial)
+
+
+@pytest.mark.parametrize(
+    ("first", "second", "says"),
+    [case[1:] for case in CLASHING_PARTIALS],
+    ids=[c[0] for c in CLASHING_PARTIALS],
+)
+def test_valid_partials_that_clash_between_items_raise_merge_error_naming_the_key(
+    first: object, second: object, says: str
+) -> None:
+    # GIVEN two items' partial results, each valid alone
+    assert problems(first) == [] and problems(second) == []
+
+    # WHEN they are merged, THEN a MergeError (nothing else) names the key and both shapes
+    with pytest.raises(MergeError) as raised:
+        merge(first, second)
+    assert says in str(raised.value)
+
+
+def test_the_csv_profile_shapes_and_data_with_dollar_keys_inside_first_or_list_are_valid() -> None:
+    # GIVEN partials whose data (not declarations) holds $ keys, and a csv-profile shard
+    assert problems({"row": {"$first": {"$sum": "data"}}, "rows": {"$list": [{"$ref": 1}]}}) == []
+    assert problems(csv_shard(False, 1, 0.0, "a", "b")) == []
+    assert problems(None) == [] and problems([1, 2]) == [] and problems(3) == []
+
+
+def test_ordered_merge_turns_invalid_partials_into_failures_naming_the_item() -> None:
+    # GIVEN three items, the second of which sums a string (as no worker would now let through)
+    partials = {0: {"x": {"$sum": 1}}, 1: {"x": {"$sum": "two"}}, 2: {"x": {"$sum": 3}}}
+
+    # WHEN merged in any order
+    for order in ([0, 1, 2], [2, 1, 0]):
+        merged, failures = merged_in(order, partials, 3).result()
+
+        # THEN nothing raises, no result, and the failure names item 1 and the key
+        assert merged is None
+        assert [str(f) for f in failures] == [
+            "item 1 has an invalid partial result: key `x`: $sum takes a number, not a string"
+        ]
 
 
 def test_ordered_merge_of_nothing_and_of_one() -> None:
-    assert OrderedMerge(0).result() == (None, None)
-    assert merged_in([0], {0: {"$sum": 2}}, 1).result() == ({"$sum": 2}, None)
-    assert merged_in([0, 1], {}, 2).result() == (None, None)
+    assert OrderedMerge(0).result() == (None, [])
+    assert merged_in([0], {0: {"$sum": 2}}, 1).result() == ({"$sum": 2}, [])
+    assert merged_in([0, 1], {}, 2).result() == (None, [])
     with pytest.raises(ValueError, match="1 of 2 items added"):
         merged_in([1], {1: {"$sum": 2}}, 2).result()

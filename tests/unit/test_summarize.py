@@ -114,3 +114,17 @@ def test_an_event_without_input_is_enough(s3: Any, lambda_context: Any) -> None:
     # WHEN / THEN the summary is still written from the execution name
     app.lambda_handler(event, lambda_context)
     assert summary_of(s3, job_id_of(event))["result"] == {"rows": 0, "columns": {}}
+
+
+def test_a_job_that_does_not_exist_never_gets_a_succeeded_summary(s3: Any, lambda_context: Any) -> None:
+    # GIVEN a SUCCEEDED status-change event for an execution whose job has no descriptor
+    event = load_event("summarize_succeeded.json")
+    job_id = job_id_of(event)
+
+    # WHEN Summarize runs
+    response = app.lambda_handler(event, lambda_context)
+
+    # THEN it writes a summary, and the summary is FAILED, naming the missing descriptor
+    summary = summary_of(s3, job_id)
+    assert response["status"] == summary["status"] == "FAILED"
+    assert f"jobs/{job_id}/job.json not found" in summary["error"]

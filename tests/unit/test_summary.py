@@ -5,12 +5,19 @@ from __future__ import annotations
 import json
 import time
 from dataclasses import replace
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from typing import Any
 
+import pytest
+
+from jobcore.attempts import record_launch
+from jobcore.models import Capacity, ResultRecord
 from jobcore.summary import Reads, build_summary, execution_info, write_summary
+from spotmap.result_writer import ChildExecution
 from tests.unit.conftest import BUCKET
 from tests.unit.job_builder import (
+    CHILD_START,
+    CHILD_STOP,
     item_usage,
     put_descriptor,
     put_failure,
@@ -20,6 +27,7 @@ from tests.unit.job_builder import (
     rows,
     succeeded_child,
 )
+from tests.unit.partial_shapes import CLASHING_PARTIALS, INVALID_PARTIALS
 
 ARN = "arn:aws:states:us-east-1:123456789012:execution:spotmap-job:job-1"
 START = datetime(2026, 11, 23, 10, 0, 0, tzinfo=timezone.utc)
@@ -61,6 +69,7 @@ def test_a_mixed_job_summary_has_every_contract_field(s3: Any) -> None:
         "spot_interruptions": 1,
         "capacity_retries": 3,
         "on_demand_fallbacks": 1,
+        "estimated": 0,
     }
     assert summary["failures"] == [
         {"index": 1, "reason": "exited with code 137: killed (SIGKILL): out of memory or killed"},
@@ -154,7 +163,52 @@ def test_unmergeable_results_are_reported_not_raised(s3: Any) -> None:
     put_success(s3, "job-1", 1, {"x": {"$max": 1}})
     summary = build_summary(s3, BUCKET, "job-1", execution_info(ARN, "SUCCEEDED", START, STOP))
     assert summary["result"] is None
-    assert "could not merge the result of item 1" in summary["error"]
+    assert "item 0 and item 1 do not merge: key `x`: $sum in one item and $max in another" in summary["error"]
+    # a job whose results do not merge did not succeed, whatever its execution says
+    assert summary["status"] == "FAILED" and summary["execution_status"] == "SUCCEEDED"
+
+
+@pytest.mark.parametrize(
+    ("partial", "says"), [c[1:] for c in INVALID_PARTIALS], ids=[c[0] for c in INVALID_PARTIALS]
+)
+def test_summarize_writes_a_failed_summary_for_every_invalid_partial_shape(
+    s3: Any, partial: Any, says: str
+) -> None:
+    # GIVEN a succeeded execution whose item 1 left a partial no worker would now let through (an old
+    # worker, or a record written by hand), between two valid items
+    put_descriptor(s3, "job-1", 3)
+    put_success(s3, "job-1", 0, {"x": {"$sum": 1}})
+    put_success(s3, "job-1", 1, None)
+    put_json(s3, "jobs/job-1/results/1.json", {"partial": partial})  # as json.dumps writes it: NaN stays
+    put_success(s3, "job-1", 2, {"x": {"$sum": 2}})
+
+    # WHEN the summary is built and written
+    summary = build_summary(s3, BUCKET, "job-1", execution_info(ARN, "SUCCEEDED", START, STOP))
+    write_summary(s3, BUCKET, "job-1", summary)
+
+    # THEN it exists, is not SUCCEEDED, and its error names the item and the key
+    written = json.loads(s3.get_object(Bucket=BUCKET, Key="summaries/job-1.json")["Body"].read())
+    assert written["status"] == "FAILED" and written["result"] is None
+    assert "item 1 has an invalid partial result" in written["error"] and says in written["error"]
+
+
+@pytest.mark.parametrize(
+    ("first", "second", "says"), [c[1:] for c in CLASHING_PARTIALS], ids=[c[0] for c in CLASHING_PARTIALS]
+)
+def test_summarize_writes_a_failed_summary_for_partials_that_clash_between_items(
+    s3: Any, first: Any, second: Any, says: str
+) -> None:
+    # GIVEN two items whose partials are each valid but declare the same key differently
+    put_descriptor(s3, "job-1", 2)
+    put_success(s3, "job-1", 0, first)
+    put_success(s3, "job-1", 1, second)
+
+    # WHEN the summary is built
+    summary = build_summary(s3, BUCKET, "job-1", execution_info(ARN, "SUCCEEDED", START, STOP))
+
+    # THEN it is FAILED and names both items and the key
+    assert summary["status"] == "FAILED" and summary["result"] is None
+    assert "item 0 and item 1 do not merge" in summary["error"] and says in summary["error"]
 
 
 def test_a_missing_descriptor_still_gives_a_summary(s3: Any) -> None:
@@ -239,8 +293,9 @@ def test_result_files_give_the_same_summary_as_reading_every_item(s3: Any) -> No
     assert with_files["attempts"]["capacity_retries"] == 2
     assert [f["index"] for f in with_files["failures"]] == [5, 12]
     # and the result files spared a GET per succeeded item: only what they do not cover was read one
-    # by one (the failed item, item 3 whose partial was left out, items 11 and 12 absent from them)
-    assert files_reads == Reads(result_files=2, items_from_result_files=9, objects=6)
+    # by one (the failed item, item 3 whose partial was left out, items 11 and 12 absent from them);
+    # the FAILED file was read for why item 12 never finished
+    assert files_reads == Reads(result_files=3, items_from_result_files=9, objects=6)
     item_gets = sorted(key for key in from_files.keys if "/outcomes/" in key or "/results/" in key)
     assert item_gets == [
         "jobs/job-1/outcomes/failed/5.json",
@@ -250,7 +305,7 @@ def test_result_files_give_the_same_summary_as_reading_every_item(s3: Any) -> No
         "jobs/job-1/results/11.json",
         "jobs/job-1/results/12.json",
     ]
-    assert per_item_reads == Reads(result_files=0, items_from_result_files=0, objects=12)
+    assert per_item_reads == Reads(result_files=1, items_from_result_files=0, objects=12)  # FAILED file
 
 
 def test_items_a_missing_result_file_would_have_given_are_read_one_by_one(s3: Any) -> None:
@@ -295,3 +350,142 @@ def test_the_newest_map_run_is_the_one_read(s3: Any) -> None:
     # THEN it read the newer Map Run's files only
     assert reads == Reads(result_files=1, items_from_result_files=2, objects=0)
     assert summary["result"]["rows"] == 3
+
+
+def test_a_succeeded_execution_of_a_job_that_does_not_exist_is_not_summarised_as_succeeded(s3: Any) -> None:
+    # GIVEN no descriptor for job-x, and a SUCCEEDED status for an execution of that name
+    # WHEN the summary is built
+    summary = build_summary(s3, BUCKET, "job-x", execution_info(ARN, "SUCCEEDED", START, STOP))
+
+    # THEN its status is FAILED (the CLI's exit code follows it), and its error says why
+    assert summary["status"] == "FAILED" and summary["execution_status"] == "SUCCEEDED"
+    assert "jobs/job-x/job.json not found" in summary["error"]
+
+
+def test_strings_copied_from_data_into_the_summary_are_cut_to_the_budget(s3: Any) -> None:
+    # GIVEN an item whose partial (from a processor without a budget of its own) holds a 1 MB string
+    put_descriptor(s3, "job-1", 1)
+    put_success(s3, "job-1", 0, {"longest": {"$max": "z" * 1_000_000}, "n": {"$sum": 1}})
+
+    # WHEN the summary is built
+    summary = build_summary(s3, BUCKET, "job-1", execution_info(ARN, "SUCCEEDED", START, STOP))
+
+    # THEN the string is its beginning and its true length, and the summary stays small
+    assert summary["result"]["longest"].endswith("…[truncated: 1000000 characters]")
+    assert len(json.dumps(summary)) < 10_000
+
+
+def test_an_item_whose_child_failed_on_the_data_limit_is_failed_with_that_cause(s3: Any) -> None:
+    # GIVEN a 2-item job: item 0 succeeded; item 1's child execution failed with States.DataLimitExceeded
+    # (a 300 KB item: no Lambda of the child ran, so no outcome records why)
+    put_descriptor(s3, "job-1", 2)
+    succeeded = put_success(s3, "job-1", 0, rows(1, 1.0, 1.0), partial_in_outcome=True)
+    too_big = ChildExecution(
+        index=1,
+        status="FAILED",
+        input=json.dumps({"job_id": "job-1", "item": {"index": 1, "params": {"x": "b" * 300_000}}}),
+        start=CHILD_START,
+        stop=CHILD_STOP,
+        error="States.DataLimitExceeded",
+        cause=(
+            "The state/task 'lambda' returned a result with a size exceeding the maximum number of "
+            "bytes service limit."
+        ),
+    )
+    put_map_run(s3, "job-1", [[succeeded_child(succeeded), too_big]])
+    execution = execution_info(ARN, "FAILED", START, STOP, "ToleratedFailureExceeded", "More items failed")
+
+    # WHEN the summary is built
+    summary = build_summary(s3, BUCKET, "job-1", execution)
+
+    # THEN item 1 is failed with the data limit named, not "not finished"
+    assert summary["items"] == {"total": 2, "succeeded": 1, "failed": 1}
+    (failure,) = summary["failures"]
+    assert failure["index"] == 1
+    assert failure["reason"].startswith("States.DataLimitExceeded: The state/task 'lambda' returned a result")
+    assert "limited to 256 KiB; item 1's input alone is 300,0" in failure["reason"]
+
+
+def test_an_aborted_job_counts_and_costs_every_launched_attempt_of_items_without_outcome(s3: Any) -> None:
+    # GIVEN an aborted job of 3 items: item 0 succeeded; item 1 was launched twice (a Spot reclaim, then
+    # on demand) and item 2 once, and both were still running when the execution was aborted, so
+    # neither has an outcome; only LaunchTask's launch records tell of them
+    put_descriptor(s3, "job-1", 3)
+    put_success(s3, "job-1", 0, rows(1, 1.0, 1.0), usage=item_usage(spot_seconds=60))
+    launched = [
+        (1, 1, Capacity.SPOT, START),
+        (1, 2, Capacity.ON_DEMAND, START + timedelta(seconds=100)),
+        (2, 1, Capacity.SPOT, START + timedelta(seconds=10)),
+    ]
+    for index, attempt, capacity, at in launched:
+        task = {"taskArn": f"arn:task/{index}-{attempt}", "cpu": "1024", "memory": "2048", "createdAt": at}
+        record_launch(s3, BUCKET, "job-1", index, attempt, capacity, task)
+    stop = START + timedelta(seconds=400)
+
+    # WHEN the ABORTED summary is built (no Map result files: the Map never ended)
+    summary = build_summary(s3, BUCKET, "job-1", execution_info(ARN, "ABORTED", START, stop))
+
+    # THEN every launched attempt is counted, and costed from its launch until the next launch or the
+    # execution's stop (1 vCPU, 2 GB): Spot 60 + 100 + 390 s, on demand 300 s
+    assert summary["attempts"]["launched"] == 4 and summary["attempts"]["estimated"] == 3
+    fargate = summary["cost"]["fargate"]
+    assert fargate["spot"]["vcpu_seconds"] == 550 and fargate["spot"]["gb_seconds"] == 1100
+    assert fargate["on_demand"]["vcpu_seconds"] == 300
+    assert summary["cost"]["total_usd"] > 0
+
+
+def test_a_child_that_failed_after_its_task_wrote_a_result_is_failed_as_evaluate_job_counted_it(
+    s3: Any,
+) -> None:
+    # GIVEN a 2-item job whose item 1 ran (its worker wrote a result record) but whose child execution
+    # then failed on Step Functions' data limit, so it has no outcome: EvaluateJob counted it failed and
+    # the execution FAILED ("more items failed…"); the summary used to say 2/2 succeeded, no failures
+    put_descriptor(s3, "job-1", 2)
+    succeeded = put_success(s3, "job-1", 0, rows(1, 1.0, 1.0), partial_in_outcome=True)
+    record = ResultRecord(
+        job_id="job-1",
+        index=1,
+        attempt=1,
+        processor="csv-profile",
+        partial=rows(5, 1.0, 1.0),
+        started_at="2026-11-23T10:00:00Z",
+        finished_at="2026-11-23T10:10:00Z",
+    )
+    put_json(s3, "jobs/job-1/results/1.json", record.model_dump(mode="json"))
+    too_big = ChildExecution(
+        index=1,
+        status="FAILED",
+        input=json.dumps({"job_id": "job-1", "item": {"index": 1, "params": {"x": "b" * 250_000}}}),
+        start=CHILD_START,
+        stop=CHILD_STOP,
+        error="States.DataLimitExceeded",
+        cause="The state/task 'lambda' returned a result with a size exceeding the maximum number of bytes.",
+    )
+    put_map_run(s3, "job-1", [[succeeded_child(succeeded), too_big]])
+    execution = execution_info(ARN, "FAILED", START, STOP, "ToleratedFailureExceeded", "More items failed")
+
+    # WHEN the summary is built from the result files and from the objects alone
+    with_files = build_summary(s3, BUCKET, "job-1", execution)
+    per_item = build_summary(s3, BUCKET, "job-1", execution, result_files=False)
+
+    # THEN both say 1 succeeded, 1 failed with the data limit named, and only item 0's result merged
+    assert with_files == per_item
+    assert with_files["items"] == {"total": 2, "succeeded": 1, "failed": 1}
+    assert [f["index"] for f in with_files["failures"]] == [1]
+    assert "States.DataLimitExceeded" in with_files["failures"][0]["reason"]
+    assert with_files["result"]["rows"] == 1
+
+
+def test_a_result_record_that_is_not_json_gives_a_failed_summary_not_a_crash(s3: Any) -> None:
+    # GIVEN a succeeded job whose item 1 result record is not JSON (truncated)
+    put_descriptor(s3, "job-1", 2)
+    put_success(s3, "job-1", 0, {"n": {"$sum": 1}})
+    put_success(s3, "job-1", 1, {"n": {"$sum": 1}})
+    s3.put_object(Bucket=BUCKET, Key="jobs/job-1/results/1.json", Body=b'{"partial": {"n": {"$su')
+
+    # WHEN the summary is built
+    summary = build_summary(s3, BUCKET, "job-1", execution_info(ARN, "SUCCEEDED", START, STOP))
+
+    # THEN it is FAILED, naming the item and why
+    assert summary["status"] == "FAILED" and summary["result"] is None
+    assert "item 1 has an invalid partial result: its result record is not JSON" in summary["error"]

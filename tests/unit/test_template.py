@@ -241,10 +241,11 @@ def test_launch_task_reads_outcomes_and_the_job_descriptor_only(resources: dict[
     # GIVEN the role of LaunchTask
     grants = s3_grants(resources, function_role(resources, "LaunchTaskFunction"))
     # THEN it reads the item's outcomes and the job descriptor it hands the worker in JOB (nothing
-    # else of jobs/), and writes nothing
+    # else of jobs/), and writes only the record of each launch (what an aborted job's summary counts)
     assert grants == {
         "s3:GetObject": {"jobs/*/outcomes/*", "jobs/*/job.json"},
         "s3:ListBucket": {f"{BUCKET} prefix=['jobs/*']"},
+        "s3:PutObject": {"jobs/*/attempts/*"},
     }
 
 

@@ -113,6 +113,20 @@ def test_non_zero_exit_fails_naming_the_code_and_the_last_stderr_lines():
     assert message.endswith("err line 29") and "err line 10" in message and "err line 9\n" not in message
 
 
+def test_an_item_too_large_for_exec_fails_naming_e2big_and_the_largest_variable():
+    # GIVEN an item whose param (200 KB) becomes an environment variable longer than Linux's 128 KiB
+    big = "b" * 200_000
+
+    # WHEN the command runs
+    with pytest.raises(ProcessingError) as error:
+        run_processor("command", None, params={"command": [PY, "-c", "pass"]}, item_params={"x": big})
+
+    # THEN the reason names E2BIG, the OS limit and the variable, not only "unexpected error"
+    message = str(error.value)
+    assert "E2BIG (Argument list too long)" in message and "128 KiB per argument or variable" in message
+    assert "$SPOTMAP_PARAM_X 200,017 bytes" in message and "$SPOTMAP_ITEM 200,125 bytes" in message
+
+
 def test_a_command_killed_by_a_signal_is_named():
     # GIVEN a command that kills itself
     script = "import os, signal; os.kill(os.getpid(), signal.SIGKILL)"

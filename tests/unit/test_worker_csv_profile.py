@@ -12,6 +12,7 @@ import random
 import pytest
 
 from jobcore import layout
+from jobcore.budget import STRING_BUDGET
 from jobcore.merge import finalize, merge_all
 from jobcore.models import ResultRecord
 from tests.unit.worker_s3 import mocked_s3
@@ -320,3 +321,39 @@ def test_invalid_utf8_fails_the_task_with_exit_1_naming_offset_and_line(s3, tmp_
     assert f"at byte offset {bad} (line 3)" in err
     assert "invalid UTF-8 in s3://spotmap-test-csv/input/data.csv" in err
     assert "Contents" not in s3.list_objects_v2(Bucket=BUCKET, Prefix="jobs/badutf8/results/")
+
+
+@pytest.mark.parametrize(
+    ("data", "start", "header_end", "says"),
+    [
+        (b'a,b\n1,"x\n2,y\n3,z\n', 0, 0, "byte offset 4 (line 2)"),
+        (b'a,"b\n1,2\n', 0, 0, "byte offset 0 (line 1)"),
+        (b'a,b\n1,x\n2,"y\n3,z\n4,w\n', 8, 4, "byte offset 8 (line 2 of this item's bytes [0, 4) + [8, 21))"),
+    ],
+    ids=["in-a-record", "in-the-header", "in-a-shard"],
+)
+def test_an_unclosed_quote_fails_the_item_naming_the_line_its_record_starts_on(
+    data: bytes, start: int, header_end: int, says: str
+):
+    # GIVEN a CSV (or a shard of one) whose quoted field is never closed: the csv reader would fold
+    # the rest of the input into that field and report no bad row
+    # WHEN it is profiled
+    with pytest.raises(ProcessingError) as error:
+        run_processor("csv-profile", data, start=start, end=len(data), header_end=header_end)
+
+    # THEN the item fails with the unclosed quote and where its record starts
+    assert "unclosed quote" in str(error.value) and says in str(error.value)
+
+
+def test_a_huge_cell_is_cut_to_the_string_budget_with_its_true_length():
+    # GIVEN a string column with one 5,000,000-character cell
+    data = b"a\nshort\n" + b"x" * 5_000_000 + b"\n"
+
+    # WHEN profiled
+    result = finalize(run_processor("csv-profile", data))
+
+    # THEN its max is the cell's beginning and a marker with its true length, within the budget
+    column = result["columns"]["a"]
+    assert column["min"] == "short"
+    assert column["max"].startswith("xxxx") and column["max"].endswith("…[truncated: 5000000 characters]")
+    assert len(column["max"]) == STRING_BUDGET

@@ -15,6 +15,7 @@ from moto import mock_aws
 from jobcore import layout
 from jobcore.merge import finalize
 from jobcore.models import ResultRecord
+from tests.unit.partial_shapes import INVALID_PARTIALS
 from worker import runner, storage
 from worker.api import Context, processor
 
@@ -53,6 +54,14 @@ def _cooperative(ctx: Context) -> dict:
 @processor("test-unmergeable")
 def _unmergeable(ctx: Context) -> dict:
     return {"mean": {"$mean": 3}}
+
+
+@processor("test-returns-invalid-shape")
+def _returns_invalid_shape(ctx: Context) -> object:
+    return INVALID_SHAPES[ctx.params["shape"]]
+
+
+INVALID_SHAPES = {name: partial for name, partial, _ in INVALID_PARTIALS}
 
 
 @pytest.fixture
@@ -282,8 +291,28 @@ def test_unmergeable_partial_result_exits_1(s3, tmp_path, capsys):
 
     # THEN the item fails instead of poisoning the summary
     assert code == 1
-    assert "not mergeable" in capsys.readouterr().err
+    assert "invalid partial result: key `mean`: $mean takes [sum, count]" in capsys.readouterr().err
     assert keys(s3, "jobs/job-1/results/") == []
+
+
+@pytest.mark.parametrize(
+    ("shape", "says"), [(c[0], c[2]) for c in INVALID_PARTIALS], ids=[c[0] for c in INVALID_PARTIALS]
+)
+def test_every_invalid_partial_fails_its_item_naming_the_key_before_any_result_record(
+    s3, tmp_path, shape, says
+):
+    # GIVEN a processor whose partial result breaks the merge algebra in one of the known ways
+    put_job(s3, "test-returns-invalid-shape", params={"shape": shape})
+
+    # WHEN the worker runs the item
+    code = runner.main(task_env(tmp_path, item=shard_item()))
+
+    # THEN the item fails (exit 1), no result record exists, and the failure PollTask reads names the
+    # key and the problem
+    assert code == 1
+    assert keys(s3, "jobs/job-1/results/") == []
+    error = json.loads(s3.get_object(Bucket=BUCKET, Key=layout.error_key(JOB, 0, 1))["Body"].read())
+    assert "invalid partial result" in error["message"] and says in error["message"]
 
 
 def test_missing_input_object_exits_1(s3, tmp_path, capsys):

@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import collections
 import contextlib
+import errno
 import json
 import os
 import re
@@ -145,15 +146,20 @@ def _run(ctx: Context, argv: list[str], env: dict[str, str], grace: float, displ
     readers: list[threading.Thread] = []
     try:
         with ctx.deferred_stop(check_after=False):  # never leave a child behind un-tracked
-            proc = subprocess.Popen(  # noqa: S603 - argv list, no shell
-                argv,
-                stdin=subprocess.DEVNULL,
-                stdout=subprocess.PIPE,
-                stderr=subprocess.PIPE,
-                cwd=ctx.workdir,
-                env=env,
-                start_new_session=not group.shared,
-            )
+            try:
+                proc = subprocess.Popen(  # noqa: S603 - argv list, no shell
+                    argv,
+                    stdin=subprocess.DEVNULL,
+                    stdout=subprocess.PIPE,
+                    stderr=subprocess.PIPE,
+                    cwd=ctx.workdir,
+                    env=env,
+                    start_new_session=not group.shared,
+                )
+            except OSError as error:
+                if error.errno == errno.E2BIG:
+                    raise ProcessingError(too_big_for_exec(argv, env, display)) from None
+                raise
         assert proc.stdout is not None and proc.stderr is not None
         readers = [
             threading.Thread(target=_pump, args=(proc.stdout, ctx, "stdout", last_json, None), daemon=True),
@@ -183,6 +189,27 @@ def _run(ctx: Context, argv: list[str], env: dict[str, str], grace: float, displ
     return last_json[0]
 
 
+# Linux refuses to exec (E2BIG) when one argument or environment string is longer than MAX_ARG_STRLEN
+# (32 pages: 128 KiB) or all of them together exceed a quarter of the stack limit (2 MiB with the usual
+# 8 MiB); see execve(2), "Limits on size of arguments and environment".
+MAX_ARG_STRLEN = 128 * 1024
+
+
+def too_big_for_exec(argv: list[str], env: Mapping[str, str], display: str) -> str:
+    """Why exec refused the command (E2BIG), naming the largest arguments and variables."""
+    sizes = [(f"argument {i}", len(arg.encode()) + 1) for i, arg in enumerate(argv)]
+    sizes += [(f"${name}", len(name.encode()) + len(value.encode()) + 2) for name, value in env.items()]
+    total = sum(size for _, size in sizes)
+    largest = sorted(sizes, key=lambda pair: -pair[1])[:3]
+    shown = ", ".join(f"{name} {size:,} bytes" for name, size in largest)
+    return (
+        f"command {display!r} could not start: E2BIG (Argument list too long): its arguments and "
+        f"environment take {total:,} bytes; the OS allows {MAX_ARG_STRLEN // 1024} KiB per argument or "
+        f"variable and about 2 MiB in all (largest: {shown}). Every item param is passed as "
+        f"SPOTMAP_PARAM_<NAME> and in SPOTMAP_ITEM: put large values in an input object instead"
+    )
+
+
 def _pump(
     stream: IO[bytes],
     ctx: Context,
@@ -203,7 +230,7 @@ def _pump(
             if last_json is not None and line.lstrip().startswith("{"):
                 try:
                     value = json.loads(line)
-                except ValueError:
+                except (ValueError, RecursionError):  # not JSON, or nested beyond the parser
                     continue
                 if isinstance(value, dict):
                     last_json[0] = value

@@ -13,7 +13,10 @@ Choices where the contract is silent:
   `bad_row_samples`. So for every column, count + nulls = rows - bad_rows.
 - Blank lines (no field at all) are not records.
 - A header name that repeats gets ".1", ".2", ... appended (as pandas does); an empty name stays "".
-- Invalid UTF-8 or malformed quoting fails the item (exit 1) naming the byte offset.
+- Invalid UTF-8 or malformed quoting fails the item (exit 1) naming the byte offset; so does a quoted
+  field still open at the end of the input (an unclosed quote), naming the line its record starts on.
+- String min/max are cut to `jobcore.budget.STRING_BUDGET` characters with a marker naming the true
+  length (a 50 MB cell would otherwise be copied twice into the summary).
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ import csv
 import math
 from typing import Any
 
+from jobcore.budget import truncate
 from worker.api import Context, ProcessingError, processor
 
 BAD_ROW_SAMPLES = 10
@@ -58,12 +62,37 @@ def csv_profile(ctx: Context) -> dict[str, Any]:
         lines.close()
 
 
+class _Lines:
+    """The lines, noting when they have run out: a record the csv reader still returns after that was
+    cut off by the end of the input inside a quoted field (the reader, not strict, would fold the
+    rest of the input into that field without a word)."""
+
+    def __init__(self, lines: Any) -> None:
+        self._lines = iter(lines)
+        self.ended = False
+
+    def __iter__(self) -> _Lines:
+        return self
+
+    def __next__(self) -> str:
+        try:
+            line: str = next(self._lines)
+        except StopIteration:
+            self.ended = True
+            raise
+        return line
+
+
 def profile(lines: Any, where: str) -> dict[str, Any]:
     """Profile the CSV records read from `lines` (a `worker.storage.DecodedLines`)."""
-    reader = csv.reader(lines)
+    source = _Lines(lines)
+    reader = csv.reader(source)
     record_start = lines.file_offset()
+    record_line = 1
     try:
         header = next(reader, None)
+        if header is not None and source.ended:
+            raise _unclosed_quote(lines, where, record_start, record_line)
         if header is None:
             return _partial(0, 0, [], [], {})
         names = column_names(header)
@@ -83,9 +112,12 @@ def profile(lines: Any, where: str) -> dict[str, Any]:
 
         while True:
             record_start = lines.file_offset()
+            record_line = lines.line + 1
             row = next(reader, None)
             if row is None:
                 break
+            if source.ended:
+                raise _unclosed_quote(lines, where, record_start, record_line)
             if not row:
                 continue  # a blank line is not a record
             rows += 1
@@ -134,6 +166,14 @@ def profile(lines: Any, where: str) -> dict[str, Any]:
     return _partial(rows, bad_rows, samples, names, stats)
 
 
+def _unclosed_quote(lines: Any, where: str, record_start: int, record_line: int) -> ProcessingError:
+    line = lines.describe_line(record_line) if hasattr(lines, "describe_line") else f"line {record_line}"
+    return ProcessingError(
+        f"malformed CSV in {where}: unclosed quote: the record starting at byte offset {record_start} "
+        f"({line}) is still inside a quoted field at the end of the input"
+    )
+
+
 def _column(
     numeric: bool,
     count: int,
@@ -147,6 +187,12 @@ def _column(
     if not numeric:  # the numeric branch can never be chosen: send neutral values
         n_min = n_max = None
         n_sum = 0.0
+    # min and max are exact over the shard's whole cells; what travels is cut to the budget (a 50 MB
+    # cell must not become a 100 MB summary). Across shards, cut strings compare by what is kept.
+    if s_min is not None:
+        s_min = truncate(s_min)
+    if s_max is not None:
+        s_max = truncate(s_max)
     return {
         "$if": {"$all": numeric},
         "$then": {
