@@ -64,7 +64,14 @@ def _add_cloud_options(parser: argparse.ArgumentParser) -> None:
         type=float,
         default=20.0,
         metavar="N",
-        help="RunTask token bucket refill per second (burst 100); excess calls are throttled",
+        help="Fargate's task launch bucket refill per second (AWS: 20); excess launches are throttled",
+    )
+    faults.add_argument(
+        "--launch-burst",
+        type=int,
+        default=100,
+        metavar="N",
+        help="Fargate's task launch bucket size (AWS: 100); smaller makes throttling certain sooner",
     )
     faults.add_argument(
         "--crash-rate",
@@ -104,6 +111,7 @@ def _options(args: argparse.Namespace, port: int = 0) -> CloudOptions:
         capacity_failure_rate=args.capacity_failure_rate,
         crash_rate=args.crash_rate,
         launch_rate=args.launch_rate,
+        launch_burst=args.launch_burst,
         seed=args.seed,
     )
     return CloudOptions(

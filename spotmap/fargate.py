@@ -52,7 +52,8 @@ class Faults:
     spot_interruption_rate: float = 0.0
     capacity_failure_rate: float = 0.0
     crash_rate: float = 0.0
-    launch_rate: float = 20.0  # RunTask token bucket refill per second (burst 100)
+    launch_rate: float = 20.0  # Fargate's task launch bucket: refill per second
+    launch_burst: int = 100  # and size
     seed: int | None = None
 
     def __post_init__(self) -> None:
@@ -62,6 +63,8 @@ class Faults:
                 raise ValueError(f"{name.replace('_', '-')} must be between 0 and 1, got {value}")
         if self.launch_rate <= 0:
             raise ValueError(f"launch-rate must be positive, got {self.launch_rate}")
+        if self.launch_burst < 1:
+            raise ValueError(f"launch-burst must be at least 1, got {self.launch_burst}")
 
 
 @dataclass
@@ -104,7 +107,8 @@ class LocalFargate:
         self.log_dir = log_dir
         self.faults = faults or Faults()
         self.rng = random.Random(self.faults.seed)
-        self.bucket = TokenBucket(self.faults.launch_rate)  # Fargate's task launches
+        # Fargate's task launches (ECS's API throttling of the calls themselves is `api`)
+        self.bucket = TokenBucket(self.faults.launch_rate, self.faults.launch_burst)
         self.api = ecs_rules.ApiThrottle()  # ECS's own request throttling, per action category
         self.tasks: dict[str, _Task] = {}
         self.tokens: dict[str, tuple[str, list[str]]] = {}

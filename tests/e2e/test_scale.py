@@ -23,8 +23,13 @@ def test_a_large_job_all_at_once_is_throttled_yet_runs_every_item_exactly_once(
     manifest = tmp_path / "many.job.json"
     manifest.write_text(json.dumps({"processor": "noop", "source": {"count": SCALE_ITEMS}}))
 
-    # WHEN they all start at once and the bucket refills at only 5 launches per second
-    run = local_run(manifest, params={"MaxConcurrency": SCALE_ITEMS}, extra=["--launch-rate", "5"])
+    # WHEN they all start at once and a bucket of 20 launches refills at only 5 per second (a smaller
+    # bucket than AWS's 100, so that launches throttle however slowly a loaded machine asks)
+    run = local_run(
+        manifest,
+        params={"MaxConcurrency": SCALE_ITEMS},
+        extra=["--launch-rate", "5", "--launch-burst", "20"],
+    )
 
     # THEN throttled launches were retried with backoff (counted) and every item ran and counted once,
     # with no second task for any of them

@@ -243,6 +243,7 @@ def test_a_command_that_ignores_sigterm_is_killed_after_the_grace_period(endpoin
 
     # THEN the command is killed after the grace period and the worker still exits 143
     assert worker.wait() == 143
-    assert 0.9 < time.monotonic() - started < 6
+    # (after the grace, not after the command's own 60 s: a bound, not a timing)
+    assert 0.9 < time.monotonic() - started < 30
     assert not alive(command_pid)
     assert results(s3, "stubborn-job") == []
