@@ -18,7 +18,7 @@ import json
 import math
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timezone
 from html import escape
 from typing import Any
 
@@ -161,13 +161,13 @@ def render_report(summary: dict[str, Any], timeline: Timeline | None = None) -> 
         "<!DOCTYPE html>\n"
         '<html lang="en"><head><meta charset="utf-8">'
         # no fetch of any kind: the page must open offline, from disk or the S3 console, the same way
-        "<meta http-equiv=\"Content-Security-Policy\" content=\"default-src 'none'; "
+        '<meta http-equiv="Content-Security-Policy" content="default-src \'none\'; '
         "style-src 'unsafe-inline'; script-src 'unsafe-inline'; img-src data:\">"
         '<meta name="viewport" content="width=device-width, initial-scale=1">'
         f"<title>spotmap job {_text(job_id)}: {_text(status)}</title>"
         f"<style>{_STYLE}</style></head>"
         f'<body data-job-id="{_text(job_id)}" data-status="{_text(status)}">'
-        f'<header><h1>spotmap job <code>{_text(job_id)}</code></h1>'
+        f"<header><h1>spotmap job <code>{_text(job_id)}</code></h1>"
         f'<span class="status status-{_text(status.lower())}">{_text(status)}</span></header>'
         + "".join(sections)
         + f"<script>{_SCRIPT}</script></body></html>\n"
@@ -234,11 +234,16 @@ def _cost_section(cost: dict[str, Any]) -> str:
             f"{on_demand.get('vcpu_seconds', 0)} vCPU·s, {on_demand.get('gb_seconds', 0)} GB·s",
             on_demand,
         ),
-        ("Lambda", f"{lambda_.get('invocations', 0)} invocations, {lambda_.get('gb_seconds', 0)} GB·s", lambda_),
+        (
+            "Lambda",
+            f"{lambda_.get('invocations', 0)} invocations, {lambda_.get('gb_seconds', 0)} GB·s",
+            lambda_,
+        ),
         ("Step Functions", f"{sfn.get('state_transitions', 0)} state transitions", sfn),
     ]
     body = "".join(
-        f"<tr><th>{_text(name)}</th><td>{_text(usage)}</td><td class=\"usd\">{_text(_usd(part.get('usd')))}</td></tr>"
+        f"<tr><th>{_text(name)}</th><td>{_text(usage)}</td>"
+        f'<td class="usd">{_text(_usd(part.get("usd")))}</td></tr>'
         for name, usage, part in rows
     )
     prices = cost.get("prices") or {}
@@ -250,7 +255,8 @@ def _cost_section(cost: dict[str, Any]) -> str:
         f"{_text(_usd(equivalent))}</td></tr></table>"
         f'<p class="note">Spot against on-demand: {_text(_usd(total))} against {_text(_usd(equivalent))}'
         f"{_text(saved)}. Orchestration (Lambda and Step Functions) is included in both. Prices of "
-        f"{_text(prices.get('region', '?'))}, {_text(prices.get('date', '?'))} ({_text(prices.get('source', '?'))}).</p>"
+        f"{_text(prices.get('region', '?'))}, {_text(prices.get('date', '?'))} "
+        f"({_text(prices.get('source', '?'))}).</p>"
         "</section>"
     )
 
@@ -268,12 +274,10 @@ def _failures_section(failures: list[dict[str, Any]], timeline: Timeline) -> str
             f'<td class="log">{_text(log)}</td></tr>'
         )
     more = len(failures) - MAX_FAILURES_SHOWN
-    more_html = f"<p class=\"note\">{more} more in the JSON summary.</p>" if more > 0 else ""
+    more_html = f'<p class="note">{more} more in the JSON summary.</p>' if more > 0 else ""
     return (
         f'<section id="failures"><h2>Failures ({len(failures)})</h2><table class="failures">'
-        "<tr><th>item</th><th>reason</th><th>log</th></tr>"
-        + "".join(rows)
-        + f"</table>{more_html}</section>"
+        "<tr><th>item</th><th>reason</th><th>log</th></tr>" + "".join(rows) + f"</table>{more_html}</section>"
     )
 
 
@@ -281,7 +285,10 @@ def _result_section(result: Any) -> str:
     text = json.dumps(result, indent=2, sort_keys=True, default=str)
     note = ""
     if len(text) > MAX_RESULT_CHARS:
-        note = f'<p class="note">The first {MAX_RESULT_CHARS:,} characters; the whole result is in the JSON summary.</p>'
+        note = (
+            f'<p class="note">The first {MAX_RESULT_CHARS:,} characters; '
+            "the whole result is in the JSON summary.</p>"
+        )
         text = text[:MAX_RESULT_CHARS] + "\n…"
     return f'<section id="result"><h2>Merged result</h2>{note}<pre>{_text(text)}</pre></section>'
 
@@ -334,7 +341,8 @@ def _timeline_section(summary: dict[str, Any], timeline: Timeline) -> str:
 
     def bar_html(bar: Bar) -> str:
         capacity = _CAPACITY_NAMES.get(bar.capacity, bar.capacity)
-        title = f"item {bar.item}, attempt {bar.attempt} on {capacity}: {bar.kind}, {_seconds(bar.stop - bar.start)}"
+        took = _seconds(bar.stop - bar.start)
+        title = f"item {bar.item}, attempt {bar.attempt} on {capacity}: {bar.kind}, {took}"
         return (
             f'<i class="bar k-{bar.kind}" style="{position(bar.start, bar.stop)}" data-item="{bar.item}" '
             f'data-attempt="{bar.attempt}" data-outcome="{bar.kind}" data-capacity="{_text(bar.capacity)}" '
@@ -355,7 +363,7 @@ def _timeline_section(summary: dict[str, Any], timeline: Timeline) -> str:
         state = "failed" if failed else "unfinished" if unfinished else "succeeded"
         if grouped:
             label = f"items {group.start}–{group.stop - 1}"
-            cells = []
+            cells: list[str] = []
             for kind in ("succeeded", "on-demand"):
                 same = [bar for bar in row_bars if bar.kind == kind]
                 cells.extend(
@@ -384,6 +392,9 @@ def _timeline_section(summary: dict[str, Any], timeline: Timeline) -> str:
         if grouped
         else "One row per item, one bar per task attempt from launch to stop."
     )
+    note += (
+        f" 0 s is the first launch, {datetime.fromtimestamp(t0, timezone.utc).isoformat(timespec='seconds')}."
+    )
     return (
         f'<section id="timeline"><h2>Timeline</h2><div class="legend">{legend}</div>'
         f'<p class="note">{_text(note)} Hover a bar for details.</p>'
@@ -395,29 +406,37 @@ def _timeline_section(summary: dict[str, Any], timeline: Timeline) -> str:
 
 _STYLE = """
 :root{--ok:#2e9d57;--od:#2f6fd6;--int:#f0a020;--fail:#d63b3b;--ink:#1d2430;--mute:#6b7380;--line:#e3e6ea}
-*{box-sizing:border-box}body{font:14px/1.45 system-ui,-apple-system,"Segoe UI",sans-serif;color:var(--ink);
-margin:0 auto;max-width:1200px;padding:16px 24px 40px}header{display:flex;align-items:center;gap:14px}
-h1{font-size:20px;margin:8px 0}h2{font-size:16px;margin:26px 0 8px;border-bottom:1px solid var(--line);padding-bottom:4px}
+*{box-sizing:border-box}
+body{font:14px/1.45 system-ui,-apple-system,"Segoe UI",sans-serif;color:var(--ink);margin:0 auto;
+max-width:1200px;padding:16px 24px 40px}header{display:flex;align-items:center;gap:14px}
+h1{font-size:20px;margin:8px 0}
+h2{font-size:16px;margin:26px 0 8px;border-bottom:1px solid var(--line);padding-bottom:4px}
 code,pre,.log{font-family:ui-monospace,SFMono-Regular,Menlo,Consolas,monospace;font-size:12px}
 .status{padding:3px 10px;border-radius:12px;font-weight:600;color:#fff;background:var(--mute)}
-.status-succeeded{background:var(--ok)}.status-failed,.status-timed_out,.status-aborted{background:var(--fail)}
-.tiles{display:flex;flex-wrap:wrap;gap:8px;margin:10px 0}.tile{border:1px solid var(--line);border-radius:6px;
-padding:6px 12px;min-width:110px}.tile b{display:block;font-size:20px}.tile span{color:var(--mute);font-size:12px}
+.status-succeeded{background:var(--ok)}
+.status-failed,.status-timed_out,.status-aborted{background:var(--fail)}
+.tiles{display:flex;flex-wrap:wrap;gap:8px;margin:10px 0}
+.tile{border:1px solid var(--line);border-radius:6px;padding:6px 12px;min-width:110px}
+.tile b{display:block;font-size:20px}.tile span{color:var(--mute);font-size:12px}
 dl{display:grid;grid-template-columns:max-content 1fr;gap:2px 14px;margin:8px 0}dt{color:var(--mute)}
-dd{margin:0;overflow-wrap:anywhere}.error{color:var(--fail);font-weight:600}.note{color:var(--mute);font-size:12px}
-table{border-collapse:collapse;width:100%}th,td{text-align:left;padding:4px 8px;border-bottom:1px solid var(--line);
-vertical-align:top;overflow-wrap:anywhere}.cost{width:auto}.usd{text-align:right;font-variant-numeric:tabular-nums}
+dd{margin:0;overflow-wrap:anywhere}.error{color:var(--fail);font-weight:600}
+.note{color:var(--mute);font-size:12px}table{border-collapse:collapse;width:100%}
+th,td{text-align:left;padding:4px 8px;border-bottom:1px solid var(--line);vertical-align:top;
+overflow-wrap:anywhere}.cost{width:auto}.usd{text-align:right;font-variant-numeric:tabular-nums}
 .total th,.total td{font-weight:700}pre{background:#f6f7f9;padding:10px;overflow:auto;max-height:420px}
 .legend{display:flex;flex-wrap:wrap;gap:14px;margin:6px 0}.key{cursor:pointer;user-select:none}
 .swatch{display:inline-block;width:14px;height:10px;border-radius:2px;margin:0 5px 0 3px}
 .k-succeeded{background:var(--ok)}.k-on-demand{background:var(--od)}.k-interrupted{background:var(--int)}
 .k-failed{background:var(--fail)}.chart{border:1px solid var(--line);border-radius:6px;padding:6px 0}
-.row{display:flex;align-items:center;height:16px}.row:hover{background:#f3f5f8}
+.row{display:flex;align-items:center;height:18px}.row:hover{background:#f3f5f8}
 .label{flex:0 0 120px;padding:0 8px;font-size:11px;color:var(--mute);text-align:right;white-space:nowrap}
-.row-failed .label{color:var(--fail);font-weight:600}.lane{position:relative;flex:1;height:100%;margin-right:34px}
-.bar{position:absolute;top:3px;height:10px;border-radius:2px;min-width:2px}.bar.merged{opacity:.8}
-.axis{height:22px}.tick{position:absolute;top:4px;font-size:11px;color:var(--mute);transform:translateX(-50%)}
-.hidden-kind{display:none}
+.row-failed .label{color:var(--fail);font-weight:600}
+.lane{position:relative;flex:1;height:100%;margin-right:34px}
+.bar{position:absolute;top:3px;height:12px;border-radius:2px;min-width:2px}.bar.merged{opacity:.8}
+.axis{height:22px}
+.tick{position:absolute;top:4px;font-size:11px;color:var(--mute);transform:translateX(-50%);
+white-space:nowrap}.tick:first-child{transform:none}.tick:last-child{transform:translateX(-100%)}
+.failures td:first-child,.failures th:first-child{white-space:nowrap;width:1%}.hidden-kind{display:none}
 """
 
 # Legend checkboxes show or hide one kind of bar.

@@ -86,7 +86,9 @@ def test_summarize_job_writes_a_report_page_with_every_attempt_beside_the_summar
         history=[attempt(1, Capacity.SPOT, 10, 100, "failed")],
     )
     put_json(s3, layout.outcome_key("job-1", 2, "FAILED"), failed.model_dump(mode="json"))
-    execution = execution_info(ARN, "FAILED", T0, T0 + timedelta(seconds=720), "States.ExceedToleratedFailureThreshold", None)
+    execution = execution_info(
+        ARN, "FAILED", T0, T0 + timedelta(seconds=720), "States.ExceedToleratedFailureThreshold", None
+    )
 
     # WHEN the job is summarised
     written = summarize_job(s3, BUCKET, "job-1", execution)
@@ -98,7 +100,9 @@ def test_summarize_job_writes_a_report_page_with_every_attempt_beside_the_summar
     page = stored["Body"].read().decode("utf-8")
     elements = parse(page)
     # ... with one bar per attempt, coloured by what happened, in the item's row
-    bars = [(a["data-item"], a["data-attempt"], a["data-outcome"]) for a in elements.with_attr("data-outcome")]
+    bars = [
+        (a["data-item"], a["data-attempt"], a["data-outcome"]) for a in elements.with_attr("data-outcome")
+    ]
     assert sorted(bars) == [
         ("0", "1", "succeeded"),
         ("1", "1", "interrupted"),
@@ -115,7 +119,10 @@ def test_summarize_job_writes_a_report_page_with_every_attempt_beside_the_summar
     assert "<script>alert" not in page and "<img src=x>" not in page
     assert not [a for t, a in elements.elements if t == "img" or a.get("src") or t == "link"]
     assert "default-src 'none'" in page
-    assert json.loads(s3.get_object(Bucket=BUCKET, Key="summaries/job-1.json")["Body"].read())["status"] == "FAILED"
+    assert (
+        json.loads(s3.get_object(Bucket=BUCKET, Key="summaries/job-1.json")["Body"].read())["status"]
+        == "FAILED"
+    )
 
 
 def test_a_10000_item_job_page_stays_small_and_keeps_every_interruption_and_failure() -> None:
@@ -135,7 +142,10 @@ def test_a_10000_item_job_page_stays_small_and_keeps_every_interruption_and_fail
         capacity = Capacity.ON_DEMAND if index % 700 == 0 else Capacity.SPOT
         history.append(attempt(number, capacity, start + 25, start + 85, fate))
         failed += fate == "failed"
-        outcome = {"history": [record.model_dump(mode="json") for record in history], "log": f"/logs/{index}.log"}
+        outcome = {
+            "history": [record.model_dump(mode="json") for record in history],
+            "log": f"/logs/{index}.log",
+        }
         timeline.add(index, fate, outcome)
     summary = {
         "job_id": "big",
