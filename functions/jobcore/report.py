@@ -137,6 +137,10 @@ def _seconds(value: float) -> str:
     return f"{value / 3600:.2f} h"
 
 
+def _utc(epoch: float) -> str:
+    return datetime.fromtimestamp(epoch, timezone.utc).isoformat(timespec="seconds").replace("+00:00", "Z")
+
+
 def _usd(value: Any) -> str:
     return f"${value:.6f}" if isinstance(value, (int, float)) else "–"
 
@@ -393,7 +397,7 @@ def _timeline_section(summary: dict[str, Any], timeline: Timeline) -> str:
         else "One row per item, one bar per task attempt from launch to stop."
     )
     note += (
-        f" 0 s is the first launch, {datetime.fromtimestamp(t0, timezone.utc).isoformat(timespec='seconds')}."
+        f" 0 s is the first launch, {_utc(t0)}."
     )
     return (
         f'<section id="timeline"><h2>Timeline</h2><div class="legend">{legend}</div>'

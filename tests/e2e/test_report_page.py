@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from spotmap.cli import main as spotmap_main
 from tools.report_browser import chromium_missing, load_report
 
 SCREENSHOTS = Path(__file__).resolve().parents[2] / ".spotmap" / "report-test"
@@ -26,7 +27,7 @@ def browser() -> None:
 
 
 def test_a_faulty_runs_report_page_shows_its_interruptions_and_failure_and_fetches_nothing(
-    tmp_path: Path, local_run, browser: None, capsys: pytest.CaptureFixture[str]
+    tmp_path: Path, browser: None, capsys: pytest.CaptureFixture[str]
 ) -> None:
     # GIVEN a finished local run of 8 items with Spot reclaims injected (seeded) and item 5 exiting 3
     manifest = tmp_path / "faulty.job.json"
@@ -47,15 +48,18 @@ def test_a_faulty_runs_report_page_shows_its_interruptions_and_failure_and_fetch
         ),
         encoding="utf-8",
     )
-    run = local_run(
-        manifest,
-        params={"ToleratedFailurePercentage": 20, "MaxConcurrency": 4},
-        extra=["--spot-interruption-rate", "0.5", "--seed", "4"],
-    )
-    (summary,) = run.summaries
+    out_dir = tmp_path / "out"
+    argv = ["local", "run", "--out", str(out_dir), "--state-dir", str(tmp_path / "state")]
+    argv += ["--param", "ToleratedFailurePercentage=20", "--param", "MaxConcurrency=4"]
+    argv += ["--spot-interruption-rate", "0.5", "--seed", "4", str(manifest)]
+    capsys.readouterr()
+    assert spotmap_main(argv) == 0
+    printed = capsys.readouterr().out
+    # `spotmap local run` names the page in the copied-out bucket, beside the summary
+    (page,) = [Path(line.split("report: ", 1)[1]) for line in printed.splitlines() if "report: " in line]
+    summary = json.loads(page.with_suffix(".json").read_text(encoding="utf-8"))
     assert summary["items"]["failed"] == 1 and summary["attempts"]["spot_interruptions"] > 0, summary
-    page = run.out_dir / "summaries" / f"{summary['job_id']}.html"
-    assert page.is_file()
+    assert page == out_dir.resolve() / "summaries" / f"{summary['job_id']}.html" and page.is_file()
 
     # WHEN the copied-out page is opened from disk in headless Chromium and screenshotted
     screenshot = SCREENSHOTS / f"{summary['job_id']}.png"
