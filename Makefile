@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: help install demo images test unit e2e lint build push-worker bench clean
+.PHONY: help install demo images browser report-image test unit e2e lint build push-worker bench clean
 
 # Offline tooling: no AWS account, no credentials, no telemetry. The region only names ARNs.
 TOOL_ENV := SAM_CLI_TELEMETRY=0 AWS_DEFAULT_REGION=us-east-1 AWS_REGION=us-east-1
@@ -41,9 +41,15 @@ demo: $(STAMP) ## run the whole pipeline on the local cloud on a sample CSV
 images: ## build the offline Docker images the Docker tests use (tools/images/build; cached)
 	tools/images/build all
 
-test: $(STAMP) images ## lint, then every test (unit, integration, end to end on the local cloud, Docker runtime)
+browser: ## install Debian's chromium when missing (the report page's browser tests, report-image)
+	tools/ensure-chromium
+
+report-image: $(STAMP) browser ## docs/report.png: a small faulty job's report page, screenshotted in headless Chromium
+	$(PY) -m tools.report_screenshot --output docs/report.png
+
+test: $(STAMP) images browser ## lint, then every test (unit, integration, end to end on the local cloud, Docker runtime, browser)
 	$(MAKE) lint
-	SPOTMAP_REQUIRE_DOCKER=1 $(BIN)/pytest -q -n 2 --dist loadfile
+	SPOTMAP_REQUIRE_DOCKER=1 SPOTMAP_REQUIRE_BROWSER=1 $(BIN)/pytest -q -n 2 --dist loadfile
 
 unit: $(STAMP) ## unit tests only
 	$(BIN)/pytest -q tests/unit

@@ -194,4 +194,7 @@ def format_summary(watch: JobWatch, summary: dict[str, Any] | None, out_dir: Pat
     if summary.get("error"):
         lines.append(f"  error: {summary['error']}")
     lines.append(f"  summary: {out_dir / jobcore_layout().summary_key(summary['job_id'])}")
+    report = out_dir / jobcore_layout().report_key(summary["job_id"])
+    if report.exists():  # the page Summarize writes beside the summary (jobcore.report)
+        lines.append(f"  report: {report}")
     return "\n".join(lines)

@@ -12,6 +12,7 @@ jobs/<job_id>/map-results/<map-run-id>/   the Distributed Map's ResultWriter: ma
                                   SUCCEEDED_<n>.json / FAILED_<n>.json (child execution records)
 output/<job_id>/<index>/attempt-<n>/...   what a worker attempt writes
 summaries/<job_id>.json           the job summary
+summaries/<job_id>.html           its report page (jobcore.report), written with it
 """
 
 from __future__ import annotations
@@ -83,3 +84,7 @@ def output_prefix(job_id: str, index: int, attempt: int) -> str:
 
 def summary_key(job_id: str) -> str:
     return f"{SUMMARIES_PREFIX}{job_id}.json"
+
+
+def report_key(job_id: str) -> str:
+    return f"{SUMMARIES_PREFIX}{job_id}.html"

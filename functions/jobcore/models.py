@@ -7,7 +7,7 @@ ASL uses exactly these strings, so a typo such as "FAILLED" cannot ship.
 from __future__ import annotations
 
 from enum import Enum
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -102,6 +102,20 @@ class Usage(BaseModel):
         return Usage(**{name: getattr(self, name) + getattr(other, name) for name in Usage.model_fields})
 
 
+AttemptOutcome = Literal["succeeded", "interrupted", "failed"]
+
+
+class AttemptRecord(BaseModel):
+    """One ECS task of an item, from launch (the task's createdAt) to stop, and what became of it: what
+    the report page's timeline draws as one bar. PollTask appends it when it sees the task stopped."""
+
+    attempt: int
+    capacity: Capacity
+    launched_at: str | None = None  # ISO 8601
+    stopped_at: str | None = None
+    outcome: AttemptOutcome
+
+
 class ItemState(BaseModel):
     """The state a child execution carries through Launch → Wait → Poll; each Lambda returns a new one."""
 
@@ -126,6 +140,7 @@ class ItemState(BaseModel):
     expected_seconds: float | None = None  # the job's typical task duration, when PollTask knew it
     detection_delay_seconds: float | None = None  # task stopped → the poll that saw it (polling cost)
     error: dict[str, Any] | None = None  # set by the ASL Catch (ResultPath $.error)
+    history: list[AttemptRecord] = Field(default_factory=list)  # the item's stopped tasks, in order
     # Set by PollTask when the item succeeded: its outcome record, which ItemSucceeded makes the child's
     # output (`OutputPath: $.outcome`) so that the Map's ResultWriter batches them into result files.
     outcome: ItemOutcome | None = None
@@ -145,6 +160,7 @@ class ItemOutcome(BaseModel):
     usage: Usage = Field(default_factory=Usage)
     task_seconds: float | None = None  # the last task's run time; PollTask's expectation is their median
     detection_delay_seconds: float | None = None
+    history: list[AttemptRecord] = Field(default_factory=list)  # one record per task, for the timeline
     # A succeeded item's partial result, copied from its result record by PollTask, so Summarize reads
     # one object per item instead of two.
     partial: Any = None
@@ -166,6 +182,7 @@ class ItemOutcome(BaseModel):
             usage=state.usage,
             task_seconds=state.task_seconds,
             detection_delay_seconds=state.detection_delay_seconds,
+            history=state.history,
             partial=partial,
         )
 

@@ -14,7 +14,7 @@ from botocore.exceptions import ClientError
 from jobcore import layout
 from jobcore.executions import CLOSED
 from jobcore.store import error_code, exists
-from jobcore.summary import build_summary, execution_from_description, write_summary
+from jobcore.summary import execution_from_description, summarize_job
 
 log = logging.getLogger(__name__)
 
@@ -98,8 +98,7 @@ def reconcile(
                     report.already_summarized += 1
                     continue
                 description = sfn.describe_execution(executionArn=entry["executionArn"])
-                summary = build_summary(s3, bucket, job_id, execution_from_description(description))
-                write_summary(s3, bucket, job_id, summary)
+                summarize_job(s3, bucket, job_id, execution_from_description(description))
                 report.written += 1
                 log.info("wrote missing summary of %s", job_id)
             except Exception:  # one bad job must not keep the others unsummarized

@@ -28,6 +28,7 @@ from jobcore import attempts, layout, map_results, merge
 from jobcore.budget import bound_strings, truncate
 from jobcore.cost import PARENT_TRANSITIONS, cost_block
 from jobcore.models import CLOSED_STATUSES, ExecutionStatus, JobDescriptor, Usage
+from jobcore.report import Timeline, render_report, write_report
 from jobcore.store import iso, list_indices, put_json, read_descriptor, read_json
 
 log = logging.getLogger(__name__)
@@ -146,7 +147,8 @@ class UsageTotal:
 class _Items:
     """What the items add up to, fed one item at a time in any order."""
 
-    def __init__(self, size: int) -> None:
+    def __init__(self, size: int, timeline: Timeline | None = None) -> None:
+        self.timeline = timeline
         self.attempts = dict.fromkeys(
             ("launched", "spot_interruptions", "capacity_retries", "on_demand_fallbacks"), 0
         )
@@ -156,6 +158,8 @@ class _Items:
         self.without_outcome: set[int] = set()
 
     def add(self, index: int, verdict: str | None, outcome: dict[str, Any] | None, partial: Any) -> None:
+        if self.timeline is not None:
+            self.timeline.add(index, verdict, outcome)
         if verdict is None:
             self.without_outcome.add(index)
         else:
@@ -196,13 +200,15 @@ def build_summary(
     workers: int = FETCH_WORKERS,
     result_files: bool = True,
     reads: Reads | None = None,
+    timeline: Timeline | None = None,
 ) -> dict[str, Any]:
     """The summary document of a job (see docs/design.md); deterministic for the same S3 state.
 
     With `result_files` and a Map Run that wrote them, succeeded items come from its SUCCEEDED files
     and only what they do not cover (failed items, a partial left out of a child's output, a missing
     file) is read object by object; otherwise every item is (LIST, then GET). Both give the same
-    document for the same job.
+    document for the same job. A `timeline` given collects every item's task attempts for the
+    report page (jobcore.report) on the same single pass.
     """
     reads = reads if reads is not None else Reads()
     status = str(execution.get("status") or "UNKNOWN")
@@ -223,7 +229,7 @@ def build_summary(
     # succeeded ones, so nothing needs listing: the few items they leave out are looked up one by one.
     total = descriptor.item_count if descriptor else (max(known) + 1 if known else 0)
     size = max(total, max(known) + 1 if known else 0)
-    items = _Items(size)
+    items = _Items(size, timeline)
     succeeded: set[int] = set()
 
     if manifest is not None:
@@ -456,3 +462,26 @@ def write_summary(s3: Any, bucket: str, job_id: str, summary: dict[str, Any]) ->
     key = layout.summary_key(job_id)
     put_json(s3, bucket, key, json.dumps(summary, indent=2, sort_keys=True, default=str).encode("utf-8"))
     return key
+
+
+@dataclass(frozen=True)
+class Written:
+    summary: dict[str, Any]
+    summary_key: str
+    report_key: str | None  # None when the page could not be rendered (the summary is written anyway)
+
+
+def summarize_job(
+    s3: Any, bucket: str, job_id: str, execution: dict[str, Any], *, reads: Reads | None = None
+) -> Written:
+    """Build the job's summary and write its report page, then the JSON: the JSON is what tells that a
+    job is summarised (the CLI and the reconciler look for it), so the page is there by then."""
+    timeline = Timeline()
+    summary = build_summary(s3, bucket, job_id, execution, reads=reads, timeline=timeline)
+    try:
+        page: str | None = render_report(summary, timeline)
+    except Exception:  # a page that cannot be drawn must not cost the job its summary
+        log.exception("could not render the report page of %s", job_id)
+        page = None
+    report_key = write_report(s3, bucket, job_id, page) if page is not None else None
+    return Written(summary, write_summary(s3, bucket, job_id, summary), report_key)

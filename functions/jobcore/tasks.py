@@ -26,8 +26,8 @@ from jobcore.errors import (
     PollThrottled,
     StopTasksThrottled,
 )
-from jobcore.models import Capacity, ItemOutcome, ItemState, TaskStatus
-from jobcore.store import error_code, put_json, read_json
+from jobcore.models import AttemptOutcome, AttemptRecord, Capacity, ItemOutcome, ItemState, TaskStatus
+from jobcore.store import error_code, iso, put_json, read_json
 
 log = logging.getLogger(__name__)
 
@@ -287,6 +287,23 @@ def _with_task_usage(state: ItemState, task: dict[str, Any], seconds: float) -> 
     return state.model_copy(update={"usage": state.usage.add_task(capacity, vcpu, gb, seconds)})
 
 
+def _with_attempt(
+    state: ItemState, task: dict[str, Any], stopped_at: Any, outcome: AttemptOutcome
+) -> ItemState:
+    """The state with this task's attempt record appended (the report's timeline draws it)."""
+    capacity_name = task.get("capacityProviderName")
+    capacity = Capacity(capacity_name) if capacity_name in {c.value for c in Capacity} else state.capacity
+    launched = task.get("createdAt") or task.get("startedAt")
+    record = AttemptRecord(
+        attempt=state.attempt,
+        capacity=capacity,
+        launched_at=iso(launched) if isinstance(launched, datetime) else None,
+        stopped_at=iso(stopped_at) if isinstance(stopped_at, datetime) else None,
+        outcome=outcome,
+    )
+    return state.model_copy(update={"history": [*state.history, record]})
+
+
 def _container(task: dict[str, Any], name: str) -> dict[str, Any]:
     containers = task.get("containers") or []
     for container in containers:
@@ -352,6 +369,12 @@ def poll_task(
     result = _read_result(s3, state) if exit_code == 0 else None
     succeeded = result is not None
     spot_interrupted = stop_code == SPOT_INTERRUPTION_STOP_CODE or SPOT_INTERRUPTION_REASON in stopped_reason
+    state = _with_attempt(
+        state,
+        task,
+        stopped_at,
+        "succeeded" if succeeded else "interrupted" if spot_interrupted else "failed",
+    )
 
     if spot_interrupted and not succeeded:
         interrupted = state.model_copy(
@@ -430,6 +453,7 @@ def _still_running(
         state = _with_task_usage(state, task, elapsed if task.get("startedAt") else 0.0).model_copy(
             update={"task_seconds": round(elapsed, 3), "log": log_location(settings, state.task_arn or "")}
         )
+        state = _with_attempt(state, task, now, "failed")
         return _finish(s3, settings, state, started, TaskStatus.FAILED, f"timed out after {minutes} minutes")
 
     expected = polling.expected_duration(s3, state.bucket, state.job_id)

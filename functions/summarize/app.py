@@ -1,4 +1,5 @@
-"""Summarize: when a job's execution closes, write summaries/<job_id>.json.
+"""Summarize: when a job's execution closes, write summaries/<job_id>.json and its report page
+summaries/<job_id>.html.
 
 Triggered by "Step Functions Execution Status Change"; ignores non-terminal statuses, Map Run child
 executions and other state machines. The job id is the execution name (the event's input may be
@@ -18,7 +19,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from jobcore import aws
 from jobcore.config import SummarizeSettings
 from jobcore.executions import ExecutionStatusChange, is_job_execution
-from jobcore.summary import Reads, build_summary, write_summary
+from jobcore.summary import Reads, summarize_job
 
 logger = Logger()
 tracer = Tracer()
@@ -48,8 +49,8 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
         return {"job_id": change.name, "summary_key": None, "ignored": why_not}
 
     reads = Reads()
-    summary = build_summary(aws.s3(), config.job_bucket, change.name, change.execution(), reads=reads)
-    key = write_summary(aws.s3(), config.job_bucket, change.name, summary)
+    written = summarize_job(aws.s3(), config.job_bucket, change.name, change.execution(), reads=reads)
+    summary, key = written.summary, written.summary_key
     seconds = summary["timing"]["seconds"]
     if seconds is not None:
         metrics.add_metric(name="JobDurationSeconds", unit=MetricUnit.Seconds, value=seconds)
@@ -59,6 +60,7 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
         "summary written",
         extra={
             "summary_key": key,
+            "report_key": written.report_key,
             "status": summary["status"],
             "execution_status": change.status,
             "items": summary["items"],

@@ -373,3 +373,36 @@ def test_a_task_already_stopping_is_looked_at_again_soon(
     describe(ecs, state, task(state, lastStatus="DEPROVISIONING", desiredStatus="STOPPED"))
     result = app.lambda_handler(state, lambda_context)
     assert result["status"] == "RUNNING" and result["wait_seconds"] == 10
+
+
+def test_each_stopped_task_is_recorded_in_the_items_history_from_launch_to_stop(
+    ecs: Stubber, s3: Any, state: dict[str, Any], lambda_context: Any
+) -> None:
+    # GIVEN an item whose first Spot task is interrupted and whose second, on on-demand, succeeds
+    interrupted_task = stopped(
+        state, 143, seconds=400, stopCode="SpotInterruption", stoppedReason="Your Spot Task was interrupted."
+    )
+    describe(ecs, state, interrupted_task)
+
+    # WHEN PollTask sees the first task stopped, then (after a relaunch) the second
+    first = app.lambda_handler(state, lambda_context)
+    relaunched = {**first, "attempt": 2, "capacity": "FARGATE", "status": "RUNNING"}
+    put_result(s3, state)
+    succeeded_task = stopped(state, 0, seconds=300, capacityProviderName="FARGATE")
+    describe(ecs, state, succeeded_task)
+    second = app.lambda_handler(relaunched, lambda_context)
+
+    # THEN the outcome record holds one entry per task: its capacity, launch (createdAt), stop and fate
+    history = outcome(s3, state, "SUCCEEDED")["history"]
+    assert [(entry["attempt"], entry["capacity"], entry["outcome"]) for entry in history] == [
+        (1, "FARGATE_SPOT", "interrupted"),
+        (2, "FARGATE", "succeeded"),
+    ]
+    for entry, described in zip(history, (interrupted_task, succeeded_task), strict=True):
+        assert entry["launched_at"] == described["createdAt"].isoformat(timespec="milliseconds").replace(
+            "+00:00", "Z"
+        )
+        assert entry["stopped_at"] == described["stoppedAt"].isoformat(timespec="milliseconds").replace(
+            "+00:00", "Z"
+        )
+    assert second["outcome"]["history"] == history  # the copy the Map's result files carry
