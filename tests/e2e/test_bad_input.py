@@ -291,9 +291,9 @@ def test_an_unclosed_quote_fails_the_job_naming_its_line(cloud: LocalCloud, tmp_
 
 
 def test_an_item_too_large_for_the_os_names_e2big(cloud: LocalCloud, tmp_path: Path) -> None:
-    # GIVEN a command job with a 200 KB item param (passed as an environment variable: Linux allows
-    # 128 KiB per variable)
-    items = [{"partial": {"n": {"$sum": 1}}}, {"partial": {"n": {"$sum": 1}}, "blob": "b" * 200_000}]
+    # GIVEN a command job with a 140 KB item param (passed as an environment variable: Linux allows
+    # 128 KiB per variable), small enough for a Step Functions state (StartJob refuses larger items)
+    items = [{"partial": {"n": {"$sum": 1}}}, {"partial": {"n": {"$sum": 1}}, "blob": "b" * 140_000}]
     watch = JobRunner(cloud, progress=None).submit(_command_job(tmp_path, "e2big", items))
 
     # WHEN it runs
@@ -317,11 +317,13 @@ def test_an_item_too_large_for_a_state_is_named_and_the_summary_agrees_with_itse
     # WHEN it runs (or is refused before it starts)
     summary = _wait_for_summary(cloud, watch.job_id)
 
-    # THEN the summary is FAILED and says why in terms of the 256 KiB limit, and never claims that
-    # every item succeeded with no failure
+    # THEN the summary is FAILED and says why in terms of the 256 KiB limit, naming the item, and never
+    # claims that every item succeeded with no failure
     assert summary["status"] == "FAILED"
     assert "256 KiB" in json.dumps(summary, ensure_ascii=False)
-    assert summary["failures"] or summary["items"]["succeeded"] < summary["items"]["total"]
+    refused_before_start = summary["items"]["total"] == 0 and "item 1 " in (summary["error"] or "")
+    some_failed = summary["failures"] or summary["items"]["succeeded"] < summary["items"]["total"]
+    assert refused_before_start or some_failed
 
 
 def test_summarize_and_evaluate_job_for_a_job_that_does_not_exist_never_say_succeeded(
