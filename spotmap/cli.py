@@ -357,7 +357,9 @@ def build_parser() -> argparse.ArgumentParser:
     status.add_argument("job_id")
     status.add_argument("--watch", action="store_true", help="refresh until the job ends")
     status.add_argument("--json", action="store_true", help="one JSON document per read")
-    status.add_argument("--stack", default=None, help="the stack in AWS (default: samconfig.toml's stack_name)")
+    status.add_argument(
+        "--stack", default=None, help="the stack in AWS (default: samconfig.toml's stack_name)"
+    )
     status.add_argument("--region", default=None, help="AWS region (default: your AWS configuration's)")
     status.add_argument(
         "--endpoint-url", default=None, help="a local cloud (`spotmap local serve`) instead of AWS"

@@ -35,8 +35,8 @@ from spotmap.events import STATUS_CHANGE, LocalEventBus, envelope
 from spotmap.fargate import EcsError, Faults, LocalFargate, WorkerLauncher
 from spotmap.forkserver import ForkServerLauncher
 from spotmap.lambdas import Invocation, LocalLambda
-from spotmap.notifications import NotificationLog, publish_request
 from spotmap.launchers import SubprocessLauncher
+from spotmap.notifications import NotificationLog, publish_request
 from spotmap.principals import RoleCredentials, credentials_for
 from spotmap.template import Stack, load_stack
 

@@ -44,7 +44,7 @@ def publish_request(environ: dict[str, Any]) -> Published | None:
         return None
     return Published(
         topic_arn=(form.get("TopicArn") or form.get("TargetArn") or [""])[0],
-        subject=(form.get("Subject") or [None])[0],
+        subject=form["Subject"][0] if form.get("Subject") else None,
         message=(form.get("Message") or [""])[0],
         at=datetime.now(timezone.utc).isoformat(),
     )

@@ -197,7 +197,11 @@ class ProgressReader:
     def _from_summary(
         self, job_id: str, summary: dict[str, Any], started: float | None, stopped: float | None, now: float
     ) -> Progress:
-        items, attempts, cost = summary.get("items", {}), summary.get("attempts", {}), summary.get("cost") or {}
+        items, attempts, cost = (
+            summary.get("items", {}),
+            summary.get("attempts", {}),
+            summary.get("cost") or {},
+        )
         cache = self._jobs[job_id]
         durations = [o["seconds"] for o in cache.outcomes.values() if o["seconds"] is not None]
         return Progress(

@@ -134,4 +134,12 @@ def _exit_code(progress: Progress, out: TextIO | None) -> int:
     return 1 if progress.closed and progress.status != "SUCCEEDED" else 0
 
 
-__all__ = ["CLOSED", "StackNotFound", "Target", "aws_target", "local_target", "samconfig_stack", "show_status"]
+__all__ = [
+    "CLOSED",
+    "StackNotFound",
+    "Target",
+    "aws_target",
+    "local_target",
+    "samconfig_stack",
+    "show_status",
+]

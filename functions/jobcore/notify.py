@@ -35,7 +35,8 @@ def message(summary: dict[str, Any], bucket: str) -> str:
     lines = [
         f"Job {job_id} {summary.get('status')}"
         + (f" (input s3://{source.get('bucket')}/{source.get('key')})" if source else ""),
-        f"Items: {items.get('succeeded', 0)}/{items.get('total', 0)} succeeded, {items.get('failed', 0)} failed",
+        f"Items: {items.get('succeeded', 0)}/{items.get('total', 0)} succeeded, "
+        f"{items.get('failed', 0)} failed",
         f"Tasks: {attempts.get('launched', 0)} launched, {attempts.get('spot_interruptions', 0)} Spot "
         f"interruptions, {attempts.get('on_demand_fallbacks', 0)} on-demand fallbacks",
     ]

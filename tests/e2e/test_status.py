@@ -58,7 +58,17 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     state = tmp_path_factory.mktemp("serve-state")
     log = (state / "serve.out").open("w")
     server = subprocess.Popen(
-        [sys.executable, "-m", "spotmap.cli", "local", "serve", "--port", str(port), "--state-dir", str(state)]
+        [
+            sys.executable,
+            "-m",
+            "spotmap.cli",
+            "local",
+            "serve",
+            "--port",
+            str(port),
+            "--state-dir",
+            str(state),
+        ]
         + FAST_POLLS,
         stdout=log,
         stderr=subprocess.STDOUT,
