@@ -19,12 +19,14 @@ from typing import Any
 import pytest
 
 from spotmap.cloud import local_client, project_root
+from spotmap.notifications import NotificationLog
 from spotmap.product import jobcore_ids
 from spotmap.template import load_stack
 
 WAIT_SECONDS = 120
 ITEMS = 4
 SLEEP_SECONDS = 3
+NOTIFY = "ops@example.com"
 FAST_POLLS = ["--param", "PollMinSeconds=1", "--param", "PollMaxSeconds=2", "--param", "MaxConcurrency=2"]
 
 
@@ -52,7 +54,7 @@ def sleeping_job(path: Path, items: int = ITEMS, seconds: int = SLEEP_SECONDS) -
 
 
 @pytest.fixture(scope="module")
-def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Path]]:
     """`spotmap local serve` in its own process; yields its endpoint."""
     port = free_port()
     state = tmp_path_factory.mktemp("serve-state")
@@ -69,7 +71,8 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
             "--state-dir",
             str(state),
         ]
-        + FAST_POLLS,
+        + FAST_POLLS
+        + ["--param", f"NotificationEmail={NOTIFY}"],
         stdout=log,
         stderr=subprocess.STDOUT,
         cwd=project_root(),
@@ -81,7 +84,7 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
             assert server.poll() is None, (state / "serve.out").read_text()
             assert time.monotonic() < deadline, "spotmap local serve did not start"
             time.sleep(0.2)
-        yield endpoint
+        yield endpoint, state
     finally:
         server.terminate()
         server.wait(timeout=30)
@@ -108,15 +111,17 @@ def status_json(endpoint: str, job_id: str) -> dict[str, Any]:
     return document
 
 
-def test_status_of_a_running_job_and_of_the_ended_job(served: str, tmp_path: Path) -> None:
-    # GIVEN a job of four items of three seconds each, two at a time, on `spotmap local serve`
-    job_id = submit(served, sleeping_job(tmp_path / "sleepy.job.json"))
+def test_status_of_a_running_job_and_of_the_ended_job(served: tuple[str, Path], tmp_path: Path) -> None:
+    # GIVEN a job of four items of three seconds each, two at a time, on `spotmap local serve` of a
+    # stack that notifies an e-mail address
+    endpoint, state = served
+    job_id = submit(endpoint, sleeping_job(tmp_path / "sleepy.job.json"))
 
     # WHEN `spotmap status` is asked while it runs, until some items have finished and others not
     deadline = time.monotonic() + WAIT_SECONDS
     seen: list[dict[str, Any]] = []
     while time.monotonic() < deadline:
-        seen.append(status_json(served, job_id))
+        seen.append(status_json(endpoint, job_id))
         if seen[-1]["status"] == "RUNNING" and 0 < seen[-1]["succeeded"] < ITEMS:
             break
         assert seen[-1]["status"] in ("NOT_FOUND", "RUNNING"), seen
@@ -134,7 +139,7 @@ def test_status_of_a_running_job_and_of_the_ended_job(served: str, tmp_path: Pat
     assert running["summary_key"] is None
 
     # WHEN `spotmap status --watch` follows it to the end (plain lines: stdout is a pipe)
-    watched = spotmap("status", job_id, "--endpoint-url", served, "--watch", "--interval", "3")
+    watched = spotmap("status", job_id, "--endpoint-url", endpoint, "--watch", "--interval", "3")
 
     # THEN it ends when the job does, with the final counts and where the summary is
     assert watched.returncode == 0, watched.stdout + watched.stderr
@@ -144,9 +149,9 @@ def test_status_of_a_running_job_and_of_the_ended_job(served: str, tmp_path: Pat
     assert lines[-1].strip() == f"summary: summaries/{job_id}.json"
 
     # AND asked after the end, the JSON agrees with the summary Summarize wrote
-    ended = status_json(served, job_id)
+    ended = status_json(endpoint, job_id)
     stack = load_stack(project_root())
-    summary_object = local_client("s3", served, stack.region).get_object(
+    summary_object = local_client("s3", endpoint, stack.region).get_object(
         Bucket=stack.bucket, Key=f"summaries/{job_id}.json"
     )
     summary = json.loads(summary_object["Body"].read())
@@ -156,10 +161,25 @@ def test_status_of_a_running_job_and_of_the_ended_job(served: str, tmp_path: Pat
     assert ended["eta_seconds"] == 0
     assert ended["summary_key"] == f"summaries/{job_id}.json"
 
+    # AND the job's end was published to the stack's SNS topic: recorded in the notifications log and
+    # shown on `spotmap local serve`'s output
+    topic = f"arn:aws:sns:{stack.region}:{stack.account_id}:{stack.name}-NotificationTopic"
+    notices = NotificationLog(state / "logs" / "notifications.log").read()
+    mine = [notice for notice in notices if job_id in notice.message]
+    assert [(notice.topic_arn, notice.subject) for notice in mine] == [
+        (topic, f"spotmap job SUCCEEDED: {job_id}")
+    ]
+    assert f"Items: {ITEMS}/{ITEMS} succeeded, 0 failed" in mine[0].message
+    assert f"Summary: s3://{stack.bucket}/summaries/{job_id}.json" in mine[0].message
+    assert f"Report:  s3://{stack.bucket}/summaries/{job_id}.html" in mine[0].message
+    assert (
+        f"SNS notification to {topic}: spotmap job SUCCEEDED: {job_id}" in (state / "serve.out").read_text()
+    )
 
-def test_status_of_an_unknown_job_fails(served: str) -> None:
+
+def test_status_of_an_unknown_job_fails(served: tuple[str, Path]) -> None:
     # GIVEN no job of that id WHEN its status is asked THEN the command says so and fails
-    done = spotmap("status", "no-such-job", "--endpoint-url", served)
+    done = spotmap("status", "no-such-job", "--endpoint-url", served[0])
     assert done.returncode == 1
     assert "no job no-such-job" in done.stderr
 
