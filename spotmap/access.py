@@ -125,6 +125,15 @@ def _expanded(template_text: str, root: str) -> dict[str, Any]:
     return expand(load_template(Path(root) / "template.yaml"), base_dir=Path(root))
 
 
+def _without_novalue(document: Mapping[str, Any]) -> Mapping[str, Any]:
+    """A policy whose statement list had an Fn::If choose AWS::NoValue: CloudFormation drops the
+    statement (e.g. Summarize's sns:Publish when the stack has no notification topic)."""
+    statements = document.get("Statement")
+    if isinstance(statements, list) and None in statements:
+        return {**document, "Statement": [statement for statement in statements if statement is not None]}
+    return document
+
+
 def load_policies(stack: Stack) -> StackPolicies:
     expanded = _expanded((stack.root / "template.yaml").read_text(encoding="utf-8"), str(stack.root))
     resolver = _Resolver(expanded, stack.name, stack.parameters)
@@ -143,7 +152,9 @@ def load_policies(stack: Stack) -> StackPolicies:
         # a policy under Fn::If (e.g. sns:Publish only when the stack notifies) resolves to the
         # chosen policy, or to AWS::NoValue: no policy
         documents: list[Mapping[str, Any]] = [
-            policy["PolicyDocument"] for policy in resolver.resolve(props.get("Policies", [])) if policy
+            _without_novalue(policy["PolicyDocument"])
+            for policy in resolver.resolve(props.get("Policies", []))
+            if policy
         ]
         for managed in resolver.resolve(props.get("ManagedPolicyArns", [])):
             if managed not in MANAGED_POLICIES:

@@ -287,8 +287,9 @@ def describe(progress: Progress, now: float | None = None) -> str:
     total = "?" if progress.total is None else str(progress.total)
     pending = "?" if progress.pending is None else str(progress.pending)
     eta = progress.eta(now)
+    status = "not started yet" if progress.status == "NOT_FOUND" else progress.status
     parts = [
-        f"{progress.job_id}: {progress.status}",
+        f"{progress.job_id}: {status}",
         f"{progress.finished}/{total} items finished "
         f"(succeeded {progress.succeeded}, running {progress.running}, failed {progress.failed}, "
         f"pending {pending})",
