@@ -114,3 +114,43 @@ def test_an_event_without_input_is_enough(s3: Any, lambda_context: Any) -> None:
     # WHEN / THEN the summary is still written from the execution name
     app.lambda_handler(event, lambda_context)
     assert summary_of(s3, job_id_of(event))["result"] == {"rows": 0, "columns": {}}
+
+
+def test_a_failed_job_is_published_to_the_notification_topic(
+    s3: Any, lambda_context: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # GIVEN a stack with a notification topic (an SQS queue subscribed to it reads what it delivers)
+    import boto3
+
+    from jobcore import aws as factory
+
+    sns, sqs = factory.sns(), boto3.client("sqs")
+    topic = sns.create_topic(Name="spotmap-NotificationTopic")["TopicArn"]
+    queue = sqs.create_queue(QueueName="inbox")["QueueUrl"]
+    queue_arn = sqs.get_queue_attributes(QueueUrl=queue, AttributeNames=["QueueArn"])["Attributes"][
+        "QueueArn"
+    ]
+    sns.subscribe(
+        TopicArn=topic, Protocol="sqs", Endpoint=queue_arn, Attributes={"RawMessageDelivery": "true"}
+    )
+    monkeypatch.setenv("NOTIFICATION_TOPIC_ARN", topic)
+    app.settings.cache_clear()
+    # AND a job of two items, one failed
+    event = load_event("summarize_failed.json")
+    job_id = job_id_of(event)
+    put_descriptor(s3, job_id, 2)
+    put_success(s3, job_id, 0, rows(3, 1.0, 2.0))
+    put_failure(s3, job_id, 1, "exit code 3 (error)")
+
+    # WHEN its FAILED status-change event arrives
+    app.lambda_handler(event, lambda_context)
+
+    # THEN one short message tells the job, its status, counts, cost and where summary and report are
+    messages = sqs.receive_message(QueueUrl=queue, MaxNumberOfMessages=10).get("Messages", [])
+    assert len(messages) == 1
+    text = messages[0]["Body"]
+    assert text.splitlines()[0].startswith(f"Job {job_id} FAILED")
+    assert "Items: 1/2 succeeded, 1 failed" in text
+    assert "Estimated cost: $" in text
+    assert f"Summary: s3://{BUCKET}/summaries/{job_id}.json" in text
+    assert f"Report:  s3://{BUCKET}/summaries/{job_id}.html" in text
