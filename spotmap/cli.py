@@ -278,7 +278,7 @@ def cmd_status(args: argparse.Namespace) -> int:
         target = local_target(args.endpoint_url, project_root())
     else:
         stack, region = samconfig_stack(project_root())
-        target = aws_target(args.stack or stack or "spotmap", args.region or None)
+        target = aws_target(args.stack or stack or "spotmap", args.region, region or "us-east-1")
     return show_status(
         target, args.job_id, watch=args.watch, as_json=args.json, interval=args.interval, timeout=args.timeout
     )

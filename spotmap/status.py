@@ -46,17 +46,21 @@ def samconfig_stack(root: Path, environment: str = "default") -> tuple[str | Non
     return found.get("stack_name"), found.get("region")
 
 
-def aws_target(stack_name: str, region: str | None) -> Target:
-    """Clients with the default credentials; bucket and state machine from the stack's outputs."""
+def aws_target(stack_name: str, region: str | None, fallback_region: str = "us-east-1") -> Target:
+    """Clients with the default credentials and region (`fallback_region` when none is configured,
+    e.g. samconfig.toml's); bucket and state machine from the stack's outputs."""
     import boto3
-    from botocore.exceptions import ClientError
+    from botocore.exceptions import BotoCoreError, ClientError
 
     session = boto3.Session(region_name=region) if region else boto3.Session()
-    cloudformation = session.client("cloudformation")
+    if session.region_name is None:
+        session = boto3.Session(region_name=fallback_region)
     try:
-        stacks = cloudformation.describe_stacks(StackName=stack_name)["Stacks"]
+        stacks = session.client("cloudformation").describe_stacks(StackName=stack_name)["Stacks"]
     except ClientError as error:
         raise StackNotFound(f"stack {stack_name}: {error.response['Error']['Message']}") from None
+    except BotoCoreError as error:  # no credentials, no endpoint
+        raise StackNotFound(f"stack {stack_name}: {error}") from None
     outputs = {output["OutputKey"]: output["OutputValue"] for output in stacks[0].get("Outputs", [])}
     missing = [name for name in (BUCKET_OUTPUT, STATE_MACHINE_OUTPUT) if name not in outputs]
     if missing:
@@ -71,13 +75,29 @@ def aws_target(stack_name: str, region: str | None) -> Target:
 
 
 def local_target(endpoint: str, root: Path) -> Target:
-    from spotmap.cloud import local_client
+    """The admin's clients for the local cloud at `endpoint`, with few retries: a local cloud that is
+    not running is reported at once rather than after the SDK's backoff."""
+    import boto3
+    from botocore.config import Config
+
+    from spotmap.cloud import CREDENTIALS
     from spotmap.template import load_stack
 
     stack = load_stack(root)
+
+    def client(service: str) -> Any:
+        return boto3.client(  # type: ignore[call-overload]
+            service,
+            endpoint_url=endpoint,
+            region_name=stack.region,
+            aws_access_key_id=CREDENTIALS["AWS_ACCESS_KEY_ID"],
+            aws_secret_access_key=CREDENTIALS["AWS_SECRET_ACCESS_KEY"],
+            config=Config(retries={"max_attempts": 2, "mode": "standard"}, connect_timeout=5),
+        )
+
     return Target(
-        local_client("s3", endpoint, stack.region),
-        local_client("stepfunctions", endpoint, stack.region),
+        client("s3"),
+        client("stepfunctions"),
         stack.bucket,
         stack.state_machine_arn,
         stack.region,
@@ -96,6 +116,20 @@ def show_status(
 ) -> int:
     """Print the job's progress once, or (`watch`) until it is closed and summarised, bounded by
     `timeout`. 0: found and not failed; 1: unknown job, or closed other than SUCCEEDED; 3: timed out."""
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    try:
+        return _show(
+            target, job_id, watch=watch, as_json=as_json, interval=interval, timeout=timeout, out=out
+        )
+    except (BotoCoreError, ClientError) as error:
+        print(f"spotmap: cannot read the status of {job_id}: {error}", file=sys.stderr)
+        return 1
+
+
+def _show(
+    target: Target, job_id: str, *, watch: bool, as_json: bool, interval: float, timeout: float, out: TextIO
+) -> int:
     interval = max(interval, MIN_READ_INTERVAL_SECONDS)
     reader = ProgressReader(
         target.s3, target.sfn, target.bucket, target.state_machine_arn, target.region, min_interval=interval

@@ -4,9 +4,14 @@ the plain line and the bar) and its reader's bound on reads."""
 from __future__ import annotations
 
 import io
+import json
 from typing import Any
 
+import boto3
+import pytest
+
 from spotmap.progress import Progress, ProgressDisplay, ProgressReader, bar, describe
+from spotmap.status import StackNotFound, aws_target
 from tests.unit.conftest import ACCOUNT, BUCKET, STATE_MACHINE_NAME
 
 STATE_MACHINE_ARN = f"arn:aws:states:us-east-1:{ACCOUNT}:stateMachine:{STATE_MACHINE_NAME}"
@@ -81,3 +86,28 @@ def test_a_job_is_read_at_most_once_per_interval(s3: Any, sfn: Any) -> None:
     # THEN AWS was read once every 3 s (0, 3, 6, 9), and the job is not started
     assert reader.reads == 4
     assert {answer.status for answer in answers} == {"NOT_FOUND"}
+
+
+def test_in_aws_the_stack_outputs_name_the_bucket_and_the_state_machine(aws: None) -> None:
+    # GIVEN a deployed stack (moto's CloudFormation) whose outputs name the bucket and the state machine
+    template = {
+        "Resources": {"JobBucket": {"Type": "AWS::S3::Bucket", "Properties": {"BucketName": BUCKET}}},
+        "Outputs": {
+            "JobBucketName": {"Value": {"Ref": "JobBucket"}},
+            "JobStateMachineArn": {"Value": STATE_MACHINE_ARN},
+        },
+    }
+    boto3.client("cloudformation", region_name="us-east-1").create_stack(
+        StackName="spotmap", TemplateBody=json.dumps(template)
+    )
+    # WHEN `spotmap status` resolves its target with the default credentials
+    target = aws_target("spotmap", "us-east-1")
+    # THEN it reads that bucket and that state machine
+    assert (target.bucket, target.state_machine_arn, target.region) == (
+        BUCKET,
+        STATE_MACHINE_ARN,
+        "us-east-1",
+    )
+    # AND a stack that does not exist is a clear error, not a traceback
+    with pytest.raises(StackNotFound, match="stack spotmap-prod"):
+        aws_target("spotmap-prod", "us-east-1")
