@@ -18,6 +18,7 @@ from typing import Any
 
 import pytest
 
+from spotmap.cli import main as spotmap_main
 from spotmap.cloud import local_client, project_root
 from spotmap.notifications import NotificationLog
 from spotmap.product import jobcore_ids
@@ -25,7 +26,7 @@ from spotmap.template import load_stack
 
 WAIT_SECONDS = 120
 ITEMS = 4
-SLEEP_SECONDS = 3
+SLEEP_SECONDS = 5  # long enough to catch the job midway on a loaded machine
 NOTIFY = "ops@example.com"
 FAST_POLLS = ["--param", "PollMinSeconds=1", "--param", "PollMaxSeconds=2", "--param", "MaxConcurrency=2"]
 
@@ -104,15 +105,20 @@ def submit(endpoint: str, path: Path) -> str:
     return job_id
 
 
-def status_json(endpoint: str, job_id: str) -> dict[str, Any]:
-    done = spotmap("status", job_id, "--endpoint-url", endpoint, "--json")
-    assert done.returncode in (0, 1), done.stderr
-    document: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
+def status_json(endpoint: str, job_id: str, capsys: pytest.CaptureFixture[str]) -> dict[str, Any]:
+    """`spotmap status JOB_ID --json`, in this process (quick enough to catch a job midway)."""
+    capsys.readouterr()
+    code = spotmap_main(["status", job_id, "--endpoint-url", endpoint, "--json"])
+    captured = capsys.readouterr()
+    assert code in (0, 1), captured.err
+    document: dict[str, Any] = json.loads(captured.out.strip().splitlines()[-1])
     return document
 
 
-def test_status_of_a_running_job_and_of_the_ended_job(served: tuple[str, Path], tmp_path: Path) -> None:
-    # GIVEN a job of four items of three seconds each, two at a time, on `spotmap local serve` of a
+def test_status_of_a_running_job_and_of_the_ended_job(
+    served: tuple[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # GIVEN a job of four items of five seconds each, two at a time, on `spotmap local serve` of a
     # stack that notifies an e-mail address
     endpoint, state = served
     job_id = submit(endpoint, sleeping_job(tmp_path / "sleepy.job.json"))
@@ -121,7 +127,7 @@ def test_status_of_a_running_job_and_of_the_ended_job(served: tuple[str, Path], 
     deadline = time.monotonic() + WAIT_SECONDS
     seen: list[dict[str, Any]] = []
     while time.monotonic() < deadline:
-        seen.append(status_json(endpoint, job_id))
+        seen.append(status_json(endpoint, job_id, capsys))
         if seen[-1]["status"] == "RUNNING" and 0 < seen[-1]["succeeded"] < ITEMS:
             break
         assert seen[-1]["status"] in ("NOT_FOUND", "RUNNING"), seen
@@ -149,7 +155,7 @@ def test_status_of_a_running_job_and_of_the_ended_job(served: tuple[str, Path], 
     assert lines[-1].strip() == f"summary: summaries/{job_id}.json"
 
     # AND asked after the end, the JSON agrees with the summary Summarize wrote
-    ended = status_json(endpoint, job_id)
+    ended = status_json(endpoint, job_id, capsys)
     stack = load_stack(project_root())
     summary_object = local_client("s3", endpoint, stack.region).get_object(
         Bucket=stack.bucket, Key=f"summaries/{job_id}.json"
@@ -205,7 +211,7 @@ def read_pty(fd: int, process: subprocess.Popen[bytes], timeout: float) -> bytes
 
 def test_local_run_redraws_its_progress_in_a_terminal(tmp_path: Path) -> None:
     # GIVEN `spotmap local run` whose output is a terminal (a pseudo-terminal)
-    job = sleeping_job(tmp_path / "tty.job.json", items=3)
+    job = sleeping_job(tmp_path / "tty.job.json", items=3, seconds=3)
     controller, terminal = pty.openpty()
     process = subprocess.Popen(
         [sys.executable, "-m", "spotmap.cli", "local", "run", str(job), "--out", str(tmp_path / "out")]
