@@ -13,6 +13,7 @@ moto or the local services answer it.
   https://docs.aws.amazon.com/service-authorization/latest/reference/list_amazonelasticcontainerservice.html
   https://docs.aws.amazon.com/service-authorization/latest/reference/list_awsstepfunctions.html
   https://docs.aws.amazon.com/service-authorization/latest/reference/list_awslambda.html
+  https://docs.aws.amazon.com/service-authorization/latest/reference/list_amazonsns.html
   and S3's "Required permissions for Amazon S3 API operations"
   (https://docs.aws.amazon.com/AmazonS3/latest/userguide/using-with-s3-policy-actions.html).
 - The answer: spotmap/iam.py's evaluation; a denial in the service's own error shape (S3: 403 XML
@@ -124,6 +125,15 @@ def _expanded(template_text: str, root: str) -> dict[str, Any]:
     return expand(load_template(Path(root) / "template.yaml"), base_dir=Path(root))
 
 
+def _without_novalue(document: Mapping[str, Any]) -> Mapping[str, Any]:
+    """A policy whose statement list had an Fn::If choose AWS::NoValue: CloudFormation drops the
+    statement (e.g. Summarize's sns:Publish when the stack has no notification topic)."""
+    statements = document.get("Statement")
+    if isinstance(statements, list) and None in statements:
+        return {**document, "Statement": [statement for statement in statements if statement is not None]}
+    return document
+
+
 def load_policies(stack: Stack) -> StackPolicies:
     expanded = _expanded((stack.root / "template.yaml").read_text(encoding="utf-8"), str(stack.root))
     resolver = _Resolver(expanded, stack.name, stack.parameters)
@@ -139,8 +149,12 @@ def load_policies(stack: Stack) -> StackPolicies:
         if resource["Type"] != "AWS::IAM::Role":
             continue
         props = resource.get("Properties", {})
+        # a policy under Fn::If (e.g. sns:Publish only when the stack notifies) resolves to the
+        # chosen policy, or to AWS::NoValue: no policy
         documents: list[Mapping[str, Any]] = [
-            resolver.resolve(policy["PolicyDocument"]) for policy in props.get("Policies", [])
+            _without_novalue(policy["PolicyDocument"])
+            for policy in resolver.resolve(props.get("Policies", []))
+            if policy
         ]
         for managed in resolver.resolve(props.get("ManagedPolicyArns", [])):
             if managed not in MANAGED_POLICIES:
@@ -668,6 +682,20 @@ def sfn_requests(
     raise Unmapped(f"Step Functions {operation} is not mapped")
 
 
+def sns_requests(body: bytes, context: Mapping[str, Sequence[str] | None]) -> list[iam.Request]:
+    """SNS (query protocol): Publish is sns:Publish on the topic it names (TopicArn, or TargetArn when
+    that is a topic); the stack's roles call nothing else of SNS.
+    https://docs.aws.amazon.com/service-authorization/latest/reference/list_amazonsns.html"""
+    form = parse_qs(body.decode("utf-8", "replace"), keep_blank_values=True)
+    action = (form.get("Action") or [""])[0]
+    if action == "Publish":
+        topic = (form.get("TopicArn") or form.get("TargetArn") or [""])[0]
+        if topic.startswith("arn:") and ":sns:" in topic:
+            return [iam.Request("sns:Publish", topic, dict(context))]
+        raise Unmapped("SNS Publish to a phone number or an endpoint is not mapped")
+    raise Unmapped(f"SNS {action or 'request'} is not mapped")
+
+
 def lambda_invoke_request(
     name: str, qualifier: str | None, context: Mapping[str, Sequence[str] | None]
 ) -> iam.Request:
@@ -711,6 +739,15 @@ def s3_error(status: int, code: str, message: str, head: bool) -> Response:
         f"<RequestId>{request_id}</RequestId><HostId>{request_id}</HostId></Error>"
     )
     return Response(body, status=status, content_type="application/xml", headers=headers)
+
+
+def sns_error(status: int, code: str, message: str) -> Response:
+    body = (
+        '<ErrorResponse xmlns="http://sns.amazonaws.com/doc/2010-03-31/"><Error><Type>Sender</Type>'
+        f"<Code>{_xml(code)}</Code><Message>{_xml(message)}</Message></Error>"
+        f"<RequestId>{uuid.uuid4()}</RequestId></ErrorResponse>"
+    )
+    return Response(body, status=status, content_type="text/xml")
 
 
 def _xml(text: str) -> str:
@@ -896,6 +933,8 @@ class LocalIam:
             if match is None or request.method != "POST":
                 raise Unmapped(f"Lambda {request.method} {request.path} is not mapped")
             return [lambda_invoke_request(unquote(match.group(1)), request.param("Qualifier"), context)]
+        if service == "sns":
+            return sns_requests(request.body(), context)
         if service == "sts" and b"Action=GetCallerIdentity" in request.body():
             return None  # "No permissions are required to perform this operation." (STS API reference)
         raise Unmapped(f"service {service!r} is not mapped")
@@ -977,6 +1016,10 @@ class LocalIam:
             return s3_error(status, code, message, head=request.method == "HEAD")
         if service == "lambda":
             return lambda_error(status, "AccessDeniedException" if code == "AccessDenied" else code, message)
+        if service == "sns":
+            # SNS (query protocol) answers an XML ErrorResponse; a denial is AuthorizationError, HTTP 403
+            # (https://docs.aws.amazon.com/sns/latest/api/API_Publish.html#API_Publish_Errors)
+            return sns_error(status, "AuthorizationError" if code == "AccessDenied" else code, message)
         content_type = "application/x-amz-json-1.1" if service == "ecs" else "application/x-amz-json-1.0"
         if code == "AccessDenied":
             # ECS, Step Functions and EventBridge answer AccessDeniedException with HTTP 400

@@ -160,6 +160,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     options = _options(args, port=args.port)
     options.host = args.host
     options.object_events = args.object_events
+    options.notifications_echo = sys.stdout  # what the stack's SNS topic would deliver
     cloud = LocalCloud(options=options).start()
     print(f"spotmap local cloud listening on {cloud.endpoint}")
     print(f"  bucket:        {cloud.stack.bucket}")
@@ -278,6 +279,19 @@ def cmd_invoke(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_status(args: argparse.Namespace) -> int:
+    from spotmap.status import aws_target, local_target, samconfig_stack, show_status
+
+    if args.endpoint_url:
+        target = local_target(args.endpoint_url, project_root())
+    else:
+        stack, region = samconfig_stack(project_root())
+        target = aws_target(args.stack or stack or "spotmap", args.region, region or "us-east-1")
+    return show_status(
+        target, args.job_id, watch=args.watch, as_json=args.json, interval=args.interval, timeout=args.timeout
+    )
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     from spotmap.demo import run_demo
 
@@ -344,6 +358,23 @@ def build_parser() -> argparse.ArgumentParser:
         "--endpoint-url", default=None, help="a running local cloud (default: start an embedded one)"
     )
     invoke.set_defaults(func=cmd_invoke)
+
+    status = commands.add_parser(
+        "status", help="a job's progress (items, Spot interruptions, elapsed, ETA, cost so far)"
+    )
+    status.add_argument("job_id")
+    status.add_argument("--watch", action="store_true", help="refresh until the job ends")
+    status.add_argument("--json", action="store_true", help="one JSON document per read")
+    status.add_argument(
+        "--stack", default=None, help="the stack in AWS (default: samconfig.toml's stack_name)"
+    )
+    status.add_argument("--region", default=None, help="AWS region (default: your AWS configuration's)")
+    status.add_argument(
+        "--endpoint-url", default=None, help="a local cloud (`spotmap local serve`) instead of AWS"
+    )
+    status.add_argument("--interval", type=float, default=5.0, help="seconds between reads (at least 3)")
+    status.add_argument("--timeout", type=float, default=24 * 3600.0, help="seconds --watch waits at most")
+    status.set_defaults(func=cmd_status)
 
     demo = commands.add_parser("demo", help="run the pipeline locally on a generated sample CSV")
     demo.add_argument("--rows", type=int, default=200_000)

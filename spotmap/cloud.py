@@ -20,7 +20,7 @@ import uuid
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TextIO
 from urllib.parse import parse_qs, unquote
 
 import boto3
@@ -36,6 +36,7 @@ from spotmap.fargate import EcsError, Faults, LocalFargate, WorkerLauncher
 from spotmap.forkserver import ForkServerLauncher
 from spotmap.lambdas import Invocation, LocalLambda
 from spotmap.launchers import SubprocessLauncher
+from spotmap.notifications import NotificationLog, publish_request
 from spotmap.principals import RoleCredentials, credentials_for
 from spotmap.template import Stack, load_stack
 
@@ -282,6 +283,8 @@ class CloudOptions:
     object_events: bool = True
     # each principal calls with its own role's credentials; the endpoint authorizes them (spotmap/access.py)
     enforce_iam: bool = True
+    # where SNS messages published on the local cloud are shown (besides logs/notifications.log)
+    notifications_echo: TextIO | None = None
 
 
 class LocalCloud:
@@ -298,6 +301,9 @@ class LocalCloud:
         self._hooks = ThreadPoolExecutor(max_workers=4, thread_name_prefix="s3-events")
         self.access = LocalIam.for_stack(self.stack, self.state_dir / "logs" / "iam.log")
         self.iam: LocalIam | None = self.access if self.options.enforce_iam else None
+        self.notifications = NotificationLog(
+            self.state_dir / "logs" / "notifications.log", self.options.notifications_echo
+        )
 
     # ------------------------------------------------------------------ lifecycle
     def start(self) -> LocalCloud:
@@ -433,6 +439,12 @@ class LocalCloud:
                 events.put_rule(Name=rule.name, ScheduleExpression=rule.schedule)
             target = self.stack.functions[rule.function]
             events.put_targets(Rule=rule.name, Targets=[{"Id": rule.function, "Arn": target.arn}])
+        if self.stack.topics:
+            sns = self.client("sns")
+            for topic_arn in self.stack.topics:
+                sns.create_topic(Name=topic_arn.rsplit(":", 1)[1])
+            for topic_arn, protocol, endpoint in self.stack.subscriptions:
+                sns.subscribe(TopicArn=topic_arn, Protocol=protocol, Endpoint=endpoint)
 
     # ------------------------------------------------------------------ HTTP
     def _wsgi(self, environ: dict[str, Any], start_response: Any) -> Any:
@@ -453,6 +465,7 @@ class LocalCloud:
             answered = self._plain_get(environ)
             if answered is not None:
                 return answered(environ, start_response)
+        published = publish_request(environ)
         captured: dict[str, Any] = {}
 
         def capture(status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Any:
@@ -460,6 +473,8 @@ class LocalCloud:
             return start_response(status, headers, exc_info) if exc_info else start_response(status, headers)
 
         response = self._moto(environ, capture)
+        if published is not None and captured.get("status") == 200:
+            self.notifications.record(published)
         if (
             captured.get("status") == 200
             and environ["REQUEST_METHOD"] in ("PUT", "POST")

@@ -14,10 +14,11 @@ from botocore.exceptions import ClientError
 
 from spotmap.cloud import LocalCloud
 from spotmap.product import jobcore_ids, jobcore_layout
+from spotmap.progress import ProgressDisplay, ProgressReader
 
 CLOSED = ("SUCCEEDED", "FAILED", "TIMED_OUT", "ABORTED")
 SUMMARY_GRACE_SECONDS = 5.0
-PROGRESS_SECONDS = 5.0  # counting finished items lists the job's outcomes: not too often
+PROGRESS_SECONDS = 5.0  # plain progress lines (not a terminal): one every few seconds
 
 
 @dataclass
@@ -39,6 +40,10 @@ class JobRunner:
         self.sfn = cloud.client("stepfunctions")
         self.progress = progress
         self.bucket = cloud.stack.bucket
+        self.reader = ProgressReader(
+            self.s3, self.sfn, self.bucket, cloud.stack.state_machine_arn, cloud.stack.region
+        )
+        self.display = ProgressDisplay(progress, PROGRESS_SECONDS) if progress is not None else None
 
     def submit(self, path: Path, key: str | None = None) -> JobWatch:
         key = key or f"{jobcore_layout().INPUT_PREFIX}{path.name}"
@@ -92,11 +97,6 @@ class JobRunner:
             if descriptor is not None:
                 watch.total_items = descriptor.get("item_count")
 
-    def _finished_items(self, job_id: str) -> int:
-        paginator = self.s3.get_paginator("list_objects_v2")
-        prefix = jobcore_layout().outcomes_prefix(job_id)
-        return sum(page.get("KeyCount", 0) for page in paginator.paginate(Bucket=self.bucket, Prefix=prefix))
-
     def _get_json(self, key: str) -> Any:
         try:
             return json.loads(self.s3.get_object(Bucket=self.bucket, Key=key)["Body"].read())
@@ -126,15 +126,9 @@ class JobRunner:
                     if watch.status not in CLOSED:
                         watch.error = f"still {watch.status or 'not started'} after {timeout:.0f} s"
                 break
-            if self.progress is not None and time.monotonic() - last_report > PROGRESS_SECONDS:
+            if self.display is not None and time.monotonic() - last_report >= self._display_interval():
                 last_report = time.monotonic()
-                for watch in jobs:
-                    if watch.status not in CLOSED and watch.job_id:
-                        done = self._finished_items(watch.job_id)
-                        total = "?" if watch.total_items is None else watch.total_items
-                        self._say(
-                            f"  {watch.job_id}: {watch.status or 'STARTING'}, {done}/{total} items finished"
-                        )
+                self._show(jobs)
             time.sleep(0.5)
         # the rule on the status event writes the summary; the reconciler covers lost events
         grace_end = time.monotonic() + SUMMARY_GRACE_SECONDS
@@ -145,7 +139,18 @@ class JobRunner:
         self.cloud.events.wait_idle(30)
         self.cloud.events.run_schedules()
         self.cloud.events.wait_idle(120)
+        if self.display is not None and jobs:
+            self._show(jobs, final=True)
         return [self.summary(watch) for watch in watches]
+
+    def _display_interval(self) -> float:
+        # a terminal frame ticks every second (elapsed, ETA); S3 is read at most every few seconds
+        return 1.0 if self.display is not None and self.display.terminal else PROGRESS_SECONDS
+
+    def _show(self, jobs: list[JobWatch], final: bool = False) -> None:
+        assert self.display is not None
+        progresses = [self.reader.read(watch.job_id) for watch in jobs if watch.job_id]
+        self.display.show(progresses, final=final)
 
 
 def copy_bucket(cloud: LocalCloud, out_dir: Path) -> int:

@@ -145,6 +145,8 @@ class Stack:
     cluster_arn: str
     task_definition: TaskDefinitionSpec
     rules: list[Rule] = field(default_factory=list)
+    topics: list[str] = field(default_factory=list)  # ARNs of the SNS topics the stack creates
+    subscriptions: list[tuple[str, str, str]] = field(default_factory=list)  # (topic ARN, protocol, endpoint)
 
     def function_by_name(self, name_or_arn: str) -> FunctionSpec | None:
         name = name_or_arn.split(":function:")[-1].split(":")[0]
@@ -168,7 +170,14 @@ class _Resolver:
     def physical_name(self, logical_id: str) -> str:
         props = self.resources[logical_id].get("Properties", {}) or {}
         for key in (
-            "Name", "FunctionName", "BucketName", "ClusterName", "LogGroupName", "Family", "StateMachineName"
+            "Name",
+            "FunctionName",
+            "BucketName",
+            "ClusterName",
+            "LogGroupName",
+            "Family",
+            "StateMachineName",
+            "TopicName",
         ):
             if key in props:
                 return str(self.resolve(props[key]))
@@ -201,6 +210,8 @@ class _Resolver:
             return f"arn:{PARTITION}:states:{REGION}:{ACCOUNT_ID}:stateMachine:{physical}"
         if kind == "AWS::ECS::TaskDefinition":
             return f"arn:{PARTITION}:ecs:{REGION}:{ACCOUNT_ID}:task-definition/{physical}:1"
+        if kind == "AWS::SNS::Topic":
+            return f"arn:{PARTITION}:sns:{REGION}:{ACCOUNT_ID}:{physical}"
         if kind.startswith("AWS::EC2::"):
             return f"{kind.split('::')[-1].lower()}-local-{name.lower()}"
         return physical
@@ -333,6 +344,9 @@ def load_stack(
         if allowed is not None and str(value) not in {str(choice) for choice in allowed}:
             # CloudFormation refuses the stack operation with this ValidationError.
             raise TemplateError(f"Parameter '{name}' must be one of AllowedValues")
+        pattern = declared[name].get("AllowedPattern")
+        if pattern is not None and re.fullmatch(pattern, str(value)) is None:
+            raise TemplateError(f"Parameter '{name}' must match pattern {pattern}")
         parameters[name] = str(value)
     resolver = _Resolver(template, stack_name, parameters)
     resources = template["Resources"]
@@ -413,6 +427,23 @@ def load_stack(
         )
     task_role = resources[taskdef_id]["Properties"].get("TaskRoleArn")
 
+    def created(resource: dict[str, Any]) -> bool:
+        return "Condition" not in resource or resolver.conditions[resource["Condition"]]
+
+    topics = [
+        resolver.ref(name)
+        for name, res in resources.items()
+        if res["Type"] == "AWS::SNS::Topic" and created(res)
+    ]
+    subscriptions = [
+        (str(props["TopicArn"]), str(props["Protocol"]), str(props.get("Endpoint", "")))
+        for props in (
+            resolver.resolve(res.get("Properties", {}))
+            for res in resources.values()
+            if res["Type"] == "AWS::SNS::Subscription" and created(res)
+        )
+    ]
+
     return Stack(
         root=root,
         name=stack_name,
@@ -437,4 +468,6 @@ def load_stack(
             task_role=_role_logical_id(task_role, resources),
         ),
         rules=rules,
+        topics=topics,
+        subscriptions=subscriptions,
     )

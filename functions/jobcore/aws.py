@@ -44,7 +44,12 @@ def stepfunctions() -> Any:
     return boto3.client("stepfunctions", config=_STANDARD)
 
 
+@functools.cache
+def sns() -> Any:
+    return boto3.client("sns", config=_STANDARD)
+
+
 def reset() -> None:
     """Forget every cached client (tests call this after starting or stopping moto)."""
-    for factory in (s3, ecs, ecs_single_attempt, stepfunctions):
+    for factory in (s3, ecs, ecs_single_attempt, stepfunctions, sns):
         factory.cache_clear()

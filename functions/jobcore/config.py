@@ -157,6 +157,8 @@ class EvaluateJobSettings(Settings):
 class SummarizeSettings(Settings):
     job_bucket: str = Field(min_length=1)
     state_machine_arn: str = Field(min_length=1)
+    # Optional: the SNS topic told of every job that ends (empty: no notifications).
+    notification_topic_arn: str | None = None
 
 
 class StopJobTasksSettings(Settings):

@@ -1,5 +1,5 @@
 """Summarize: when a job's execution closes, write summaries/<job_id>.json and its report page
-summaries/<job_id>.html.
+summaries/<job_id>.html (and, when the stack has a notification topic, publish a short message about it).
 
 Triggered by "Step Functions Execution Status Change"; ignores non-terminal statuses, Map Run child
 executions and other state machines. The job id is the execution name (the event's input may be
@@ -16,7 +16,7 @@ from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.data_classes import EventBridgeEvent
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from jobcore import aws
+from jobcore import aws, notify
 from jobcore.config import SummarizeSettings
 from jobcore.executions import ExecutionStatusChange, is_job_execution
 from jobcore.summary import Reads, summarize_job
@@ -54,6 +54,11 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
     seconds = summary["timing"]["seconds"]
     if seconds is not None:
         metrics.add_metric(name="JobDurationSeconds", unit=MetricUnit.Seconds, value=seconds)
+    if config.notification_topic_arn:
+        # after the summary is written: a failed Publish fails the invocation, the event is delivered
+        # again and the (identical) summary rewritten before publishing again
+        message_id = notify.publish(aws.sns(), config.notification_topic_arn, summary, config.job_bucket)
+        logger.info("notification published", extra={"message_id": message_id})
     succeeded = summary["status"] == "SUCCEEDED"  # not when the job is unknown or its results do not merge
     metrics.add_metric(name="JobsSucceeded" if succeeded else "JobsFailed", unit=MetricUnit.Count, value=1)
     logger.info(

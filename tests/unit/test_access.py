@@ -193,3 +193,34 @@ def test_path_style_and_virtual_hosted_requests_name_their_bucket_as_moto_reads_
 ) -> None:
     # GIVEN a request's Host header / WHEN the bucket is read from it / THEN it is moto's reading
     assert virtual_hosted_bucket(host) == bucket
+
+
+def sns_publish(topic: str) -> HttpRequest:
+    body = f"Action=Publish&TopicArn={topic}&Subject=s&Message=m&Version=2010-03-31".encode()
+    return http("POST", "/", headers={"content-type": "application/x-www-form-urlencoded"}, body=body)
+
+
+@pytest.mark.parametrize(
+    ("email", "allowed"),
+    [("ops@example.com", True), ("", False)],
+)
+def test_summarize_may_publish_to_the_notification_topic_only_when_the_stack_has_one(
+    email: str, allowed: bool
+) -> None:
+    # GIVEN the stack with a notification address, or without (its sns:Publish statement then resolves
+    # to AWS::NoValue and is dropped, as CloudFormation drops it)
+    stack = load_stack(ROOT, {"NotificationEmail": email})
+    local_iam = LocalIam.for_stack(stack)
+    role = local_iam.function_role("SummarizeFunction")
+    caller = local_iam.caller_for_role(role, "test")
+    topic = f"arn:aws:sns:{stack.region}:{stack.account_id}:{stack.name}-NotificationTopic"
+    # WHEN Summarize publishes to the stack's topic, and to another topic
+    mine = local_iam.requests_for("sns", sns_publish(topic), caller)
+    other = local_iam.requests_for("sns", sns_publish(f"{topic}-other"), caller)
+    # THEN each is sns:Publish on the topic it names; only the stack's topic is allowed, only with one
+    assert mine is not None and [(one.action, one.resource) for one in mine] == [("sns:Publish", topic)]
+    assert local_iam.decide(caller, mine[0]).allowed is allowed
+    assert other is not None and not local_iam.decide(caller, other[0]).allowed
+    # AND SNS actions the stack does not use are not mapped: refused as NotImplemented, never allowed
+    with pytest.raises(iam.Undecidable):
+        local_iam.requests_for("sns", http("POST", "/", body=b"Action=CreateTopic&Name=x"), caller)

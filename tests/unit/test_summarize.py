@@ -128,3 +128,43 @@ def test_a_job_that_does_not_exist_never_gets_a_succeeded_summary(s3: Any, lambd
     summary = summary_of(s3, job_id)
     assert response["status"] == summary["status"] == "FAILED"
     assert f"jobs/{job_id}/job.json not found" in summary["error"]
+
+
+def test_a_failed_job_is_published_to_the_notification_topic(
+    s3: Any, lambda_context: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # GIVEN a stack with a notification topic (an SQS queue subscribed to it reads what it delivers)
+    import boto3
+
+    from jobcore import aws as factory
+
+    sns, sqs = factory.sns(), boto3.client("sqs")
+    topic = sns.create_topic(Name="spotmap-NotificationTopic")["TopicArn"]
+    queue = sqs.create_queue(QueueName="inbox")["QueueUrl"]
+    queue_arn = sqs.get_queue_attributes(QueueUrl=queue, AttributeNames=["QueueArn"])["Attributes"][
+        "QueueArn"
+    ]
+    sns.subscribe(
+        TopicArn=topic, Protocol="sqs", Endpoint=queue_arn, Attributes={"RawMessageDelivery": "true"}
+    )
+    monkeypatch.setenv("NOTIFICATION_TOPIC_ARN", topic)
+    app.settings.cache_clear()
+    # AND a job of two items, one failed
+    event = load_event("summarize_failed.json")
+    job_id = job_id_of(event)
+    put_descriptor(s3, job_id, 2)
+    put_success(s3, job_id, 0, rows(3, 1.0, 2.0))
+    put_failure(s3, job_id, 1, "exit code 3 (error)")
+
+    # WHEN its FAILED status-change event arrives
+    app.lambda_handler(event, lambda_context)
+
+    # THEN one short message tells the job, its status, counts, cost and where summary and report are
+    messages = sqs.receive_message(QueueUrl=queue, MaxNumberOfMessages=10).get("Messages", [])
+    assert len(messages) == 1
+    text = messages[0]["Body"]
+    assert text.splitlines()[0].startswith(f"Job {job_id} FAILED")
+    assert "Items: 1/2 succeeded, 1 failed" in text
+    assert "Estimated cost: $" in text
+    assert f"Summary: s3://{BUCKET}/summaries/{job_id}.json" in text
+    assert f"Report:  s3://{BUCKET}/summaries/{job_id}.html" in text

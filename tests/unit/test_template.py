@@ -553,3 +553,62 @@ def test_reconcile_may_list_and_stop_the_clusters_tasks_and_nothing_more_of_ecs(
         ),
         (["ecs:StopTask"], [cluster_tasks], None),
     ]
+
+
+def summarize_grants(expanded: dict[str, Any], parameters: dict[str, str]) -> dict[str, set[str]]:
+    """{action: {resource}} of Summarize's role once CloudFormation has resolved the expanded template
+    for `parameters` (the local cloud's resolver: account 123456789012, us-east-1)."""
+    from spotmap.template import _Resolver
+
+    values = {name: str(spec.get("Default", "")) for name, spec in expanded["Parameters"].items()}
+    resolver = _Resolver(expanded, "spotmap", {**values, **parameters})
+    role = function_role(expanded["Resources"], "SummarizeFunction")
+    grants: dict[str, set[str]] = {}
+    for policy in expanded["Resources"][role]["Properties"]["Policies"]:
+        for statement in as_list(resolver.resolve(policy["PolicyDocument"]["Statement"])):
+            if statement is None:  # an Fn::If that chose AWS::NoValue
+                continue
+            for action in as_list(statement["Action"]):
+                grants.setdefault(action, set()).update(as_list(statement["Resource"]))
+    return grants
+
+
+EXISTING_TOPIC = "arn:aws:sns:eu-west-1:210987654321:team-alerts"
+
+
+@pytest.mark.parametrize(
+    ("parameters", "topic", "created"),
+    [
+        ({}, None, False),  # the default: no notifications, nothing created
+        (
+            {"NotificationEmail": "ops@example.com"},
+            "arn:aws:sns:us-east-1:123456789012:spotmap-NotificationTopic",
+            True,
+        ),
+        ({"NotificationTopicArn": EXISTING_TOPIC}, EXISTING_TOPIC, False),
+        (
+            {"NotificationEmail": "ops@example.com", "NotificationTopicArn": EXISTING_TOPIC},
+            EXISTING_TOPIC,
+            False,
+        ),
+    ],
+)
+def test_summarize_may_publish_to_the_notification_topic_only(
+    expanded: dict[str, Any], parameters: dict[str, str], topic: str | None, created: bool
+) -> None:
+    # GIVEN the notification parameters (an e-mail address, an existing topic, both or neither)
+    from spotmap.template import _Resolver
+
+    values = {name: str(spec.get("Default", "")) for name, spec in expanded["Parameters"].items()}
+    resolver = _Resolver(expanded, "spotmap", {**values, **parameters})
+    # WHEN CloudFormation resolves the stack for them
+    grants = summarize_grants(expanded, parameters)
+    # THEN Summarize may publish to that one topic, or to none, and nothing else of SNS
+    sns_grants = {action: resources for action, resources in grants.items() if action.startswith("sns:")}
+    assert sns_grants == ({"sns:Publish": {topic}} if topic else {})
+    # AND a topic and its e-mail subscription exist only for an address without an existing topic
+    for logical_id in ("NotificationTopic", "NotificationSubscription"):
+        assert resolver.conditions[expanded["Resources"][logical_id]["Condition"]] is created
+    # AND Summarize is told which topic (empty: none)
+    environment = expanded["Resources"]["SummarizeFunction"]["Properties"]["Environment"]["Variables"]
+    assert (resolver.resolve(environment["NOTIFICATION_TOPIC_ARN"]) or None) == topic

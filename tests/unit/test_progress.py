@@ -1,0 +1,113 @@
+"""spotmap/progress.py: the progress model shared by `spotmap local run` and `spotmap status` (ETA,
+the plain line and the bar) and its reader's bound on reads."""
+
+from __future__ import annotations
+
+import io
+import json
+from typing import Any
+
+import boto3
+import pytest
+
+from spotmap.progress import Progress, ProgressDisplay, ProgressReader, bar, describe
+from spotmap.status import StackNotFound, aws_target
+from tests.unit.conftest import ACCOUNT, BUCKET, STATE_MACHINE_NAME
+
+STATE_MACHINE_ARN = f"arn:aws:states:us-east-1:{ACCOUNT}:stateMachine:{STATE_MACHINE_NAME}"
+
+
+def running(**changes: Any) -> Progress:
+    fields: dict[str, Any] = {
+        "job_id": "job-1",
+        "status": "RUNNING",
+        "total": 10,
+        "succeeded": 3,
+        "failed": 1,
+        "running": 2,
+        "pending": 4,
+        "spot_interruptions": 2,
+        "started_at": 1000.0,
+        "read_at": 1060.0,
+        "mean_item_seconds": 20.0,
+        "cost_usd": 0.0125,
+    }
+    return Progress(**{**fields, **changes})
+
+
+def test_eta_is_the_remaining_items_in_parallel_rounds_of_the_mean_item_duration() -> None:
+    # GIVEN 6 items left, 2 running, finished items taking 20 s on average, read 5 s ago
+    progress = running()
+    # WHEN the ETA is asked
+    # THEN it is 3 rounds of 20 s, less the 5 s since the read; 0 once closed; unknown before any item
+    assert progress.eta(now=1065.0) == 55.0
+    assert running(status="SUCCEEDED").eta(now=1065.0) == 0.0
+    assert running(mean_item_seconds=None).eta(now=1065.0) is None
+
+
+def test_the_plain_line_and_the_bar_show_counts_interruptions_elapsed_eta_and_cost() -> None:
+    # GIVEN a running job WHEN it is described
+    line = describe(running(), now=1065.0)
+    # THEN one line says everything a user asks
+    assert line == (
+        "job-1: RUNNING, 4/10 items finished (succeeded 3, running 2, failed 1, pending 4), "
+        "spot interruptions 2, elapsed 1:05, ETA 0:55, cost so far $0.012500"
+    )
+    # AND the bar shows succeeded, failed, running and pending cells in proportion
+    assert bar(running(), width=10) == "[###x>>....]"
+
+
+def test_a_pipe_gets_plain_lines_and_a_terminal_gets_frames_redrawn_in_place() -> None:
+    # GIVEN the same progress shown twice on a pipe and on a terminal
+    pipe, terminal = io.StringIO(), io.StringIO()
+    plain = ProgressDisplay(pipe, plain_interval=3600, terminal=False)
+    redrawn = ProgressDisplay(terminal, terminal=True)
+    for _ in range(2):
+        plain.show([running()])
+        redrawn.show([running(), running(job_id="job-2")])
+    # THEN the pipe gets one plain line per interval, no escape sequence
+    assert pipe.getvalue().count("job-1: RUNNING") == 1 and "\x1b" not in pipe.getvalue()
+    # AND the terminal's second frame moves back over the first's two lines and clears them
+    first, second = terminal.getvalue().split("\x1b[2F")
+    assert first.count("\x1b[2K") == 2 and second.count("\x1b[2K") == 2
+
+
+def test_a_job_is_read_at_most_once_per_interval(s3: Any, sfn: Any) -> None:
+    # GIVEN a reader of one job, with a clock the test moves
+    now = [0.0]
+    reader = ProgressReader(
+        s3, sfn, BUCKET, STATE_MACHINE_ARN, "us-east-1", min_interval=3.0, clock=lambda: now[0]
+    )
+    # WHEN it is asked every half second for ten seconds
+    answers = []
+    for step in range(20):
+        now[0] = step * 0.5
+        answers.append(reader.read("job-1"))
+    # THEN AWS was read once every 3 s (0, 3, 6, 9), and the job is not started
+    assert reader.reads == 4
+    assert {answer.status for answer in answers} == {"NOT_FOUND"}
+
+
+def test_in_aws_the_stack_outputs_name_the_bucket_and_the_state_machine(aws: None) -> None:
+    # GIVEN a deployed stack (moto's CloudFormation) whose outputs name the bucket and the state machine
+    template = {
+        "Resources": {"JobBucket": {"Type": "AWS::S3::Bucket", "Properties": {"BucketName": BUCKET}}},
+        "Outputs": {
+            "JobBucketName": {"Value": {"Ref": "JobBucket"}},
+            "JobStateMachineArn": {"Value": STATE_MACHINE_ARN},
+        },
+    }
+    boto3.client("cloudformation", region_name="us-east-1").create_stack(
+        StackName="spotmap", TemplateBody=json.dumps(template)
+    )
+    # WHEN `spotmap status` resolves its target with the default credentials
+    target = aws_target("spotmap", "us-east-1")
+    # THEN it reads that bucket and that state machine
+    assert (target.bucket, target.state_machine_arn, target.region) == (
+        BUCKET,
+        STATE_MACHINE_ARN,
+        "us-east-1",
+    )
+    # AND a stack that does not exist is a clear error, not a traceback
+    with pytest.raises(StackNotFound, match="stack spotmap-prod"):
+        aws_target("spotmap-prod", "us-east-1")
