@@ -6,7 +6,12 @@ import csv
 import io
 import json
 import math
+import os
 import random
+import shutil
+import subprocess
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -124,3 +129,39 @@ def assert_profile_equal(actual: dict[str, Any], expected: dict[str, Any]) -> No
                 assert got[field] == pytest.approx(value, rel=1e-9, abs=1e-6), (name, field)
             else:
                 assert got[field] == value, (name, field)
+
+
+WAIT_SECONDS = 60
+
+
+def wait_for(condition: Callable[[], Any], what: str, timeout: float = WAIT_SECONDS) -> Any:
+    """condition()'s first truthy value, polled until `timeout`; an AssertionError naming `what` after."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = condition()
+        if value:
+            return value
+        time.sleep(0.1)
+    raise AssertionError(f"waited {timeout} s for {what}")
+
+
+def docker_missing() -> str | None:
+    """Why Docker cannot run containers here, or None when it can."""
+    if shutil.which("docker") is None:
+        return "no docker command"
+    try:
+        info = subprocess.run(["docker", "info"], capture_output=True, text=True, timeout=60, check=False)
+    except subprocess.TimeoutExpired:
+        return "`docker info` did not answer within 60 s"
+    if info.returncode != 0:
+        return f"the Docker daemon is not reachable: {info.stderr.strip()[-300:]}"
+    return None
+
+
+def require_docker() -> None:
+    """Skip without Docker, but fail where CI requires it (SPOTMAP_REQUIRE_DOCKER=1, as `make test` sets)."""
+    missing = docker_missing()
+    if missing:
+        if os.environ.get("SPOTMAP_REQUIRE_DOCKER") == "1":
+            pytest.fail(f"SPOTMAP_REQUIRE_DOCKER=1 but Docker cannot run: {missing}")
+        pytest.skip(f"needs Docker: {missing}")

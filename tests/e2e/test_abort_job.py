@@ -5,8 +5,7 @@ startedBy only as the sole filter)."""
 from __future__ import annotations
 
 import json
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -15,8 +14,8 @@ import pytest
 from spotmap.cloud import CloudOptions, LocalCloud
 from spotmap.events import STATUS_CHANGE
 from spotmap.jobs import JobRunner
+from tests.e2e.conftest import wait_for
 
-WAIT_SECONDS = 60
 ITEMS = 2
 
 
@@ -27,15 +26,6 @@ def cloud(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalCloud]:
     with LocalCloud(options=options) as running:
         yield running
 
-
-def wait_for(condition: Callable[[], Any], what: str, timeout: float = WAIT_SECONDS) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = condition()
-        if value:
-            return value
-        time.sleep(0.2)
-    raise AssertionError(f"waited {timeout} s for {what}")
 
 
 def test_aborting_a_running_job_stops_its_tasks(cloud: LocalCloud, tmp_path: Path) -> None:

@@ -8,8 +8,6 @@ instead of skipping them.
 from __future__ import annotations
 
 import json
-import os
-import shutil
 import subprocess
 import time
 from pathlib import Path
@@ -21,26 +19,15 @@ from spotmap.containers import DEFAULT_IMAGE, LABEL_TASK
 from spotmap.jobs import JobRunner
 from spotmap.principals import credentials_for
 from spotmap.template import load_stack
-from tests.e2e.conftest import assert_profile_equal, profile_csv, write_csv
+from tests.e2e.conftest import assert_profile_equal, profile_csv, require_docker, write_csv
 
 BUILD_TIMEOUT_SECONDS = 900
-
-
-def _docker_problem() -> str | None:
-    if shutil.which("docker") is None:
-        return "no docker command"
-    answer = subprocess.run(["docker", "version"], capture_output=True, text=True, timeout=30, check=False)
-    return None if answer.returncode == 0 else f"the Docker daemon does not answer: {answer.stderr.strip()}"
 
 
 @pytest.fixture(scope="session")
 def worker_image() -> str:
     """The worker image as tools/images/build makes it (cached: rebuilt only when its inputs changed)."""
-    problem = _docker_problem()
-    if problem:
-        if os.environ.get("SPOTMAP_REQUIRE_DOCKER") == "1":
-            pytest.fail(f"SPOTMAP_REQUIRE_DOCKER=1 but Docker is not available: {problem}")
-        pytest.skip(f"Docker is not available: {problem}")
+    require_docker()
     root = project_root()
     subprocess.run(
         [str(root / "tools/images/build"), "worker"], cwd=root, check=True, timeout=BUILD_TIMEOUT_SECONDS

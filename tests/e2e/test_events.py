@@ -34,6 +34,7 @@ from jobcore.models import (
 from spotmap.cli import main as spotmap_main
 from spotmap.cloud import CloudOptions, LocalCloud, local_client
 from tests.conftest import EVENTS, ROOT, load_event
+from tests.e2e.conftest import wait_for
 
 EVENT_FILES = sorted(path.name for path in EVENTS.glob("*.json") if path.name != "env.json")
 # file-name prefix → the function the event is for
@@ -48,7 +49,6 @@ PREFIXES = (
     ("reconcile_", "ReconcileFunction"),
 )
 CLOSED = ("SUCCEEDED", "FAILED", "TIMED_OUT", "ABORTED")
-WAIT_SECONDS = 60
 
 # The seeded job: four items; 0-2 succeeded (noop results), 3 failed. Its tasks sleep until stopped.
 ITEM_COUNT = 4
@@ -112,15 +112,6 @@ def get_json(cloud: LocalCloud, key: str) -> Any:
     except s3.exceptions.NoSuchKey:
         return None
 
-
-def wait_for(condition: Callable[[], Any], what: str, timeout: float = WAIT_SECONDS) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = condition()
-        if value:
-            return value
-        time.sleep(0.1)
-    raise AssertionError(f"waited {timeout} s for {what}")
 
 
 def invoke(cloud: LocalCloud, logical_id: str, event: dict[str, Any]) -> Any:

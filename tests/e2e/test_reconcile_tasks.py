@@ -4,8 +4,7 @@ the scheduled Reconcile stops them (and writes the summary), on the local cloud 
 from __future__ import annotations
 
 import json
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -15,8 +14,8 @@ from jobcore.ids import job_id_for
 from spotmap.cli import main as spotmap_main
 from spotmap.cloud import CloudOptions, LocalCloud, local_client
 from tests.conftest import load_event
+from tests.e2e.conftest import wait_for
 
-WAIT_SECONDS = 60
 ITEMS = 2
 
 
@@ -29,15 +28,6 @@ def cloud(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalCloud]:
     with LocalCloud(options=options) as running:
         yield running
 
-
-def wait_for(condition: Callable[[], Any], what: str, timeout: float = WAIT_SECONDS) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = condition()
-        if value:
-            return value
-        time.sleep(0.1)
-    raise AssertionError(f"waited {timeout} s for {what}")
 
 
 def test_reconcile_stops_the_tasks_of_an_aborted_job_whose_status_event_was_lost(

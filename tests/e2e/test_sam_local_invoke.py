@@ -12,7 +12,6 @@ import json
 import os
 import re
 import shlex
-import shutil
 import signal
 import socket
 import subprocess
@@ -28,6 +27,7 @@ import pytest
 from spotmap.cloud import local_client
 from spotmap.principals import credentials_for
 from tests.conftest import ROOT
+from tests.e2e.conftest import require_docker
 
 README = ROOT / "README.md"
 BEGIN, END = "<!-- sam-local-invoke:begin -->", "<!-- sam-local-invoke:end -->"
@@ -77,19 +77,6 @@ def shell_env() -> dict[str, str]:
     return {name: value for name, value in os.environ.items() if not name.startswith("AWS_")}
 
 
-def docker_missing() -> str | None:
-    """Why Docker cannot run containers here, or None when it can."""
-    if shutil.which("docker") is None:
-        return "no docker command"
-    try:
-        info = subprocess.run(["docker", "info"], capture_output=True, text=True, timeout=60, check=False)
-    except subprocess.TimeoutExpired:
-        return "`docker info` did not answer within 60 s"
-    if info.returncode != 0:
-        return f"the Docker daemon is not reachable: {info.stderr.strip()[-300:]}"
-    return None
-
-
 def run_step(command: str, timeout: float) -> None:
     started = time.monotonic()
     done = subprocess.run(
@@ -108,11 +95,7 @@ def run_step(command: str, timeout: float) -> None:
 @pytest.fixture(scope="session")
 def sam_ready() -> Commands:
     """Docker, the image and the artifacts, once per session: the README's first two commands."""
-    missing = docker_missing()
-    if missing:
-        if os.environ.get("SPOTMAP_REQUIRE_DOCKER") == "1":
-            pytest.fail(f"SPOTMAP_REQUIRE_DOCKER=1 but Docker cannot run: {missing}")
-        pytest.skip(f"needs Docker: {missing}")
+    require_docker()
     if not (ROOT / ".venv/bin/sam").exists():
         pytest.fail("the SAM CLI is not installed in .venv (make install)")
     steps = readme_steps()
