@@ -5,16 +5,16 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import signal
 import sys
-import threading
+import time
 from pathlib import Path
 from typing import Any
 
 from spotmap.cloud import CloudOptions, LocalCloud, local_client, log_to_stderr, project_root
 from spotmap.containers import DEFAULT_IMAGE, DockerUnavailable
 from spotmap.fargate import Faults
-from spotmap.jobs import JobRunner, copy_bucket, format_summary
+from spotmap.jobs import JobAnnouncer, JobRunner, copy_bucket, format_summary
+from spotmap.signals import Stopped, StopSignals
 from spotmap.template import TemplateError
 
 DEFAULT_SERVE_PORT = 4566
@@ -132,13 +132,23 @@ def cmd_run(args: argparse.Namespace) -> int:
         if not data.exists():
             print(f"spotmap: no such file or directory: {data}", file=sys.stderr)
             return 2
-    with LocalCloud(options=_options(args)) as cloud:
+    signals: StopSignals = args.stop_signals
+    cloud = LocalCloud(options=_options(args))
+    try:
+        with signals.deferred():  # a signal while it starts stops it once it has started
+            cloud.start()
         runner = JobRunner(cloud, progress=None if args.json else sys.stderr)
         for data in args.data:
             runner.upload_data(data)
         watches = [runner.submit(path, args.key) for path in files]
         summaries = runner.wait(watches, timeout=args.timeout)
         copy_bucket(cloud, out_dir)
+    except Stopped as stopped:
+        stopped.detail = _stop_detail(cloud)
+        raise
+    finally:
+        with signals.deferred():  # stopping is never cut short: nothing of the cloud may outlive us
+            cloud.stop()
     for watch, summary in zip(watches, summaries, strict=True):
         if not args.json:
             print(format_summary(watch, summary, out_dir))
@@ -152,26 +162,36 @@ def cmd_serve(args: argparse.Namespace) -> int:
     options = _options(args, port=args.port)
     options.host = args.host
     options.object_events = args.object_events
-    cloud = LocalCloud(options=options).start()
-    print(f"spotmap local cloud listening on {cloud.endpoint}")
-    print(f"  bucket:        {cloud.stack.bucket}")
-    print(f"  state machine: {cloud.stack.state_machine_arn}")
-    print(f"  try:  aws --endpoint-url {cloud.endpoint} s3 cp data.csv s3://{cloud.stack.bucket}/input/")
-    print(
-        f"        (credentials: AWS_ACCESS_KEY_ID=testing AWS_SECRET_ACCESS_KEY=testing "
-        f"AWS_DEFAULT_REGION={cloud.stack.region})"
-    )
-    print("  Ctrl-C stops it.", flush=True)
-    stopped = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: stopped.set())
+    signals: StopSignals = args.stop_signals
+    cloud = LocalCloud(options=options)
     try:
-        while not stopped.wait(0.5):
-            pass
-    except KeyboardInterrupt:
-        pass
+        with signals.deferred():
+            cloud.start()
+        print(f"spotmap local cloud listening on {cloud.endpoint}")
+        print(f"  bucket:        {cloud.stack.bucket}")
+        print(f"  state machine: {cloud.stack.state_machine_arn}")
+        print(f"  try:  aws --endpoint-url {cloud.endpoint} s3 cp data.csv s3://{cloud.stack.bucket}/input/")
+        print(
+            f"        (credentials: AWS_ACCESS_KEY_ID=testing AWS_SECRET_ACCESS_KEY=testing "
+            f"AWS_DEFAULT_REGION={cloud.stack.region})"
+        )
+        print(f"  Ctrl-C (or kill {os.getpid()}) stops it and everything it started.", flush=True)
+        announcer = JobAnnouncer(cloud, sys.stdout)
+        while True:  # until a stop signal: Stopped ends it
+            announcer.poll()
+            time.sleep(0.5)
+    except Stopped as stopped:
+        stopped.detail = _stop_detail(cloud)
+        raise
     finally:
-        cloud.stop()
-    return 0
+        with signals.deferred():
+            cloud.stop()
+
+
+def _stop_detail(cloud: LocalCloud) -> str:
+    fargate = getattr(cloud, "fargate", None)
+    running = len(fargate.running_processes()) if fargate is not None else 0
+    return f"stopped the local cloud and its {running} running task(s)"
 
 
 def _endpoint(args: argparse.Namespace) -> str:
@@ -346,11 +366,16 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     log_to_stderr(getattr(args, "verbose", False))
-    try:
-        return int(args.func(args))
-    except (TemplateError, ValueError, FileNotFoundError, DockerUnavailable) as error:
-        print(f"spotmap: {error}", file=sys.stderr)
-        return 2
+    with StopSignals() as signals:
+        args.stop_signals = signals
+        try:
+            return int(args.func(args))
+        except Stopped as stopped:
+            print(f"spotmap: {stopped.name}: {stopped.detail or 'stopped'}", file=sys.stderr, flush=True)
+            return stopped.exit_code
+        except (TemplateError, ValueError, FileNotFoundError, DockerUnavailable) as error:
+            print(f"spotmap: {error}", file=sys.stderr)
+            return 2
 
 
 if __name__ == "__main__":

@@ -132,6 +132,7 @@ class LocalFargate:
         self.rng = random.Random(self.faults.seed)
         self.bucket = TokenBucket(self.faults.launch_rate)
         self.tasks: dict[str, _Task] = {}
+        self.closed = False
         self.tokens: dict[str, tuple[str, list[str]]] = {}
         self._calls: dict[str, int] = {}
         self.lock = threading.RLock()
@@ -279,6 +280,7 @@ class LocalFargate:
 
     def stop_all(self, reason: str = "local cloud shutting down") -> None:
         with self.lock:
+            self.closed = True  # a RunTask still in flight starts no process now
             live = [t for t in self.tasks.values() if t.last_status != "STOPPED"]
         for task in live:
             with self.lock:
@@ -328,7 +330,8 @@ class LocalFargate:
 
     def _run(self, task: _Task) -> None:
         with self.lock:
-            if task.desired_status == "STOPPED":
+            if task.desired_status == "STOPPED" or self.closed:
+                task.stop_code = task.stop_code or "ServiceSchedulerInitiated"
                 self._finish(task, None)
                 return
             task.last_status = "PENDING"
@@ -346,9 +349,13 @@ class LocalFargate:
             task.started_at = time.time()
             task.last_status = "RUNNING"
             self.counters["started"] += 1
-            stop_now = task.desired_status == "STOPPED"
+            stop_now = task.desired_status == "STOPPED" or self.closed
+            if stop_now:
+                task.desired_status = "STOPPED"
+                task.stop_code = task.stop_code or "ServiceSchedulerInitiated"
+                task.stopping_at = None  # stopped while starting: its process gets the stop now
         if stop_now:
-            self._terminate(task)
+            self._terminate(task, grace=2 if self.closed else None)
         self._schedule_faults(task)
         exit_code = process.wait()
         self._finish(task, exit_code)

@@ -63,6 +63,9 @@ class ForkServerLauncher:
             cwd=root,
             pass_fds=(child_sock.fileno(),),
             stdin=subprocess.DEVNULL,
+            # out of the CLI's process group: Ctrl-C or `timeout` signal the CLI, which stops every task
+            # and then us (a signal of our own would leave the tasks' exits unreported)
+            start_new_session=True,
         )
         child_sock.close()
         self._conn = Connection(os.dup(parent_sock.fileno()))
@@ -133,23 +136,28 @@ def serve(fd: int) -> None:
     storage.make_s3_client(os.environ)  # the tasks' client (they share our endpoint and credentials)
     gc.freeze()  # preloaded objects stay shared with the tasks instead of copied by the collector
     conn = Connection(fd)
-    children = 0
+    children: set[int] = set()
     while True:
         if wait([conn], timeout=0.02):
             try:
                 request = json.loads(conn.recv_bytes())
             except EOFError:
-                return  # the local cloud stopped (it stops every task before closing us)
+                # the local cloud stopped: it stops every task before closing us, but if it was killed
+                # outright its tasks must not outlive it (each leads its own group: kill the groups)
+                for child in children:
+                    with contextlib.suppress(ProcessLookupError, PermissionError):
+                        os.killpg(child, signal.SIGKILL)
+                return
             pid = os.fork()
             if pid == 0:
                 _child(request, runner.main)
-            children += 1
+            children.add(pid)
             conn.send_bytes(json.dumps({"id": request["id"], "spawned": pid}).encode())
         while children:
             pid, status = os.waitpid(-1, os.WNOHANG)
             if pid == 0:
                 break
-            children -= 1
+            children.discard(pid)
             code = exit_status(os.waitstatus_to_exitcode(status))
             conn.send_bytes(json.dumps({"exited": pid, "code": code}).encode())
 
@@ -164,7 +172,7 @@ def _child(request: dict[str, Any], main: Any) -> None:
         os.close(log_fd)
         null = os.open(os.devnull, os.O_RDONLY)
         os.dup2(null, 0)
-        for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGCHLD):
+        for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGCHLD):
             signal.signal(signum, signal.SIG_DFL)
         os.environ.clear()
         os.environ.update(request["env"])
