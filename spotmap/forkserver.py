@@ -16,6 +16,7 @@ import socket
 import subprocess
 import sys
 import threading
+import time
 from multiprocessing.connection import Connection, wait
 from pathlib import Path
 from typing import Any
@@ -46,6 +47,8 @@ class _ForkedProcess:
 
 class ForkServerLauncher:
     """Starts tasks by asking a preloaded zygote process to fork."""
+
+    holds_exit = True  # start(hold_exit=True): see _child
 
     def __init__(self, root: Path, base_env: dict[str, str]):
         parent_sock, child_sock = socket.socketpair()
@@ -78,12 +81,16 @@ class ForkServerLauncher:
         self._next = 0
         threading.Thread(target=self._read, daemon=True, name="forkserver-reader").start()
 
-    def start(self, env: dict[str, str], log_path: Path) -> _ForkedProcess:
+    def start(self, env: dict[str, str], log_path: Path, hold_exit: float = 0.0) -> _ForkedProcess:
+        """hold_exit: seconds from its start when the task is to be reclaimed (a Spot interruption decided
+        for it); should its worker finish earlier, its process waits at exit until then, so the reclaim's
+        signal lands while it runs."""
+        request = {"id": 0, "env": env, "log": str(log_path), "hold_exit": hold_exit}
         with self._lock:
             self._next += 1
-            request_id = self._next
+            request_id = request["id"] = self._next
             ready = self._spawned[request_id] = threading.Event()
-            self._conn.send_bytes(json.dumps({"id": request_id, "env": env, "log": str(log_path)}).encode())
+            self._conn.send_bytes(json.dumps(request).encode())
         if not ready.wait(30) or self._zygote.poll() is not None:
             raise RuntimeError("the worker fork server did not answer")
         with self._lock:
@@ -163,6 +170,7 @@ def serve(fd: int) -> None:
 
 
 def _child(request: dict[str, Any], main: Any) -> None:
+    started = time.monotonic()
     code = 1
     try:
         os.setsid()
@@ -190,5 +198,13 @@ def _child(request: dict[str, Any], main: Any) -> None:
         try:
             sys.stdout.flush()
             sys.stderr.flush()
+            if request.get("hold_exit"):
+                # the reclaim decided for this task lands before it exits: its SIGTERM (or a stop's
+                # SIGKILL) ends the process here; a reclaim that landed already leaves it nothing to wait for
+                for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+                    signal.signal(signum, signal.SIG_DFL)
+                remaining = started + float(request["hold_exit"]) - time.monotonic()
+                if remaining > 0:
+                    time.sleep(remaining)
         finally:
             os._exit(code)
