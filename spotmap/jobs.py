@@ -13,6 +13,7 @@ from typing import Any, TextIO
 from botocore.exceptions import ClientError
 
 from spotmap.cloud import LocalCloud
+from spotmap.outputs import BucketCopy, copy_objects
 from spotmap.product import jobcore_ids, jobcore_layout
 
 CLOSED = ("SUCCEEDED", "FAILED", "TIMED_OUT", "ABORTED")
@@ -148,24 +149,10 @@ class JobRunner:
         return [self.summary(watch) for watch in watches]
 
 
-def copy_bucket(cloud: LocalCloud, out_dir: Path) -> int:
-    """Copy the bucket's objects to out_dir; keys become paths (summaries/<job_id>.json ...)."""
-    s3 = cloud.client("s3")
-    out_dir = out_dir.resolve()
-    keys: list[str] = []
-    for page in s3.get_paginator("list_objects_v2").paginate(Bucket=cloud.stack.bucket):
-        keys.extend(obj["Key"] for obj in page.get("Contents", []))
-
-    def fetch(key: str) -> None:
-        target = (out_dir / key).resolve()
-        if key.endswith("/") or not target.is_relative_to(out_dir):
-            return  # folder markers and keys that would escape the directory
-        target.parent.mkdir(parents=True, exist_ok=True)
-        s3.download_file(cloud.stack.bucket, key, str(target))
-
-    with ThreadPoolExecutor(max_workers=8) as pool:
-        list(pool.map(fetch, keys))
-    return len(keys)
+def copy_bucket(cloud: LocalCloud, out_dir: Path) -> BucketCopy:
+    """Copy the bucket's objects to out_dir; keys become paths (summaries/<job_id>.json ...); a key that
+    cannot be a file of its own name is kept under a hashed name and listed in an index."""
+    return copy_objects(cloud.client("s3"), cloud.stack.bucket, out_dir)
 
 
 def format_summary(watch: JobWatch, summary: dict[str, Any] | None, out_dir: Path) -> str:

@@ -6,6 +6,7 @@ import contextlib
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -13,7 +14,9 @@ from pathlib import Path
 
 import pytest
 
-from spotmap.cloud import project_root
+from spotmap.cli import main as spotmap_main
+from spotmap.cloud import CloudOptions, LocalCloud, project_root
+from spotmap.jobs import JobRunner
 
 START_SECONDS = 120  # bounded waits: the tasks start, the CLI exits
 STOP_SECONDS = 60
@@ -123,3 +126,124 @@ def test_a_signal_stops_local_run_and_leaves_no_process_of_it_behind(tmp_path: P
     assert code == 128 + signum, err
     assert err.strip().count("\n") == 0 and signal.Signals(signum).name in err, err
     assert "Traceback" not in err
+
+
+# ---------------------------------------------------------------- one line, the truth
+
+
+@pytest.fixture(scope="module")
+def served(tmp_path_factory: pytest.TempPathFactory):
+    """A local cloud as `spotmap local serve` runs it, for the commands that talk to one."""
+    with LocalCloud(options=CloudOptions(state_dir=tmp_path_factory.mktemp("served"))) as cloud:
+        yield cloud
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def test_aborting_a_finished_job_says_so_and_fails(
+    served: LocalCloud, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # GIVEN a job that has finished
+    manifest = tmp_path / "done.job.json"
+    manifest.write_text(json.dumps({"processor": "noop", "source": {"count": 1}}))
+    runner = JobRunner(served, progress=None)
+    watch = runner.submit(manifest)
+    (summary,) = runner.wait([watch], timeout=120)
+    assert summary is not None and summary["status"] == "SUCCEEDED"
+    capsys.readouterr()
+
+    # WHEN the user aborts it
+    code = spotmap_main(["local", "abort", str(watch.job_id), "--endpoint-url", served.endpoint])
+
+    # THEN the CLI says in one line that it had already ended, exits non-zero, and the summary is unchanged
+    err = capsys.readouterr().err
+    assert code == 1
+    assert err.count("\n") == 1 and f"job {watch.job_id} already ended SUCCEEDED; nothing to abort" in err
+    assert runner.summary(watch) == summary
+
+    # AND a job that does not exist is a user error
+    assert spotmap_main(["local", "abort", "no-such-job", "--endpoint-url", served.endpoint]) == 2
+    assert "no job no-such-job" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["local", "abort", "some-job"],
+        ["local", "upload", "README.md", "--event", "events/start_job_s3_put.json"],
+        ["invoke", "StartJobFunction", "-e", "events/start_job_s3_put.json"],
+    ],
+    ids=["abort", "upload", "invoke"],
+)
+def test_a_dead_endpoint_is_one_line_and_exit_2(argv: list[str], capsys: pytest.CaptureFixture[str]) -> None:
+    # GIVEN an endpoint where nothing listens
+    endpoint = f"http://127.0.0.1:{_free_port()}"
+
+    # WHEN a command that talks to a running local cloud is pointed at it
+    code = spotmap_main([*argv, "--endpoint-url", endpoint])
+
+    # THEN it says so in one line and exits 2, no traceback
+    err = capsys.readouterr().err
+    assert code == 2
+    assert err.count("\n") == 1 and f"nothing answers at {endpoint}" in err
+
+
+def test_an_out_that_is_a_file_or_a_foreign_directory_is_refused_before_anything_runs(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # GIVEN a data file, and --out naming a file, then a directory of the user's own files
+    data = tmp_path / "data.csv"
+    data.write_text("a,b\n1,2\n")
+    a_file = tmp_path / "notes.txt"
+    a_file.write_text("mine")
+    foreign = tmp_path / "photos"
+    foreign.mkdir()
+    (foreign / "cat.jpg").write_bytes(b"\xff\xd8")
+    state = tmp_path / "state"
+
+    for out, expected in ((a_file, "is a file"), (foreign, "is a directory of other files")):
+        # WHEN `local run` is given it
+        code = spotmap_main(["local", "run", str(data), "--out", str(out), "--state-dir", str(state)])
+
+        # THEN one line, exit 2, no job ran and nothing of the user's was touched
+        err = capsys.readouterr().err
+        assert code == 2, err
+        assert err.count("\n") == 1 and expected in err, err
+    assert a_file.read_text() == "mine"
+    assert [p.name for p in foreign.iterdir()] == ["cat.jpg"]
+    assert not (state / "logs" / "tasks").exists() or not any((state / "logs" / "tasks").iterdir())
+
+
+def test_each_run_replaces_the_previous_copy_and_logs_and_keeps_unmappable_keys_in_an_index(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # GIVEN a first run whose bucket copy and logs are on disk
+    data = tmp_path / "data.csv"
+    data.write_text("a,b\n1,2\n3,4\n")
+    out, state = tmp_path / "out", tmp_path / "state"
+    common = ["--out", str(out), "--state-dir", str(state), "--json"]
+    assert spotmap_main(["local", "run", str(data), *common]) == 0
+    first_logs = set((state / "logs" / "tasks").iterdir())
+    assert first_logs and len(list((out / "summaries").iterdir())) == 1
+    capsys.readouterr()
+
+    # WHEN a second run uploads it under a key whose name is longer than a file name may be (255 bytes)
+    long_key = "input/" + "n" * 300 + ".csv"
+    code = spotmap_main(["local", "run", str(data), "--key", long_key, *common])
+
+    # THEN it succeeds and says it replaced the previous copy; only this run's objects and logs are there;
+    # the object under the long key is copied under a hashed name, its key kept in an index
+    captured = capsys.readouterr()
+    assert code == 0, captured.err
+    assert f"replacing the previous bucket copy in {out}" in captured.err
+    (summary,) = json.loads(captured.out.strip().splitlines()[-1])
+    assert [p.name for p in (out / "summaries").iterdir()] == [f"{summary['job_id']}.json"]
+    assert not first_logs & set((state / "logs" / "tasks").iterdir())
+    index = json.loads((out / "unmapped-keys.json").read_text())
+    (copied,) = [name for name, key in index.items() if key == long_key]
+    assert (out / copied).read_text() == data.read_text()
+    assert "1 key(s) cannot be files of their own name" in captured.err
