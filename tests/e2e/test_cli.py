@@ -5,18 +5,21 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import queue
 import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
 import pytest
 
 from spotmap.cli import main as spotmap_main
-from spotmap.cloud import CloudOptions, LocalCloud, project_root
+from spotmap.cloud import CloudOptions, LocalCloud, local_client, project_root
 from spotmap.jobs import JobRunner
+from spotmap.template import load_stack
 
 START_SECONDS = 120  # bounded waits: the tasks start, the CLI exits
 STOP_SECONDS = 60
@@ -247,3 +250,56 @@ def test_each_run_replaces_the_previous_copy_and_logs_and_keeps_unmappable_keys_
     (copied,) = [name for name, key in index.items() if key == long_key]
     assert (out / copied).read_text() == data.read_text()
     assert "1 key(s) cannot be files of their own name" in captured.err
+
+
+def test_serve_prints_each_job_as_it_starts_and_ends_and_stops_on_sigterm(tmp_path: Path) -> None:
+    # GIVEN `spotmap local serve` running in the background
+    port = _free_port()
+    serve = _start_cli(tmp_path, "local", "serve", "--port", str(port))
+    lines: queue.Queue[str] = queue.Queue()
+    assert serve.stdout is not None
+    stdout = serve.stdout
+
+    def pump() -> None:
+        for line in stdout:
+            lines.put(line)
+
+    threading.Thread(target=pump, daemon=True).start()
+
+    def next_line_with(text: str) -> str:
+        deadline = time.monotonic() + START_SECONDS
+        while time.monotonic() < deadline:
+            try:
+                line = lines.get(timeout=1)
+            except queue.Empty:
+                continue
+            if text in line:
+                return line
+        raise AssertionError(f"serve printed no line with {text!r} (exit {serve.poll()})")
+
+    try:
+        endpoint = next_line_with("listening on").split()[-1]
+        stack = load_stack(project_root())
+
+        # WHEN a manifest is uploaded to it
+        s3 = local_client("s3", endpoint, stack.region)
+        s3.put_object(
+            Bucket=stack.bucket,
+            Key="input/hello.job.json",
+            Body=json.dumps({"processor": "noop", "source": {"count": 1}}).encode(),
+        )
+
+        # THEN it prints the job's id and key when it starts, and its status and summary when it ends
+        started = next_line_with(" started: s3://")
+        job_id = started.split()[1]
+        assert started.strip() == f"job {job_id} started: s3://{stack.bucket}/input/hello.job.json"
+        ended = next_line_with(f"job {job_id} ")
+        assert ended.strip() == f"job {job_id} SUCCEEDED: summary s3://{stack.bucket}/summaries/{job_id}.json"
+
+        # AND SIGTERM stops it with 143 and one line
+        code, err = _stop_and_collect(serve, signal.SIGTERM)
+    finally:
+        if serve.poll() is None:
+            os.killpg(serve.pid, signal.SIGKILL)
+    assert code == 143, err
+    assert err.strip().count("\n") == 0 and "SIGTERM" in err, err
