@@ -195,6 +195,32 @@ def test_a_dead_endpoint_is_one_line_and_exit_2(argv: list[str], capsys: pytest.
     assert err.count("\n") == 1 and f"nothing answers at {endpoint}" in err
 
 
+@pytest.mark.parametrize(
+    ("param", "expected"),
+    [
+        ("MaxConcurrency=0", "Parameter 'MaxConcurrency' must be a number not less than 1; got '0'"),
+        ("ToleratedFailurePercentage=150", "must be a number not greater than 100"),
+        ("TaskCpu=4096", "TaskMemory must be one of 8192, 9216, 10240"),
+    ],
+)
+def test_a_parameter_cloudformation_would_refuse_is_one_line_and_exit_2_before_anything_runs(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], param: str, expected: str
+) -> None:
+    # GIVEN a data file and a parameter value the template forbids
+    data = tmp_path / "data.csv"
+    data.write_text("a\n1\n")
+    state = tmp_path / "state"
+
+    # WHEN `local run` is given it
+    code = spotmap_main(["local", "run", str(data), "--param", param, "--state-dir", str(state)])
+
+    # THEN one line naming the parameter and the rule, exit 2, and no local cloud was started
+    err = capsys.readouterr().err
+    assert code == 2
+    assert err.count("\n") == 1 and expected in err, err
+    assert not state.exists()
+
+
 def test_an_out_that_is_a_file_or_a_foreign_directory_is_refused_before_anything_runs(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
