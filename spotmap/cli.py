@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import os
 import socket
 import sys
@@ -23,6 +24,7 @@ from spotmap.signals import Stopped, StopSignals
 from spotmap.template import TemplateError
 
 DEFAULT_SERVE_PORT = 4566
+log = logging.getLogger("spotmap.cli")
 
 
 def _param(text: str) -> tuple[str, str]:
@@ -202,7 +204,10 @@ def cmd_serve(args: argparse.Namespace) -> int:
         print(f"  Ctrl-C (or kill {os.getpid()}) stops it and everything it started.", flush=True)
         announcer = JobAnnouncer(cloud, sys.stdout)
         while True:  # until a stop signal: Stopped ends it
-            announcer.poll()
+            try:
+                announcer.poll()
+            except (BotoCoreError, ClientError) as error:  # a hiccup of the endpoint: try again
+                log.warning("listing jobs failed: %s", error)
             time.sleep(0.5)
     except Stopped as stopped:
         stopped.detail = _stop_detail(cloud)
