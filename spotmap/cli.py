@@ -4,20 +4,27 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import os
-import signal
+import socket
 import sys
-import threading
+import time
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
+
+from botocore.exceptions import BotoCoreError, ClientError
 
 from spotmap.cloud import CloudOptions, LocalCloud, local_client, log_to_stderr, project_root
 from spotmap.containers import DEFAULT_IMAGE, DockerUnavailable
 from spotmap.fargate import Faults
-from spotmap.jobs import JobRunner, copy_bucket, format_summary
+from spotmap.jobs import JobAnnouncer, JobRunner, copy_bucket, format_summary
+from spotmap.outputs import StateDir, UserError, prepare_out_dir
+from spotmap.signals import Stopped, StopSignals
 from spotmap.template import TemplateError
 
 DEFAULT_SERVE_PORT = 4566
+log = logging.getLogger("spotmap.cli")
 
 
 def _param(text: str) -> tuple[str, str]:
@@ -100,7 +107,11 @@ def _add_cloud_options(parser: argparse.ArgumentParser) -> None:
         help=f"worker image of --runtime docker (default {DEFAULT_IMAGE}: tools/images/build worker)",
     )
     parser.add_argument(
-        "--state-dir", type=Path, default=None, help="logs and scratch space (default .spotmap)"
+        "--state-dir",
+        type=Path,
+        default=None,
+        help="logs and scratch space (default .spotmap); a local cloud that has it to itself starts by "
+        "removing the previous run's",
     )
     parser.add_argument("--verbose", "-v", action="store_true", help="log the local cloud's internals")
 
@@ -135,18 +146,41 @@ def cmd_run(args: argparse.Namespace) -> int:
     if args.key and len(files) != 1:
         print("spotmap: --key names the key of a single FILE", file=sys.stderr)
         return 2
-    out_dir = args.out or Path(".spotmap/out")
     for data in args.data:
         if not data.exists():
             print(f"spotmap: no such file or directory: {data}", file=sys.stderr)
             return 2
-    with LocalCloud(options=_options(args)) as cloud:
+    signals: StopSignals = args.stop_signals
+    cloud = LocalCloud(options=_options(args))  # checks the template's parameters first
+    state = StateDir(cloud.state_dir)
+    alone = state.claim()
+    if args.out is not None:
+        out_dir = args.out
+    elif alone:
+        out_dir = cloud.state_dir / "out"
+    else:  # another local cloud uses this state directory: its copy is not ours to replace
+        out_dir = cloud.state_dir / f"out-{os.getpid()}"
+    note = prepare_out_dir(out_dir, is_default=args.out is None)
+    if note:
+        print(f"spotmap: {note}", file=sys.stderr)
+    try:
+        with signals.deferred():  # a signal while it starts stops it once it has started
+            cloud.start()
         runner = JobRunner(cloud, progress=None if args.json else sys.stderr)
         for data in args.data:
             runner.upload_data(data)
         watches = [runner.submit(path, args.key) for path in files]
         summaries = runner.wait(watches, timeout=args.timeout)
-        copy_bucket(cloud, out_dir)
+        copied = copy_bucket(cloud, out_dir)
+    except Stopped as stopped:
+        stopped.detail = _stop_detail(cloud)
+        raise
+    finally:
+        with signals.deferred():  # stopping is never cut short: nothing of the cloud may outlive us
+            cloud.stop()
+        state.release()
+    if copied.note(out_dir):
+        print(f"spotmap: {copied.note(out_dir)}", file=sys.stderr)
     for watch, summary in zip(watches, summaries, strict=True):
         if not args.json:
             print(format_summary(watch, summary, out_dir))
@@ -161,30 +195,62 @@ def cmd_serve(args: argparse.Namespace) -> int:
     options.host = args.host
     options.object_events = args.object_events
     options.notifications_echo = sys.stdout  # what the stack's SNS topic would deliver
-    cloud = LocalCloud(options=options).start()
-    print(f"spotmap local cloud listening on {cloud.endpoint}")
-    print(f"  bucket:        {cloud.stack.bucket}")
-    print(f"  state machine: {cloud.stack.state_machine_arn}")
-    print(f"  try:  aws --endpoint-url {cloud.endpoint} s3 cp data.csv s3://{cloud.stack.bucket}/input/")
-    print(
-        f"        (credentials: AWS_ACCESS_KEY_ID=testing AWS_SECRET_ACCESS_KEY=testing "
-        f"AWS_DEFAULT_REGION={cloud.stack.region})"
-    )
-    print("  Ctrl-C stops it.", flush=True)
-    stopped = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: stopped.set())
+    signals: StopSignals = args.stop_signals
+    cloud = LocalCloud(options=options)
+    state = StateDir(cloud.state_dir)
+    state.claim()
     try:
-        while not stopped.wait(0.5):
-            pass
-    except KeyboardInterrupt:
-        pass
+        with signals.deferred():
+            cloud.start()
+        print(f"spotmap local cloud listening on {cloud.endpoint}")
+        print(f"  bucket:        {cloud.stack.bucket}")
+        print(f"  state machine: {cloud.stack.state_machine_arn}")
+        print(f"  try:  aws --endpoint-url {cloud.endpoint} s3 cp data.csv s3://{cloud.stack.bucket}/input/")
+        print(
+            f"        (credentials: AWS_ACCESS_KEY_ID=testing AWS_SECRET_ACCESS_KEY=testing "
+            f"AWS_DEFAULT_REGION={cloud.stack.region})"
+        )
+        print(f"  Ctrl-C (or kill {os.getpid()}) stops it and everything it started.", flush=True)
+        announcer = JobAnnouncer(cloud, sys.stdout)
+        while True:  # until a stop signal: Stopped ends it
+            try:
+                announcer.poll()
+            except (BotoCoreError, ClientError) as error:  # a hiccup of the endpoint: try again
+                log.warning("listing jobs failed: %s", error)
+            time.sleep(0.5)
+    except Stopped as stopped:
+        stopped.detail = _stop_detail(cloud)
+        raise
     finally:
-        cloud.stop()
-    return 0
+        with signals.deferred():
+            cloud.stop()
+        state.release()
+
+
+def _stop_detail(cloud: LocalCloud) -> str:
+    fargate = getattr(cloud, "fargate", None)
+    running = len(fargate.running_processes()) if fargate is not None else 0
+    return f"stopped the local cloud and its {running} running task(s)"
 
 
 def _endpoint(args: argparse.Namespace) -> str:
     return args.endpoint_url or os.environ.get("AWS_ENDPOINT_URL") or f"http://127.0.0.1:{DEFAULT_SERVE_PORT}"
+
+
+def _require_endpoint(endpoint: str) -> None:
+    """Fail fast, in one line, when nothing listens at the endpoint (the SDK would retry for a while and
+    then raise a traceback's worth of connection errors)."""
+    url = urlsplit(endpoint)
+    if url.scheme not in ("http", "https") or not url.hostname:
+        raise UserError(f"--endpoint-url {endpoint!r} is not an http(s) URL")
+    try:
+        port = url.port or (443 if url.scheme == "https" else 80)
+        socket.create_connection((url.hostname, port), timeout=3).close()
+    except (OSError, ValueError):
+        raise UserError(
+            f"nothing answers at {endpoint}: start it with `spotmap local serve` "
+            "(or name another with --endpoint-url / AWS_ENDPOINT_URL)"
+        ) from None
 
 
 def cmd_abort(args: argparse.Namespace) -> int:
@@ -193,14 +259,27 @@ def cmd_abort(args: argparse.Namespace) -> int:
     from spotmap.template import load_stack
 
     stack = load_stack(project_root())
-    sfn = local_client("stepfunctions", _endpoint(args), stack.region)
+    endpoint = _endpoint(args)
+    _require_endpoint(endpoint)
+    sfn = local_client("stepfunctions", endpoint, stack.region)
     arn = stack.state_machine_arn.replace(":stateMachine:", ":execution:") + f":{args.job_id}"
+    summary = f"s3://{stack.bucket}/summaries/{args.job_id}.json"
     try:
+        status = sfn.describe_execution(executionArn=arn)["status"]
+        if status != "RUNNING":
+            print(
+                f"spotmap: job {args.job_id} already ended {status}; nothing to abort (summary: {summary})",
+                file=sys.stderr,
+            )
+            return 1
         sfn.stop_execution(executionArn=arn, error="Aborted", cause="spotmap local abort")
     except ClientError as error:
+        if error.response["Error"]["Code"] == "ExecutionDoesNotExist":
+            print(f"spotmap: no job {args.job_id} on {endpoint}", file=sys.stderr)
+            return 2
         print(f"spotmap: cannot abort {args.job_id}: {error.response['Error']['Message']}", file=sys.stderr)
         return 1
-    print(f"aborted {args.job_id}; its tasks are being stopped and an ABORTED summary written")
+    print(f"aborting job {args.job_id}: its tasks are being stopped; its ABORTED summary will be {summary}")
     return 0
 
 
@@ -222,6 +301,7 @@ def cmd_upload(args: argparse.Namespace) -> int:
     if not Path(args.file).is_file():
         print(f"spotmap: no such file: {args.file}", file=sys.stderr)
         return 2
+    _require_endpoint(_endpoint(args))
     s3 = local_client("s3", _endpoint(args), load_stack(project_root()).region)
     try:
         delivered = upload_for_event(s3, Path(args.file), event)
@@ -253,6 +333,7 @@ def cmd_invoke(args: argparse.Namespace) -> int:
         from spotmap.template import load_stack
 
         stack = load_stack(project_root())
+        _require_endpoint(args.endpoint_url)
         spec = stack.functions.get(args.function)
         if spec is None:
             print(
@@ -308,7 +389,13 @@ def build_parser() -> argparse.ArgumentParser:
     run = local.add_parser("run", help="upload files, wait for their jobs, copy the bucket out")
     run.add_argument("files", nargs="+", metavar="FILE")
     run.add_argument("--key", help="the object key of a single FILE (default input/<file name>)")
-    run.add_argument("--out", type=Path, default=None, help="where to copy the bucket (default .spotmap/out)")
+    run.add_argument(
+        "--out",
+        type=Path,
+        default=None,
+        help="where to copy the bucket: a new or empty directory, or an earlier copy, which is replaced "
+        "(default .spotmap/out, replaced by every run)",
+    )
     run.add_argument(
         "--data",
         action="append",
@@ -385,11 +472,24 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     log_to_stderr(getattr(args, "verbose", False))
-    try:
-        return int(args.func(args))
-    except (TemplateError, ValueError, FileNotFoundError, DockerUnavailable) as error:
-        print(f"spotmap: {error}", file=sys.stderr)
-        return 2
+    with StopSignals() as signals:
+        args.stop_signals = signals
+        try:
+            return int(args.func(args))
+        except Stopped as stopped:
+            print(f"spotmap: {stopped.name}: {stopped.detail or 'stopped'}", file=sys.stderr, flush=True)
+            return stopped.exit_code
+        except (TemplateError, ValueError, OSError, DockerUnavailable, UserError) as error:
+            print(f"spotmap: {_one_line(error)}", file=sys.stderr)
+            return 2
+        except (BotoCoreError, ClientError) as error:  # the local cloud refused or vanished mid-way
+            print(f"spotmap: {_one_line(error)}", file=sys.stderr)
+            return 2
+
+
+def _one_line(error: BaseException) -> str:
+    text = " ".join(str(error).split()) or type(error).__name__
+    return text if len(text) <= 500 else text[:500] + "…"
 
 
 if __name__ == "__main__":

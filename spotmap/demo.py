@@ -10,6 +10,7 @@ from pathlib import Path
 
 from spotmap.cloud import LocalCloud
 from spotmap.jobs import JobRunner, copy_bucket, format_summary
+from spotmap.outputs import prepare_out_dir
 
 REGIONS = ["north", "south", "east", "west", "Île-de-France", "São Paulo"]
 
@@ -34,6 +35,9 @@ def run_demo(rows: int = 200_000) -> int:
     print(f"spotmap demo: {rows:,} rows in {sample} ({sample.stat().st_size / 1e6:.1f} MB)")
     print("starting the local cloud (moto S3 + Step Functions + EventBridge, local Lambda, local Fargate)...")
     out_dir = state / "out"
+    replaced = prepare_out_dir(out_dir, is_default=True)
+    if replaced:
+        print(replaced)
     with LocalCloud() as cloud:
         print(
             f"  endpoint {cloud.endpoint}, bucket {cloud.stack.bucket}, "

@@ -31,6 +31,7 @@ CAPACITY_UNAVAILABLE = (
 )
 SPOT_INTERRUPTED = "Your Spot Task was interrupted."
 ESSENTIAL_EXITED = "Essential container in task exited"
+HOLD_MARGIN_SECONDS = 1.0  # how long past a reclaim's moment a held exit waits for it (thread scheduling)
 
 
 class WorkerProcess(Protocol):
@@ -65,6 +66,13 @@ class Faults:
             raise ValueError(f"launch-rate must be positive, got {self.launch_rate}")
         if self.launch_burst < 1:
             raise ValueError(f"launch-burst must be at least 1, got {self.launch_burst}")
+
+
+@dataclass
+class _FaultDecision:
+    interrupt: bool
+    crash: bool
+    moment: float  # seconds after the start
 
 
 @dataclass
@@ -111,6 +119,7 @@ class LocalFargate:
         self.bucket = TokenBucket(self.faults.launch_rate, self.faults.launch_burst)
         self.api = ecs_rules.ApiThrottle()  # ECS's own request throttling, per action category
         self.tasks: dict[str, _Task] = {}
+        self.closed = False
         self.tokens: dict[str, tuple[str, list[str]]] = {}
         self._calls: dict[str, int] = {}
         self.lock = threading.RLock()
@@ -255,6 +264,7 @@ class LocalFargate:
 
     def stop_all(self, reason: str = "local cloud shutting down") -> None:
         with self.lock:
+            self.closed = True  # a RunTask still in flight starts no process now
             live = [t for t in self.tasks.values() if t.last_status != "STOPPED"]
         for task in live:
             with self.lock:
@@ -299,12 +309,22 @@ class LocalFargate:
 
     def _run(self, task: _Task) -> None:
         with self.lock:
-            if task.desired_status == "STOPPED":
+            if task.desired_status == "STOPPED" or self.closed:
+                task.stop_code = task.stop_code or "ServiceSchedulerInitiated"
                 self._finish(task, None)
                 return
             task.last_status = "PENDING"
+        faults = self._decide_faults(task)
         try:
-            process = self.launcher.start(task.env, task.log_path)
+            if faults.interrupt and getattr(self.launcher, "holds_exit", False):
+                # a reclaim decided for this attempt lands while it runs: if the worker finishes before
+                # the reclaim's moment, its process is held at exit until the reclaim (AWS can reclaim a
+                # task at any moment, its last one included); other launchers cannot hold an exit
+                process = self.launcher.start(  # type: ignore[call-arg]
+                    task.env, task.log_path, hold_exit=faults.moment + HOLD_MARGIN_SECONDS
+                )
+            else:
+                process = self.launcher.start(task.env, task.log_path)
         except Exception as error:  # the container could not start
             log.exception("task %s failed to start", task.task_id)
             with self.lock:
@@ -317,10 +337,14 @@ class LocalFargate:
             task.started_at = time.time()
             task.last_status = "RUNNING"
             self.counters["started"] += 1
-            stop_now = task.desired_status == "STOPPED"
+            stop_now = task.desired_status == "STOPPED" or self.closed
+            if stop_now:
+                task.desired_status = "STOPPED"
+                task.stop_code = task.stop_code or "ServiceSchedulerInitiated"
+                task.stopping_at = None  # stopped while starting: its process gets the stop now
         if stop_now:
-            self._terminate(task)
-        self._schedule_faults(task)
+            self._terminate(task, grace=2 if self.closed else None)
+        self._schedule_faults(task, faults)
         exit_code = process.wait()
         self._finish(task, exit_code)
 
@@ -366,18 +390,25 @@ class LocalFargate:
             return self.rng
         return random.Random(f"{self.faults.seed}/{kind}/{self._attempt_key(body)}/{call}")
 
-    def _schedule_faults(self, task: _Task) -> None:
-        """Decide, when the task starts, whether and when a fault hits it (a random moment of its run)."""
+    def _decide_faults(self, task: _Task) -> _FaultDecision:
+        """Decide, as the task starts, whether and when a fault hits it (a random moment of its run)."""
         draw = self._draw("task", {"tags": task.tags, "clientToken": task.task_id})
         with self.lock:
             interrupt = task.capacity == "FARGATE_SPOT" and draw.random() < self.faults.spot_interruption_rate
             crash = draw.random() < self.faults.crash_rate
             # a random moment of the run: within the first 80 % of a typical run of this cloud's tasks
             moment = draw.uniform(0.0, 0.8 * self._expected_run_seconds())
-        if interrupt:
-            threading.Timer(moment, self._interrupt, args=(task,)).start()
-        elif crash:
-            threading.Timer(moment, self._crash, args=(task,)).start()
+        return _FaultDecision(interrupt, crash, moment)
+
+    def _schedule_faults(self, task: _Task, faults: _FaultDecision) -> None:
+        if faults.interrupt:
+            timer = threading.Timer(faults.moment, self._interrupt, args=(task,))
+        elif faults.crash:
+            timer = threading.Timer(faults.moment, self._crash, args=(task,))
+        else:
+            return
+        timer.daemon = True
+        timer.start()
 
     def interrupt(self, task_arn: str) -> bool:
         """Reclaim one running FARGATE_SPOT task now, as --spot-interruption-rate does at a random moment

@@ -16,6 +16,7 @@ import socket
 import subprocess
 import sys
 import threading
+import time
 from multiprocessing.connection import Connection, wait
 from pathlib import Path
 from typing import Any
@@ -47,6 +48,8 @@ class _ForkedProcess:
 class ForkServerLauncher:
     """Starts tasks by asking a preloaded zygote process to fork."""
 
+    holds_exit = True  # start(hold_exit=True): see _child
+
     def __init__(self, root: Path, base_env: dict[str, str]):
         parent_sock, child_sock = socket.socketpair()
         env = dict(base_env)
@@ -63,6 +66,9 @@ class ForkServerLauncher:
             cwd=root,
             pass_fds=(child_sock.fileno(),),
             stdin=subprocess.DEVNULL,
+            # out of the CLI's process group: Ctrl-C or `timeout` signal the CLI, which stops every task
+            # and then us (a signal of our own would leave the tasks' exits unreported)
+            start_new_session=True,
         )
         child_sock.close()
         self._conn = Connection(os.dup(parent_sock.fileno()))
@@ -75,12 +81,16 @@ class ForkServerLauncher:
         self._next = 0
         threading.Thread(target=self._read, daemon=True, name="forkserver-reader").start()
 
-    def start(self, env: dict[str, str], log_path: Path) -> _ForkedProcess:
+    def start(self, env: dict[str, str], log_path: Path, hold_exit: float = 0.0) -> _ForkedProcess:
+        """hold_exit: seconds from its start when the task is to be reclaimed (a Spot interruption decided
+        for it); should its worker finish earlier, its process waits at exit until then, so the reclaim's
+        signal lands while it runs."""
+        request = {"id": 0, "env": env, "log": str(log_path), "hold_exit": hold_exit}
         with self._lock:
             self._next += 1
-            request_id = self._next
+            request_id = request["id"] = self._next
             ready = self._spawned[request_id] = threading.Event()
-            self._conn.send_bytes(json.dumps({"id": request_id, "env": env, "log": str(log_path)}).encode())
+            self._conn.send_bytes(json.dumps(request).encode())
         if not ready.wait(30) or self._zygote.poll() is not None:
             raise RuntimeError("the worker fork server did not answer")
         with self._lock:
@@ -133,28 +143,34 @@ def serve(fd: int) -> None:
     storage.make_s3_client(os.environ)  # the tasks' client (they share our endpoint and credentials)
     gc.freeze()  # preloaded objects stay shared with the tasks instead of copied by the collector
     conn = Connection(fd)
-    children = 0
+    children: set[int] = set()
     while True:
         if wait([conn], timeout=0.02):
             try:
                 request = json.loads(conn.recv_bytes())
             except EOFError:
-                return  # the local cloud stopped (it stops every task before closing us)
+                # the local cloud stopped: it stops every task before closing us, but if it was killed
+                # outright its tasks must not outlive it (each leads its own group: kill the groups)
+                for child in children:
+                    with contextlib.suppress(ProcessLookupError, PermissionError):
+                        os.killpg(child, signal.SIGKILL)
+                return
             pid = os.fork()
             if pid == 0:
                 _child(request, runner.main)
-            children += 1
+            children.add(pid)
             conn.send_bytes(json.dumps({"id": request["id"], "spawned": pid}).encode())
         while children:
             pid, status = os.waitpid(-1, os.WNOHANG)
             if pid == 0:
                 break
-            children -= 1
+            children.discard(pid)
             code = exit_status(os.waitstatus_to_exitcode(status))
             conn.send_bytes(json.dumps({"exited": pid, "code": code}).encode())
 
 
 def _child(request: dict[str, Any], main: Any) -> None:
+    started = time.monotonic()
     code = 1
     try:
         os.setsid()
@@ -164,7 +180,7 @@ def _child(request: dict[str, Any], main: Any) -> None:
         os.close(log_fd)
         null = os.open(os.devnull, os.O_RDONLY)
         os.dup2(null, 0)
-        for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGCHLD):
+        for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGCHLD):
             signal.signal(signum, signal.SIG_DFL)
         os.environ.clear()
         os.environ.update(request["env"])
@@ -182,5 +198,13 @@ def _child(request: dict[str, Any], main: Any) -> None:
         try:
             sys.stdout.flush()
             sys.stderr.flush()
+            if request.get("hold_exit"):
+                # the reclaim decided for this task lands before it exits: its SIGTERM (or a stop's
+                # SIGKILL) ends the process here; a reclaim that landed already leaves it nothing to wait for
+                for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+                    signal.signal(signum, signal.SIG_DFL)
+                remaining = started + float(request["hold_exit"]) - time.monotonic()
+                if remaining > 0:
+                    time.sleep(remaining)
         finally:
             os._exit(code)

@@ -13,6 +13,7 @@ from typing import Any, TextIO
 from botocore.exceptions import ClientError
 
 from spotmap.cloud import LocalCloud
+from spotmap.outputs import BucketCopy, copy_objects
 from spotmap.product import jobcore_ids, jobcore_layout
 from spotmap.progress import ProgressDisplay, ProgressReader
 
@@ -153,24 +154,10 @@ class JobRunner:
         self.display.show(progresses, final=final)
 
 
-def copy_bucket(cloud: LocalCloud, out_dir: Path) -> int:
-    """Copy the bucket's objects to out_dir; keys become paths (summaries/<job_id>.json ...)."""
-    s3 = cloud.client("s3")
-    out_dir = out_dir.resolve()
-    keys: list[str] = []
-    for page in s3.get_paginator("list_objects_v2").paginate(Bucket=cloud.stack.bucket):
-        keys.extend(obj["Key"] for obj in page.get("Contents", []))
-
-    def fetch(key: str) -> None:
-        target = (out_dir / key).resolve()
-        if key.endswith("/") or not target.is_relative_to(out_dir):
-            return  # folder markers and keys that would escape the directory
-        target.parent.mkdir(parents=True, exist_ok=True)
-        s3.download_file(cloud.stack.bucket, key, str(target))
-
-    with ThreadPoolExecutor(max_workers=8) as pool:
-        list(pool.map(fetch, keys))
-    return len(keys)
+def copy_bucket(cloud: LocalCloud, out_dir: Path) -> BucketCopy:
+    """Copy the bucket's objects to out_dir; keys become paths (summaries/<job_id>.json ...); a key that
+    cannot be a file of its own name is kept under a hashed name and listed in an index."""
+    return copy_objects(cloud.client("s3"), cloud.stack.bucket, out_dir)
 
 
 def format_summary(watch: JobWatch, summary: dict[str, Any] | None, out_dir: Path) -> str:
@@ -203,3 +190,57 @@ def format_summary(watch: JobWatch, summary: dict[str, Any] | None, out_dir: Pat
     if report.exists():  # the page Summarize writes beside the summary (jobcore.report)
         lines.append(f"  report: {report}")
     return "\n".join(lines)
+
+
+class JobAnnouncer:
+    """What `spotmap local serve` prints about jobs: one line when a job starts (its id and the key that
+    started it), one when it ends (its status and where its summary is)."""
+
+    SUMMARY_WAIT_SECONDS = 60.0  # after the execution closed: the summary is written by a rule's Lambda
+
+    def __init__(self, cloud: LocalCloud, out: TextIO):
+        self.cloud = cloud
+        self.out = out
+        self.s3 = cloud.client("s3")
+        self.sfn = cloud.client("stepfunctions")
+        self.bucket = cloud.stack.bucket
+        self._started: set[str] = set()
+        self._closed_at: dict[str, float] = {}  # job id -> when its execution closed, until announced
+        self._ended: set[str] = set()
+
+    def poll(self) -> None:
+        paginator = self.sfn.get_paginator("list_executions")
+        for page in paginator.paginate(stateMachineArn=self.cloud.stack.state_machine_arn):
+            for execution in page["executions"]:
+                job_id, status = execution["name"], execution["status"]
+                if job_id not in self._started:
+                    self._started.add(job_id)
+                    descriptor = self._get_json(jobcore_layout().descriptor_key(job_id)) or {}
+                    key = (descriptor.get("input") or {}).get("key", "?")
+                    self._say(f"job {job_id} started: s3://{self.bucket}/{key}")
+                if status in CLOSED and job_id not in self._ended:
+                    self._closed_at.setdefault(job_id, time.monotonic())
+        for job_id, closed_at in list(self._closed_at.items()):
+            summary_key = jobcore_layout().summary_key(job_id)
+            summary = self._get_json(summary_key)
+            if summary is not None:
+                self._say(f"job {job_id} {summary.get('status')}: summary s3://{self.bucket}/{summary_key}")
+            elif time.monotonic() - closed_at > self.SUMMARY_WAIT_SECONDS:
+                self._say(f"job {job_id} ended without a summary after {self.SUMMARY_WAIT_SECONDS:.0f} s")
+            else:
+                continue
+            self._ended.add(job_id)
+            del self._closed_at[job_id]
+
+    def _get_json(self, key: str) -> Any:
+        try:
+            return json.loads(self.s3.get_object(Bucket=self.bucket, Key=key)["Body"].read())
+        except ClientError as error:
+            if error.response["Error"]["Code"] in ("NoSuchKey", "404"):
+                return None
+            raise
+        except ValueError:
+            return None
+
+    def _say(self, text: str) -> None:
+        print(text, file=self.out, flush=True)

@@ -40,7 +40,7 @@ class _Zygote:
     """A process with boto3, pydantic and Powertools imported that forks Lambda instances on request:
     a cold start costs milliseconds instead of the seconds these imports take."""
 
-    def __init__(self, handlers: Iterable[tuple[str, str]] = ()) -> None:
+    def __init__(self, handlers: Iterable[tuple[str, str]] = (), label: str = "") -> None:
         parent, child = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
         env = {
             "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
@@ -50,10 +50,13 @@ class _Zygote:
             "SPOTMAP_PRELOAD": json.dumps(sorted(set(handlers))),
         }
         self.process = subprocess.Popen(
-            [sys.executable, "-c", _BOOTSTRAP, str(child.fileno())],
+            # label (unused by the zygote): which local cloud this process and its instances belong to
+            [sys.executable, "-c", _BOOTSTRAP, str(child.fileno()), label],
             env=env,
             stdin=subprocess.DEVNULL,
             pass_fds=(child.fileno(),),
+            # out of the CLI's process group: Ctrl-C or `timeout` signal the CLI, which stops us
+            start_new_session=True,
         )
         child.close()
         self.socket = parent
@@ -128,9 +131,13 @@ class _Instance:
             return False
         return True
 
-    def kill(self) -> None:
+    def stop(self) -> None:
+        """End the process only; the thread invoking it still owns its connection."""
         with contextlib.suppress(ProcessLookupError):
             os.kill(self.pid, signal.SIGKILL)
+
+    def kill(self) -> None:
+        self.stop()
         with contextlib.suppress(OSError):
             self._socket.shutdown(socket.SHUT_RDWR)
         self._socket.close()
@@ -165,7 +172,10 @@ class LocalLambda:
         self._pools = {spec.logical_id: _Pool(spec) for spec in stack.functions.values()}
         self._lock = threading.Condition()
         self._closed = False
-        self._zygote = _Zygote([(str(spec.code_dir), spec.handler) for spec in stack.functions.values()])
+        self._busy: set[_Instance] = set()  # invoking now: killed too when the local cloud stops
+        self._zygote = _Zygote(
+            [(str(spec.code_dir), spec.handler) for spec in stack.functions.values()], label=str(log_dir)
+        )
         log_dir.mkdir(parents=True, exist_ok=True)
 
     def _environment(self, spec: FunctionSpec) -> dict[str, str]:
@@ -205,6 +215,7 @@ class LocalLambda:
                     instance = pool.idle.pop()
                     if instance.alive:
                         pool.busy += 1
+                        self._busy.add(instance)
                         return instance
                 if pool.busy < self.max_instances:
                     pool.busy += 1
@@ -213,12 +224,15 @@ class LocalLambda:
                 self._lock.wait(timeout=1.0)
         try:
             log_path = self.log_dir / f"{pool.spec.logical_id}.log"
-            return _Instance(pool.spec, self._environment(pool.spec), log_path, self._zygote)
+            instance = _Instance(pool.spec, self._environment(pool.spec), log_path, self._zygote)
         except Exception:
             with self._lock:
                 pool.busy -= 1
                 self._lock.notify_all()
             raise
+        with self._lock:
+            self._busy.add(instance)
+        return instance
 
     def prewarm(self) -> None:
         """Start one instance of every function now, so the first events do not wait for imports.
@@ -257,6 +271,7 @@ class LocalLambda:
 
     def _release(self, pool: _Pool, instance: _Instance) -> None:
         with self._lock:
+            self._busy.discard(instance)
             pool.busy -= 1
             if instance.alive and not self._closed:
                 pool.idle.append(instance)
@@ -286,7 +301,10 @@ class LocalLambda:
             instances = [inst for pool in self._pools.values() for inst in pool.idle]
             for pool in self._pools.values():
                 pool.idle.clear()
+            busy = list(self._busy)
             self._lock.notify_all()
         for instance in instances:
             instance.kill()
+        for instance in busy:  # its invoker sees the instance exit (Runtime.ExitError) and releases it
+            instance.stop()
         self._zygote.close()

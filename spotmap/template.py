@@ -17,6 +17,8 @@ from typing import Any
 
 import yaml
 
+from spotmap.parameters import ParameterError, check_parameters
+
 ACCOUNT_ID = "123456789012"
 REGION = "us-east-1"
 PARTITION = "aws"
@@ -340,14 +342,11 @@ def load_stack(
         if name not in declared:
             known = ", ".join(sorted(declared))
             raise TemplateError(f"unknown template parameter {name!r}; the template declares: {known}")
-        allowed = declared[name].get("AllowedValues")
-        if allowed is not None and str(value) not in {str(choice) for choice in allowed}:
-            # CloudFormation refuses the stack operation with this ValidationError.
-            raise TemplateError(f"Parameter '{name}' must be one of AllowedValues")
-        pattern = declared[name].get("AllowedPattern")
-        if pattern is not None and re.fullmatch(pattern, str(value)) is None:
-            raise TemplateError(f"Parameter '{name}' must match pattern {pattern}")
         parameters[name] = str(value)
+    try:  # CloudFormation refuses the stack operation with a ValidationError: so does the local cloud
+        check_parameters(declared, parameters, template.get("Rules") or {})
+    except ParameterError as error:
+        raise TemplateError(str(error)) from None
     resolver = _Resolver(template, stack_name, parameters)
     resources = template["Resources"]
     globals_fn = template.get("Globals", {}).get("Function", {})

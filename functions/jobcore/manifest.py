@@ -149,7 +149,55 @@ def parse_manifest(body: bytes, key: str, processors: list[str] | None = None) -
             f"invalid manifest {key}: processor: {spec.processor!r} is not provided by the worker image "
             f"(Processors: {', '.join(processors)})"
         )
+    check_processor_params(spec, key)
     return spec
+
+
+def _command_param_problem(name: str, value: Any, has_input: bool) -> str | None:
+    """What is wrong with one of the command processor's own params (worker/processors/command.py
+    refuses the same values, but only once a task runs: every task would fail alike)."""
+    if name == "command" and (
+        not isinstance(value, list) or not value or not all(isinstance(arg, str) and arg for arg in value)
+    ):
+        return (
+            'must be a non-empty list of strings (an argv, never run through a shell), e.g. ["my-tool", '
+            f'"{{input}}"]; got {json.dumps(value)[:200]}'
+        )
+    if name == "env" and not isinstance(value, dict):
+        return f"must be an object of NAME: value; got {json.dumps(value)[:200]}"
+    if name == "input":
+        if value not in ("file", "none"):
+            return f'must be "file" or "none"; got {json.dumps(value)[:200]}'
+        if value == "file" and not has_input:
+            return '"file" needs items that name an object (source shard, keys or prefix)'
+    if name == "stop_grace_seconds" and (
+        isinstance(value, bool) or not isinstance(value, int | float) or value < 0
+    ):
+        return f"must be a number of seconds, 0 or more; got {json.dumps(value)[:200]}"
+    return None
+
+
+def check_processor_params(spec: Manifest, key: str) -> None:
+    """The params a processor StartJob knows must be valid for every item (job params, then each item's
+    own params on top, as the worker merges them) before any task starts. ManifestError names the field."""
+    if spec.processor != "command":
+        return
+    has_input = spec.source.kind in ("shard", "keys", "prefix")
+    entries = spec.source.items if spec.source.items is not None else [{}]
+    if not entries:
+        entries = [{}]
+    for index, item_params in enumerate(entries):
+        merged = {**spec.params, **item_params}
+        if "command" not in merged:
+            where = f"source.items.{index}.command" if spec.source.items is not None else "params.command"
+            raise ManifestError(f"invalid manifest {key}: {where}: required by the command processor")
+        for name in ("command", "env", "input", "stop_grace_seconds"):
+            if name not in merged:
+                continue
+            problem = _command_param_problem(name, merged[name], has_input)
+            if problem is not None:
+                where = f"source.items.{index}.{name}" if name in item_params else f"params.{name}"
+                raise ManifestError(f"invalid manifest {key}: {where}: {problem}")
 
 
 def describe_errors(error: ValidationError) -> str:

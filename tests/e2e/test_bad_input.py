@@ -356,3 +356,22 @@ def test_summarize_and_evaluate_job_for_a_job_that_does_not_exist_never_say_succ
     assert summary["status"] == "FAILED" and f"jobs/{job_id}/job.json not found" in summary["error"]
     assert evaluated.get("FunctionError") == "Unhandled"
     assert json.loads(evaluated["Payload"].read())["errorType"] == "JobNotFound"
+
+
+def test_a_command_given_as_a_string_fails_the_job_before_any_task_starts(
+    cloud: LocalCloud, tmp_path: Path
+) -> None:
+    # GIVEN a command-processor manifest whose command is a shell string, not an argv list
+    manifest = tmp_path / "string-command.job.json"
+    manifest.write_text(json.dumps({"processor": "command", "params": {"command": "echo hi"}, "count": 3}))
+    launched_before = cloud.fargate.counters["run_task"]
+
+    # WHEN it is uploaded
+    watch = JobRunner(cloud, progress=None).submit(manifest)
+
+    # THEN the job's summary is FAILED and names the field, and no task was launched for it
+    summary = _wait_for_summary(cloud, watch.job_id)
+    assert summary["status"] == "FAILED"
+    assert "params.command: must be a non-empty list of strings" in summary["error"]
+    assert summary["attempts"]["launched"] == 0
+    assert cloud.fargate.counters["run_task"] == launched_before

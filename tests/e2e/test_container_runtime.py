@@ -8,6 +8,8 @@ instead of skipping them.
 from __future__ import annotations
 
 import json
+import os
+import signal
 import subprocess
 import time
 from pathlib import Path
@@ -179,3 +181,47 @@ def test_a_spot_interruption_is_a_docker_stop_and_the_item_is_relaunched(
         for kind in (["ps", "--all"], ["volume", "ls"])
     ]
     assert leftovers == ["", ""]
+
+
+def test_sigterm_of_local_run_with_docker_leaves_no_container_and_no_process(
+    worker_image: str, tmp_path: Path
+) -> None:
+    from tests.e2e.test_cli import (
+        _processes_marked,
+        _sleeping_job,
+        _start_cli,
+        _stop_and_collect,
+        _wait_for_commands,
+    )
+
+    # GIVEN `spotmap local run --runtime docker` of a job whose three items sleep, their commands running
+    marker = f"spotmap-docker-signal-{os.getpid()}-{time.monotonic_ns()}"
+    job = _sleeping_job(tmp_path / "slow.job.json", marker)
+    cli = _start_cli(
+        tmp_path, "local", "run", "--json", str(job), "--out", str(tmp_path / "out"),
+        "--runtime", "docker", "--image", worker_image,
+    )  # fmt: skip
+    try:
+        _wait_for_commands(marker, 3, cli)
+
+        # WHEN it gets SIGTERM
+        code, err = _stop_and_collect(cli, signal.SIGTERM)
+    finally:
+        if cli.poll() is None:
+            os.killpg(cli.pid, signal.SIGKILL)
+
+    # THEN it exits 143 in one line, and neither a task container nor a command of it is left
+    task_ids = [log.stem for log in (tmp_path / "state" / "logs" / "tasks").glob("*.log")]
+    assert len(task_ids) >= 3
+    left = [
+        task_id
+        for task_id in task_ids
+        if subprocess.run(
+            ["docker", "ps", "-aq", "--filter", f"name=spotmap-task-{task_id}"],
+            capture_output=True, text=True, timeout=60, check=True,
+        ).stdout.strip()
+    ]  # fmt: skip
+    assert left == []
+    assert _processes_marked(marker) == []
+    assert code == 143, err
+    assert err.strip().count("\n") == 0 and "SIGTERM" in err, err

@@ -5,6 +5,9 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from spotmap.cloud import CloudOptions, LocalCloud
+from spotmap.fargate import Faults
+from spotmap.jobs import JobRunner
 from tests.e2e.conftest import assert_profile_equal, profile_csv, write_csv
 
 
@@ -158,3 +161,37 @@ def test_results_that_do_not_merge_fail_the_job_and_the_exit_code_follows(tmp_pa
         in summary["error"]
     )
     assert run.exit_code == 1
+
+
+def test_an_interruption_rate_of_one_reclaims_every_spot_attempt_however_short(tmp_path: Path) -> None:
+    # GIVEN a local cloud whose tasks so far ran for seconds (reclaims land at a random moment of a
+    # typical run), and then items whose tasks finish in milliseconds
+    slow = _manifest(
+        tmp_path / "slow.job.json",
+        {"processor": "command", "params": {"command": ["sleep", "2"]}, "source": {"count": 2}},
+    )
+    quick = _manifest(tmp_path / "quick.job.json", {"processor": "noop", "source": {"count": 4}})
+    options = CloudOptions(
+        parameters={"PollMinSeconds": "1", "PollMaxSeconds": "2"}, state_dir=tmp_path / "state"
+    )
+    with LocalCloud(options=options) as cloud:
+        runner = JobRunner(cloud, progress=None)
+        (first,) = runner.wait([runner.submit(slow)], timeout=300)
+        assert first is not None and first["status"] == "SUCCEEDED", first
+        known = set(cloud.fargate.tasks)
+
+        # WHEN the quick job runs with every Spot attempt to be interrupted
+        cloud.fargate.faults = Faults(spot_interruption_rate=1.0, seed=5)
+        watch = runner.submit(quick)
+        (summary,) = runner.wait([watch], timeout=300)
+        tasks = [task for arn, task in cloud.fargate.tasks.items() if arn not in known]
+
+    # THEN every Spot task was reclaimed while it ran (SIGTERM, stop code SpotInterruption), whenever
+    # its worker would have finished; the items still succeed (on-demand FARGATE after 2 reclaims, or
+    # a reclaim that came after the result was recorded) and the summary counts every launch
+    spot = [task for task in tasks if task.capacity == "FARGATE_SPOT"]
+    assert spot
+    assert [task.stop_code for task in spot] == ["SpotInterruption"] * len(spot)
+    assert summary is not None and summary["status"] == "SUCCEEDED", summary
+    assert summary["items"]["succeeded"] == 4
+    assert summary["attempts"]["launched"] == len(tasks)

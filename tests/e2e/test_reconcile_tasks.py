@@ -59,18 +59,14 @@ def test_reconcile_stops_the_tasks_of_an_aborted_job_whose_status_event_was_lost
     arns = wait_for(
         lambda: (found := job_tasks()) and len(found) == ITEMS and found, f"{ITEMS} tasks of {job_id}"
     )
-    wait_for(
-        lambda: all(task["lastStatus"] == "RUNNING" for task in described(arns)), "the tasks to run"
-    )
+    wait_for(lambda: all(task["lastStatus"] == "RUNNING" for task in described(arns)), "the tasks to run")
 
     # AND the job is aborted (`spotmap local abort`) while its status-change event is lost
     execution_arn = cloud.stack.state_machine_arn.replace(":stateMachine:", ":execution:") + f":{job_id}"
     dropped_before = cloud.events.dropped
     assert spotmap_main(["local", "abort", job_id, "--endpoint-url", cloud.endpoint]) == 0
     capsys.readouterr()
-    wait_for(
-        lambda: sfn.describe_execution(executionArn=execution_arn)["status"] == "ABORTED", "the abort"
-    )
+    wait_for(lambda: sfn.describe_execution(executionArn=execution_arn)["status"] == "ABORTED", "the abort")
     wait_for(lambda: cloud.events.dropped > dropped_before, "the ABORTED status event to be dropped")
     # so StopJobTasks never ran, and nothing else stops the tasks
     assert [task["desiredStatus"] for task in described(arns)] == ["RUNNING"] * ITEMS
@@ -93,9 +89,7 @@ def test_reconcile_stops_the_tasks_of_an_aborted_job_whose_status_event_was_lost
     for task in described(arns):
         assert task["desiredStatus"] == "STOPPED"
         assert task["stoppedReason"] == f"spotmap: job {job_id} ABORTED (reconciled)"
-    wait_for(
-        lambda: all(task["lastStatus"] == "STOPPED" for task in described(arns)), "the tasks to stop"
-    )
+    wait_for(lambda: all(task["lastStatus"] == "STOPPED" for task in described(arns)), "the tasks to stop")
     summary = json.loads(
         s3.get_object(Bucket=cloud.stack.bucket, Key=layout.summary_key(job_id))["Body"].read()
     )
@@ -103,4 +97,3 @@ def test_reconcile_stops_the_tasks_of_an_aborted_job_whose_status_event_was_lost
 
     # AND its next run has nothing left to stop
     assert reconcile()["tasks_stopped"] == 0
-

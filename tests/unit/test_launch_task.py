@@ -307,16 +307,26 @@ NETWORK_VARIABLES = ("SUBNET_IDS", "SECURITY_GROUP_IDS", "ASSIGN_PUBLIC_IP")
             {"subnets": ["subnet-a", "subnet-b"], "securityGroups": ["sg-0"], "assignPublicIp": "ENABLED"},
         ),
         # your own private subnets (NAT or endpoints): no public IP, as before
-        ({"SubnetIds": "subnet-0prv", "SecurityGroupIds": "sg-0"},
-         {"subnets": ["subnet-0prv"], "securityGroups": ["sg-0"], "assignPublicIp": "DISABLED"}),
+        (
+            {"SubnetIds": "subnet-0prv", "SecurityGroupIds": "sg-0"},
+            {"subnets": ["subnet-0prv"], "securityGroups": ["sg-0"], "assignPublicIp": "DISABLED"},
+        ),
         # the VPC the stack creates (public subnets, no NAT) always assigns one
-        ({"AssignPublicIp": "DISABLED"},
-         {"subnets": ["subnet-local-publicsubneta", "subnet-local-publicsubnetb"],
-          "securityGroups": ["securitygroup-local-workersecuritygroup"], "assignPublicIp": "ENABLED"}),
+        (
+            {"AssignPublicIp": "DISABLED"},
+            {
+                "subnets": ["subnet-local-publicsubneta", "subnet-local-publicsubnetb"],
+                "securityGroups": ["securitygroup-local-workersecuritygroup"],
+                "assignPublicIp": "ENABLED",
+            },
+        ),
     ],
 )
 def test_run_task_assigns_a_public_ip_as_the_stack_parameters_say(
-    ecs: Any, lambda_context: Any, monkeypatch: pytest.MonkeyPatch, parameters: dict[str, str],
+    ecs: Any,
+    lambda_context: Any,
+    monkeypatch: pytest.MonkeyPatch,
+    parameters: dict[str, str],
     expected: dict[str, Any],
 ) -> None:
     # GIVEN LaunchTask's network variables as template.yaml resolves them for these parameters

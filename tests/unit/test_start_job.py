@@ -298,6 +298,32 @@ def test_manifest_shard_source(s3: Any, sfn: Any, lambda_context: Any) -> None:
         ({"processor": "Bad Name!", "source": {"count": 1}}, "processor"),
         ({"processor": "not-in-image", "source": {"count": 1}}, "not provided by the worker image"),
         ({"processor": "noop", "source": {"shard": {"key": "data/missing.csv"}}}, "does not exist"),
+        (
+            {"processor": "command", "params": {"command": "echo hi"}, "source": {"count": 2}},
+            "params.command: must be a non-empty list of strings (an argv, never run through a shell), e.g. "
+            '["my-tool", "{input}"]; got "echo hi"',
+        ),
+        ({"processor": "command", "params": {}, "source": {"count": 1}}, "params.command: required"),
+        (
+            {"processor": "command", "params": {"command": ["true"]}, "items": [{}, {"command": ["a", 1]}]},
+            "source.items.1.command: must be a non-empty list of strings",
+        ),
+        (
+            {"processor": "command", "params": {"command": ["true"], "env": ["A=1"]}, "count": 1},
+            "params.env: must be an object",
+        ),
+        (
+            {"processor": "command", "params": {"command": ["cat", "{input}"], "input": "file"}, "count": 1},
+            'params.input: "file" needs items that name an object',
+        ),
+        (
+            {
+                "processor": "command",
+                "params": {"command": ["true"], "stop_grace_seconds": "soon"},
+                "count": 1,
+            },
+            "params.stop_grace_seconds: must be a number of seconds",
+        ),
     ],
 )
 def test_invalid_manifest_is_a_rejected_job(
