@@ -257,7 +257,7 @@ def test_each_run_replaces_the_previous_copy_and_logs_and_keeps_unmappable_keys_
     common = ["--out", str(out), "--state-dir", str(state), "--json"]
     assert spotmap_main(["local", "run", str(data), *common]) == 0
     first_logs = set((state / "logs" / "tasks").iterdir())
-    assert first_logs and len(list((out / "summaries").iterdir())) == 1
+    assert first_logs and len(list((out / "summaries").glob("*.json"))) == 1
     capsys.readouterr()
 
     # WHEN a second run uploads it under a key whose name is longer than a file name may be (255 bytes)
@@ -270,7 +270,10 @@ def test_each_run_replaces_the_previous_copy_and_logs_and_keeps_unmappable_keys_
     assert code == 0, captured.err
     assert f"replacing the previous bucket copy in {out}" in captured.err
     (summary,) = json.loads(captured.out.strip().splitlines()[-1])
-    assert [p.name for p in (out / "summaries").iterdir()] == [f"{summary['job_id']}.json"]
+    assert sorted(p.name for p in (out / "summaries").iterdir()) == [
+        f"{summary['job_id']}.html",
+        f"{summary['job_id']}.json",
+    ]
     assert not first_logs & set((state / "logs" / "tasks").iterdir())
     index = json.loads((out / "unmapped-keys.json").read_text())
     (copied,) = [name for name, key in index.items() if key == long_key]
