@@ -365,4 +365,3 @@ def install_result_writer() -> None:
     _replace(worker_class, "_eval_input", _eval_input_recorded)
     _replace(worker_class, "_eval_job", _eval_job_recorded)
     _replace(s3_writer_class, "_handle_put_object", staticmethod(_handle_put_object))
-
