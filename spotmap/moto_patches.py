@@ -16,6 +16,7 @@ The patches, applied once per process by `configure()` (LocalCloud.start):
 from __future__ import annotations
 
 import copy
+import dataclasses
 import functools
 import importlib
 import re
@@ -37,7 +38,7 @@ from spotmap.result_writer import SUCCEEDED, ChildExecution, MapRun
 # (tests/unit/test_requirements.py checks they agree).
 MOTO_MIN = (5, 2, 5)
 MOTO_BELOW = (5, 3)
-MOTO_RANGE = ">=5.2.5,<5.3"
+MOTO_RANGE = f">={'.'.join(map(str, MOTO_MIN))},<{'.'.join(map(str, MOTO_BELOW))}"  # >=5.2.5,<5.3
 
 SFN = "moto.stepfunctions.parser.asl"
 
@@ -94,14 +95,13 @@ def _name(owner: Any, attribute: str) -> str:
 ORIGINALS: dict[str, Any] = {}
 
 
-def _replace(owner: Any, attribute: str, replacement: Any) -> Any:
-    """Set `owner.attribute` (a module or class of moto's) to replacement; return moto's own value."""
+def _replace(owner: Any, attribute: str, replacement: Any) -> None:
+    """Set `owner.attribute` (a module or class of moto's) to replacement, keeping moto's own."""
     name = _name(owner, attribute)
     if not hasattr(owner, attribute):
         raise _missing(name)
-    original = ORIGINALS.setdefault(name, getattr(owner, attribute))
+    ORIGINALS.setdefault(name, getattr(owner, attribute))
     setattr(owner, attribute, replacement)
-    return original
 
 
 check_version()
@@ -153,6 +153,8 @@ def configure(execute: bool = True) -> bool:
     """Make moto's Step Functions execute definitions (or not) and apply every patch (once per
     process); returns the previous setting, for the caller to restore."""
     config = _target(*EXECUTE_CONFIG)
+    if "execute_state_machine" not in config.get("stepfunctions", {}):
+        raise _missing(f"{'.'.join(EXECUTE_CONFIG)}['stepfunctions']['execute_state_machine']")
     previous = bool(config["stepfunctions"]["execute_state_machine"])
     config["stepfunctions"]["execute_state_machine"] = execute
     reuse_interpreter_clients()
@@ -280,8 +282,6 @@ def _status_of(program_state: Any) -> tuple[str, str | None, str | None]:
 def _ordered_children(children: dict[int, ChildExecution], outputs: list[Any]) -> Iterator[ChildExecution]:
     """The children in the order they finished, each succeeded one with its output (moto keeps the
     outputs in item order, failed children's as None)."""
-    import dataclasses
-
     for child in sorted(children.values(), key=lambda child: (child.stop, child.index)):
         if child.status == SUCCEEDED and child.index < len(outputs):
             yield dataclasses.replace(child, output=outputs[child.index])

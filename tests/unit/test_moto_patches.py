@@ -175,3 +175,14 @@ def test_every_patched_attribute_is_tested(patched: None) -> None:
     }
     assert len(tested) == 18
     assert set(moto_patches.ORIGINALS) <= {".".join(target) for target in tested}
+
+
+def test_a_missing_execute_setting_is_named(monkeypatch: pytest.MonkeyPatch) -> None:
+    # GIVEN a moto whose user config has no Step Functions execute setting
+    config = moto_patches._target(*moto_patches.EXECUTE_CONFIG)
+    monkeypatch.setitem(config, "stepfunctions", {})
+
+    # WHEN configured THEN the error names the setting, in one line
+    with pytest.raises(MotoSeamError) as refused:
+        moto_patches.configure()
+    assert "default_user_config['stepfunctions']['execute_state_machine']" in str(refused.value)
