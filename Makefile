@@ -3,6 +3,9 @@ SHELL := /bin/bash
 VENV ?= .venv
 PY := $(VENV)/bin/python
 BIN := $(VENV)/bin
+# Two stamps: the runtime alone (what `make demo` needs) and the runtime plus the dev extras (SAM CLI,
+# linters, pytest, Playwright), which `make test`, `lint` and `build` need.
+RUNTIME_STAMP := $(VENV)/.installed-runtime
 STAMP := $(VENV)/.installed
 
 .PHONY: help install demo images browser report-image test unit e2e lint build push-worker bench clean
@@ -27,15 +30,19 @@ AWS_REGION_ARG := $(if $(REGION),--region $(REGION))
 help:
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/'
 
-$(STAMP): pyproject.toml
+$(RUNTIME_STAMP): pyproject.toml
 	python3 -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e .
+	touch $(RUNTIME_STAMP)
+
+$(STAMP): $(RUNTIME_STAMP)
 	$(PY) -m pip install --quiet -e ".[dev]"
 	touch $(STAMP)
 
 install: $(STAMP) ## create .venv with spotmap, SAM CLI, moto and the linters
 
-demo: $(STAMP) ## run the whole pipeline on the local cloud on a sample CSV
+demo: $(RUNTIME_STAMP) ## run the whole pipeline on the local cloud on a sample CSV (installs the runtime alone)
 	$(BIN)/spotmap demo
 
 images: ## build the offline Docker images the Docker tests use (tools/images/build; cached)
@@ -58,7 +65,7 @@ $(NODE_STAMP): package.json package-lock.json
 	npm ci --no-audit --no-fund
 	touch $(NODE_STAMP)
 
-lint: $(STAMP) $(NODE_STAMP) ## every static check (SAM, cfn-lint on source and expanded template, state machine, checkov, ruff, mypy)
+lint: $(STAMP) $(NODE_STAMP) ## every static check (SAM, cfn-lint on source and expanded template, state machine, checkov, ruff, mypy, import contracts)
 	$(TOOL_ENV) $(BIN)/sam validate --lint --template template.yaml
 	$(TOOL_ENV) $(BIN)/cfn-lint template.yaml
 	$(TOOL_ENV) $(PY) -m tools.expand_template template.yaml -o $(EXPANDED) \
@@ -70,6 +77,8 @@ lint: $(STAMP) $(NODE_STAMP) ## every static check (SAM, cfn-lint on source and 
 	$(BIN)/checkov --quiet --compact --skip-download --framework dockerfile $(addprefix -f ,$(wildcard worker/Dockerfile*))
 	$(BIN)/ruff check .
 	$(BIN)/mypy
+	# the import contracts of pyproject.toml, with functions/ on the path as pytest and mypy have it
+	PYTHONPATH=functions $(BIN)/lint-imports --no-logo
 
 build: $(STAMP) ## sam build: python3.13 Lambda artifacts without Docker (functions/Makefile), then check them; FUNCTIONS="Id ..." builds only those
 	PATH="$(abspath $(BIN)):$$PATH" $(TOOL_ENV) $(BIN)/sam build $(FUNCTIONS)
@@ -92,4 +101,4 @@ bench: $(STAMP) ## the six benchmark figures of docs/benchmarks.md, side by side
 	$(PY) benchmarks/bench.py --json .spotmap/bench.json
 
 clean:
-	rm -rf .spotmap .aws-sam .pytest_cache .mypy_cache .ruff_cache node_modules
+	rm -rf .spotmap .aws-sam .pytest_cache .mypy_cache .ruff_cache .import_linter_cache node_modules

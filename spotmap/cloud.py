@@ -5,8 +5,6 @@ from template.yaml."""
 
 from __future__ import annotations
 
-import copy
-import functools
 import io
 import json
 import logging
@@ -15,7 +13,6 @@ import re
 import sys
 import threading
 import time
-import types
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -29,7 +26,7 @@ from botocore.exceptions import ClientError
 from werkzeug.serving import make_server
 from werkzeug.wrappers import Request, Response
 
-from spotmap import service_rules
+from spotmap import moto_patches, service_rules
 from spotmap.access import LocalIam, virtual_hosted_bucket
 from spotmap.events import STATUS_CHANGE, LocalEventBus, envelope
 from spotmap.fargate import EcsError, Faults, LocalFargate, WorkerLauncher
@@ -37,16 +34,12 @@ from spotmap.forkserver import ForkServerLauncher
 from spotmap.lambdas import Invocation, LocalLambda
 from spotmap.launchers import SubprocessLauncher
 from spotmap.notifications import NotificationLog, publish_request
-from spotmap.principals import RoleCredentials, credentials_for
+from spotmap.principals import ADMIN_CREDENTIALS, credentials_for
 from spotmap.template import Stack, load_stack
 
 log = logging.getLogger("spotmap.cloud")
 
-CREDENTIALS = {
-    "AWS_ACCESS_KEY_ID": "testing",
-    "AWS_SECRET_ACCESS_KEY": "testing",
-    "AWS_SESSION_TOKEN": "testing",
-}
+CREDENTIALS = ADMIN_CREDENTIALS
 ECS_TARGET = "AmazonEC2ContainerServiceV20141113."
 LOCAL_ECS_ACTIONS = ("RunTask", "DescribeTasks", "StopTask", "ListTasks")
 TERMINAL = ("SUCCEEDED", "FAILED", "TIMED_OUT", "ABORTED")
@@ -79,117 +72,6 @@ def local_client(service: str, endpoint: str, region: str) -> Any:
         ),
     )
     return client
-
-
-def _configure_moto(execute: bool = True) -> bool:
-    """Make moto's Step Functions execute definitions; returns the previous setting."""
-    from moto.core.config import default_user_config
-
-    previous = bool(default_user_config["stepfunctions"]["execute_state_machine"])
-    default_user_config["stepfunctions"]["execute_state_machine"] = execute
-    _reuse_interpreter_clients()
-    _cache_moto_lookups()
-    _copy_interpreter_values_as_json()
-    from spotmap import result_writer
-
-    result_writer.install()  # the Map's ResultWriter writes real result files
-    return previous
-
-
-@functools.cache
-def _cache_moto_lookups() -> None:
-    """Two per-request costs of moto that dominate a local job's CPU time, measured with yappi:
-    the interpreter builds a new JSONPath parser (a yacc table) for every path it evaluates, and the
-    server lists moto's package directory on disk for every request it routes. Both answers never
-    change while the process runs, so they are computed once."""
-    import moto.backends
-    from jsonpath_ng import parse as plain_parse
-    from jsonpath_ng.ext import parse as extended_parse
-    from moto.stepfunctions.parser.asl.component.common.path import result_path
-    from moto.stepfunctions.parser.asl.utils import json_path
-
-    json_path.parse = functools.lru_cache(maxsize=4096)(extended_parse)
-    result_path.parse = functools.lru_cache(maxsize=4096)(plain_parse)
-    modules = tuple(moto.backends.list_of_moto_modules())
-    moto.backends.list_of_moto_modules = lambda: iter(modules)
-
-
-def _json_deepcopy(value: Any, memo: Any = None) -> Any:
-    """copy.deepcopy for the JSON values the interpreter copies (state inputs, outputs, parameters),
-    several times a state: plain dicts, lists and scalars are copied directly, anything else by
-    copy.deepcopy. JSON values have no cycles, so the memo copy.deepcopy keeps is not needed."""
-    kind = type(value)
-    if kind is dict:
-        return {key: _json_deepcopy(item) for key, item in value.items()}
-    if kind is list:
-        return [_json_deepcopy(item) for item in value]
-    if kind in (str, int, float, bool) or value is None:
-        return value
-    return copy.deepcopy(value, memo)
-
-
-@functools.cache
-def _copy_interpreter_values_as_json() -> None:
-    """moto's interpreter deep-copies every state's input and output with copy.deepcopy, the largest
-    single cost of a local job's main process (measured with yappi); a JSON-aware copy does the same
-    work several times faster. Applied to the modules that copy JSON values only."""
-    import importlib
-
-    json_copy = types.SimpleNamespace(deepcopy=_json_deepcopy, copy=copy.copy)
-    base = "moto.stepfunctions.parser.asl"
-    for name in (
-        "eval.states",
-        "component.common.string.string_expression",
-        "component.common.path.result_path",
-        "component.state.exec.state_task.service.state_task_service",
-        "component.state.exec.execute_state",
-        "component.state.exec.state_map.state_map",
-        "eval.event.event_manager",
-    ):
-        module = importlib.import_module(f"{base}.{name}")
-        if getattr(module, "copy", None) is copy:
-            module.copy = json_copy  # type: ignore[attr-defined]
-
-
-@functools.cache
-def _reuse_interpreter_clients() -> None:
-    """moto's ASL interpreter builds a new boto3 client for every Task state (~10 ms of CPU each);
-    one client per (region, service) is enough: boto3 clients are thread-safe."""
-    from moto.settings import moto_server_port
-    from moto.stepfunctions.parser.asl.component.state.exec.state_map.item_reader.eval import (
-        resource_eval_s3 as reader_s3,
-    )
-    from moto.stepfunctions.parser.asl.component.state.exec.state_task import lambda_eval_utils
-    from moto.stepfunctions.parser.asl.utils import boto_client
-
-    original = boto_client.boto_client_for
-
-    @functools.lru_cache(maxsize=64)
-    def cached(region: str, service: str, port: str, role: RoleCredentials | None) -> Any:
-        # keyed by the port too: each local cloud in this process listens on its own port
-        if role is None:
-            return original(region, service)
-        # moto's client (its Config: no retries, the interpreter's timeouts), with the credentials of the
-        # state machine's role, as the service calls AWS with the role it assumed
-        client = original(region, service)
-        return boto3.client(  # type: ignore[call-overload]
-            service,
-            region_name=region,
-            endpoint_url=client.meta.endpoint_url,
-            aws_access_key_id=role.access_key_id,
-            aws_secret_access_key=role.secret_access_key,
-            aws_session_token=role.session_token,
-            config=client.meta.config,
-        )
-
-    def boto_client_for(region: str, service: str, state_credentials: Any = None) -> Any:
-        port = moto_server_port()
-        if service == "lambda" and port in _IN_PROCESS_LAMBDA:
-            return _IN_PROCESS_LAMBDA[port]
-        return cached(region, service, port, _INTERPRETER_ROLE.get(port))
-
-    for module in (boto_client, lambda_eval_utils, reader_s3):
-        module.boto_client_for = boto_client_for  # type: ignore[attr-defined]
 
 
 class InProcessLambdaClient:
@@ -253,10 +135,10 @@ class InProcessLambdaClient:
             raise ClientError(error, "Invoke")
 
 
-# moto server port -> the local cloud listening there (each has its own Lambda instances)
-_IN_PROCESS_LAMBDA: dict[str, InProcessLambdaClient] = {}
-# moto server port -> the credentials of the state machine's role (the interpreter's S3 calls)
-_INTERPRETER_ROLE: dict[str, RoleCredentials] = {}
+# moto server port -> the local cloud's in-process Lambda client / its state machine role's credentials:
+# where the interpreter's patched client factory (spotmap/moto_patches.py) sends its calls
+_IN_PROCESS_LAMBDA = moto_patches.IN_PROCESS_LAMBDA
+_INTERPRETER_ROLE = moto_patches.INTERPRETER_ROLE
 
 
 @dataclass
@@ -316,7 +198,7 @@ class LocalCloud:
             from spotmap.containers import DockerLauncher
 
             docker = DockerLauncher(self.stack, self.options.image, self._wsgi)  # fails first if no Docker
-        self._moto_executed = _configure_moto()
+        self._moto_executed = moto_patches.configure()
         moto_api_backend.reset()  # moto's state is per process: each local cloud starts empty
         if not log.isEnabledFor(logging.DEBUG):
             # the interpreter logs every caught task error (e.g. a retried CapacityUnavailable)
@@ -408,7 +290,7 @@ class LocalCloud:
             os.environ["MOTO_PORT"] = self._previous_moto_port
         self._hooks.shutdown(wait=False)
         self._server = None
-        _configure_moto(self._moto_executed)  # moto's settings are per process: leave them as found
+        moto_patches.configure(self._moto_executed)  # moto's settings are per process: leave them as found
 
     def __enter__(self) -> LocalCloud:
         return self.start()

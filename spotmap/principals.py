@@ -13,6 +13,13 @@ from dataclasses import dataclass
 
 ADMIN_ACCESS_KEY_ID = "testing"  # moto's conventional fake key: the account's administrator
 SECRET_ACCESS_KEY = "testing"  # noqa: S105 - moto's fake key, never a real secret
+ADMIN_SESSION_TOKEN = "testing"  # noqa: S105 - likewise
+# the admin's credentials as environment variables: the CLI's and tests' one fake-credentials constant
+ADMIN_CREDENTIALS = {
+    "AWS_ACCESS_KEY_ID": ADMIN_ACCESS_KEY_ID,
+    "AWS_SECRET_ACCESS_KEY": SECRET_ACCESS_KEY,
+    "AWS_SESSION_TOKEN": ADMIN_SESSION_TOKEN,
+}
 _PREFIX = "ASIASPOTMAP"  # "ASIA": temporary credentials, as an assumed role's are
 
 

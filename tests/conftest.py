@@ -8,8 +8,16 @@ from typing import Any
 
 import pytest
 
+from spotmap.principals import ADMIN_CREDENTIALS, ADMIN_SESSION_TOKEN
+
 ROOT = Path(__file__).resolve().parent.parent
 EVENTS = ROOT / "events"
+
+
+# The suite's one set of fake credentials: the local cloud's admin (spotmap/principals.py), which moto
+# accepts too. Never real ones.
+FAKE_CREDENTIALS = {**ADMIN_CREDENTIALS, "AWS_SECURITY_TOKEN": ADMIN_SESSION_TOKEN}
+FAKE_ENVIRONMENT = {**FAKE_CREDENTIALS, "AWS_DEFAULT_REGION": "us-east-1", "AWS_REGION": "us-east-1"}
 
 
 def load_event(name: str) -> dict[str, Any]:
@@ -19,12 +27,5 @@ def load_event(name: str) -> dict[str, Any]:
 @pytest.fixture(autouse=True)
 def aws_credentials(monkeypatch: pytest.MonkeyPatch) -> None:
     """Never reach real AWS: fake credentials and region for every test."""
-    for name, value in {
-        "AWS_ACCESS_KEY_ID": "testing",
-        "AWS_SECRET_ACCESS_KEY": "testing",
-        "AWS_SECURITY_TOKEN": "testing",
-        "AWS_SESSION_TOKEN": "testing",
-        "AWS_DEFAULT_REGION": "us-east-1",
-        "AWS_REGION": "us-east-1",
-    }.items():
+    for name, value in FAKE_ENVIRONMENT.items():
         monkeypatch.setenv(name, value)

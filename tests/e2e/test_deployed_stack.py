@@ -24,6 +24,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from spotmap.cloud import CloudOptions, LocalCloud
 from spotmap.product import jobcore_ids, jobcore_layout
+from tests.conftest import FAKE_ENVIRONMENT
 from tests.e2e.conftest import assert_profile_equal, profile_csv, write_csv
 
 STACK_ENV = "AWS_SAM_STACK_NAME"
@@ -49,14 +50,7 @@ def aws_credentials(monkeypatch: pytest.MonkeyPatch) -> None:
     credentials; otherwise the fake ones, as everywhere else."""
     if os.environ.get(STACK_ENV):
         return
-    for name, value in {
-        "AWS_ACCESS_KEY_ID": "testing",
-        "AWS_SECRET_ACCESS_KEY": "testing",
-        "AWS_SECURITY_TOKEN": "testing",
-        "AWS_SESSION_TOKEN": "testing",
-        "AWS_DEFAULT_REGION": "us-east-1",
-        "AWS_REGION": "us-east-1",
-    }.items():
+    for name, value in FAKE_ENVIRONMENT.items():
         monkeypatch.setenv(name, value)
 
 

@@ -19,6 +19,7 @@ from jobcore import aws
 from spotmap import service_rules
 from spotmap.cloud import CloudOptions, LocalCloud
 from spotmap.lambdas import Invocation
+from spotmap.principals import ADMIN_ACCESS_KEY_ID, SECRET_ACCESS_KEY
 
 NO_RETRIES = Config(retries={"total_max_attempts": 1, "mode": "standard"})
 WAIT_SECONDS = 30
@@ -37,8 +38,8 @@ def client(cloud: LocalCloud, service: str) -> Any:
         service,
         endpoint_url=cloud.endpoint,
         region_name=cloud.stack.region,
-        aws_access_key_id="testing",
-        aws_secret_access_key="testing",
+        aws_access_key_id=ADMIN_ACCESS_KEY_ID,
+        aws_secret_access_key=SECRET_ACCESS_KEY,
         config=NO_RETRIES,
     )
 

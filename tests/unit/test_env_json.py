@@ -10,15 +10,15 @@ from typing import Any
 
 import pytest
 
-from spotmap.principals import credentials_for
+from spotmap.principals import ADMIN_ACCESS_KEY_ID, SECRET_ACCESS_KEY, credentials_for
 from spotmap.template import Stack, load_stack
 from tests.conftest import EVENTS, ROOT
 
 # Not template variables: where the local cloud is, seen from the Lambda container, and its fake keys.
 LOCAL_CONNECTION = {
     "AWS_ENDPOINT_URL": "http://host.docker.internal:4566",
-    "AWS_ACCESS_KEY_ID": "testing",
-    "AWS_SECRET_ACCESS_KEY": "testing",
+    "AWS_ACCESS_KEY_ID": ADMIN_ACCESS_KEY_ID,
+    "AWS_SECRET_ACCESS_KEY": SECRET_ACCESS_KEY,
 }
 
 

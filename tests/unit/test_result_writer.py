@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from spotmap import result_writer
+from spotmap import moto_patches
 from spotmap.result_writer import ChildExecution, MapRun, write_results
 from tests.unit.conftest import ACCOUNT, BUCKET
 
@@ -176,8 +176,8 @@ def executing_moto(s3: Any) -> Iterator[Any]:
 
     from jobcore import aws as factory
 
-    result_writer.install()
-    result_writer.install()  # idempotent: a second local cloud in the process patches nothing twice
+    moto_patches.install_result_writer()
+    moto_patches.install_result_writer()  # idempotent: a second local cloud patches nothing twice
     previous = default_user_config["stepfunctions"]["execute_state_machine"]
     default_user_config["stepfunctions"]["execute_state_machine"] = True
     yield factory.stepfunctions()

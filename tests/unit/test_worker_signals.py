@@ -18,6 +18,8 @@ import pytest
 from moto.server import ThreadedMotoServer
 
 from jobcore import layout
+from spotmap.principals import ADMIN_ACCESS_KEY_ID, SECRET_ACCESS_KEY
+from tests.conftest import FAKE_CREDENTIALS
 
 ROOT = Path(__file__).resolve().parents[2]
 BUCKET = "spotmap-test-signals"
@@ -39,8 +41,8 @@ def s3(endpoint):
         "s3",
         endpoint_url=endpoint,
         region_name="us-east-1",
-        aws_access_key_id="testing",
-        aws_secret_access_key="testing",
+        aws_access_key_id=ADMIN_ACCESS_KEY_ID,
+        aws_secret_access_key=SECRET_ACCESS_KEY,
     )
     client.create_bucket(Bucket=BUCKET)
     return client
@@ -63,10 +65,9 @@ class Worker:
 
     def __init__(self, endpoint: str, job_id: str, tmp_path: Path, own_session: bool = False) -> None:
         env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
+        env.update(FAKE_CREDENTIALS)
         env.update(
             AWS_ENDPOINT_URL=endpoint,
-            AWS_ACCESS_KEY_ID="testing",
-            AWS_SECRET_ACCESS_KEY="testing",
             AWS_DEFAULT_REGION="us-east-1",
             PYTHONPATH=f"{ROOT}{os.pathsep}{ROOT / 'functions'}",
             JOB_BUCKET=BUCKET,

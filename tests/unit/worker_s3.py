@@ -13,12 +13,7 @@ from moto import mock_aws
 
 @contextmanager
 def mocked_s3(monkeypatch: pytest.MonkeyPatch, bucket: str) -> Iterator[Any]:
-    for name, value in {
-        "AWS_ACCESS_KEY_ID": "testing",
-        "AWS_SECRET_ACCESS_KEY": "testing",
-        "AWS_DEFAULT_REGION": "us-east-1",
-    }.items():
-        monkeypatch.setenv(name, value)
+    # the suite's fake credentials and region are set (tests/conftest.py); no endpoint: moto's mock
     monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
     with mock_aws():
         client = boto3.session.Session().client("s3", region_name="us-east-1")
