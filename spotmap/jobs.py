@@ -150,7 +150,7 @@ class JobRunner:
 
     def _show(self, jobs: list[JobWatch], final: bool = False) -> None:
         assert self.display is not None
-        progresses = [self.reader.read(watch.job_id) for watch in jobs if watch.job_id]
+        progresses = [self.reader.read(watch.job_id, fresh=final) for watch in jobs if watch.job_id]
         self.display.show(progresses, final=final)
 
 

@@ -136,12 +136,14 @@ class ProgressReader:
     def execution_arn(self, job_id: str) -> str:
         return self.state_machine_arn.replace(":stateMachine:", ":execution:") + f":{job_id}"
 
-    def read(self, job_id: str) -> Progress:
+    def read(self, job_id: str, fresh: bool = False) -> Progress:
+        """The job's progress, read again at most every `min_interval` unless `fresh` (the last frame
+        of a run, drawn once its jobs have ended, must not show a state read before the end)."""
         cache = self._jobs.setdefault(job_id, _JobCache())
         now = self.clock()
         if cache.last is not None and (cache.last.closed and cache.last.summary_key):
             return cache.last  # final
-        if cache.last is not None and now - cache.last.read_at < self.min_interval:
+        if not fresh and cache.last is not None and now - cache.last.read_at < self.min_interval:
             return cache.last
         self.reads += 1
         cache.last = self._read(job_id, cache, now)

@@ -112,12 +112,13 @@ def show_status(
     as_json: bool,
     interval: float,
     timeout: float,
-    out: TextIO = sys.stdout,
+    out: TextIO | None = None,
 ) -> int:
     """Print the job's progress once, or (`watch`) until it is closed and summarised, bounded by
     `timeout`. 0: found and not failed; 1: unknown job, or closed other than SUCCEEDED; 3: timed out."""
     from botocore.exceptions import BotoCoreError, ClientError
 
+    out = out or sys.stdout  # looked up now: a default bound at import would keep a replaced stream
     try:
         return _show(
             target, job_id, watch=watch, as_json=as_json, interval=interval, timeout=timeout, out=out

@@ -18,6 +18,9 @@ from typing import Any
 
 import pytest
 
+# imported before pytest replaces stdout, as any earlier import in the session does: the command must
+# print to the stdout of the moment it runs, not to the one of its import
+import spotmap.status  # noqa: F401
 from spotmap.cli import main as spotmap_main
 from spotmap.cloud import local_client, project_root
 from spotmap.notifications import NotificationLog

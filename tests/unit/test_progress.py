@@ -111,3 +111,19 @@ def test_in_aws_the_stack_outputs_name_the_bucket_and_the_state_machine(aws: Non
     # AND a stack that does not exist is a clear error, not a traceback
     with pytest.raises(StackNotFound, match="stack spotmap-prod"):
         aws_target("spotmap-prod", "us-east-1")
+
+
+def test_the_last_frame_is_read_afresh_whatever_the_interval(s3: Any, sfn: Any) -> None:
+    # GIVEN a reader that has just read a job (its interval not yet over)
+    now = [0.0]
+    reader = ProgressReader(
+        s3, sfn, BUCKET, STATE_MACHINE_ARN, "us-east-1", min_interval=3.0, clock=lambda: now[0]
+    )
+    reader.read("job-1")
+    now[0] = 1.0
+
+    # WHEN the run's last frame asks for it (its jobs have ended meanwhile)
+    reader.read("job-1", fresh=True)
+
+    # THEN it was read again, not taken from the cache
+    assert reader.reads == 2
