@@ -227,15 +227,7 @@ class HttpRequest:
             headers["content-type"] = environ["CONTENT_TYPE"]
 
         def body() -> bytes:
-            # read once, then put back for whoever answers the request (moto or the local services)
-            cached = environ.get("spotmap.body")
-            if cached is None:
-                length = int(environ.get("CONTENT_LENGTH") or 0)
-                cached = environ["wsgi.input"].read(length) if length else b""
-                environ["spotmap.body"] = cached
-                environ["wsgi.input"] = io.BytesIO(cached)
-                environ["CONTENT_LENGTH"] = str(len(cached))
-            return bytes(cached)
+            return request_body(environ)
 
         return cls(
             method=environ["REQUEST_METHOD"],
@@ -249,6 +241,18 @@ class HttpRequest:
     def param(self, name: str) -> str | None:
         values = self.query.get(name)
         return values[0] if values else None
+
+
+def request_body(environ: dict[str, Any]) -> bytes:
+    """A WSGI request's body, read once and put back for whoever answers it (moto or local services)."""
+    cached = environ.get("spotmap.body")
+    if cached is None:
+        length = int(environ.get("CONTENT_LENGTH") or 0)
+        cached = environ["wsgi.input"].read(length) if length else b""
+        environ["spotmap.body"] = cached
+        environ["wsgi.input"] = io.BytesIO(cached)
+        environ["CONTENT_LENGTH"] = str(len(cached))
+    return bytes(cached)
 
 
 def virtual_hosted_bucket(host: str) -> str | None:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -14,7 +13,7 @@ from botocore.exceptions import ClientError
 
 from spotmap.cloud import LocalCloud
 from spotmap.outputs import BucketCopy, copy_objects
-from spotmap.product import jobcore_ids, jobcore_layout
+from spotmap.product import jobcore_ids, jobcore_layout, read_json
 from spotmap.progress import ProgressDisplay, ProgressReader
 
 CLOSED = ("SUCCEEDED", "FAILED", "TIMED_OUT", "ABORTED")
@@ -99,12 +98,7 @@ class JobRunner:
                 watch.total_items = descriptor.get("item_count")
 
     def _get_json(self, key: str) -> Any:
-        try:
-            return json.loads(self.s3.get_object(Bucket=self.bucket, Key=key)["Body"].read())
-        except ClientError as error:
-            if error.response["Error"]["Code"] in ("NoSuchKey", "404"):
-                return None
-            raise
+        return read_json(self.s3, self.bucket, key)
 
     def summary(self, watch: JobWatch) -> dict[str, Any] | None:
         if watch.job_id is None:
@@ -234,12 +228,8 @@ class JobAnnouncer:
 
     def _get_json(self, key: str) -> Any:
         try:
-            return json.loads(self.s3.get_object(Bucket=self.bucket, Key=key)["Body"].read())
-        except ClientError as error:
-            if error.response["Error"]["Code"] in ("NoSuchKey", "404"):
-                return None
-            raise
-        except ValueError:
+            return read_json(self.s3, self.bucket, key)
+        except ValueError:  # not JSON: announced as ended without a summary, never a crash of serve
             return None
 
     def _say(self, text: str) -> None:

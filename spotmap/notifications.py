@@ -7,7 +7,6 @@ document per line, and shows it on `spotmap local serve`'s output.
 
 from __future__ import annotations
 
-import io
 import json
 import re
 import threading
@@ -16,6 +15,8 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, TextIO
 from urllib.parse import parse_qs
+
+from spotmap.access import request_body
 
 SNS_SCOPE = re.compile(r"Credential=[^/,\s]+/\d{8}/[^/]+/sns/aws4_request")
 
@@ -32,14 +33,7 @@ def publish_request(environ: dict[str, Any]) -> Published | None:
     """The message of an SNS Publish request (the body is put back for moto); None for anything else."""
     if environ.get("REQUEST_METHOD") != "POST" or not SNS_SCOPE.search(environ.get("HTTP_AUTHORIZATION", "")):
         return None
-    body = environ.get("spotmap.body")
-    if body is None:
-        length = int(environ.get("CONTENT_LENGTH") or 0)
-        body = environ["wsgi.input"].read(length) if length else b""
-        environ["spotmap.body"] = body
-        environ["wsgi.input"] = io.BytesIO(body)
-        environ["CONTENT_LENGTH"] = str(len(body))
-    form = parse_qs(bytes(body).decode("utf-8", "replace"), keep_blank_values=True)
+    form = parse_qs(request_body(environ).decode("utf-8", "replace"), keep_blank_values=True)
     if (form.get("Action") or [""])[0] != "Publish":
         return None
     return Published(

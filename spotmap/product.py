@@ -9,6 +9,7 @@ import importlib
 import sys
 from functools import cache
 from types import ModuleType
+from typing import Any
 
 from spotmap.cloud import project_root
 from spotmap.template import load_yaml
@@ -36,3 +37,8 @@ def jobcore_ids() -> ModuleType:
 
 def jobcore_layout() -> ModuleType:
     return _jobcore("layout")
+
+
+def read_json(s3: Any, bucket: str, key: str) -> Any | None:
+    """The object's JSON, or None when it does not exist: jobcore's own reader (jobcore.store)."""
+    return _jobcore("store").read_json(s3, bucket, key)

@@ -18,7 +18,6 @@ times the mean duration of the finished items' tasks, divided by the items runni
 
 from __future__ import annotations
 
-import json
 import math
 import time
 from collections.abc import Callable, Sequence
@@ -29,7 +28,7 @@ from typing import Any, TextIO
 
 from botocore.exceptions import ClientError
 
-from spotmap.product import _jobcore, jobcore_layout
+from spotmap.product import _jobcore, jobcore_layout, read_json
 
 CLOSED = ("SUCCEEDED", "FAILED", "TIMED_OUT", "ABORTED")
 MIN_READ_INTERVAL_SECONDS = 3.0  # "no polling storm": one status read every few seconds at most
@@ -263,12 +262,7 @@ class ProgressReader:
         return block
 
     def _json(self, key: str) -> Any:
-        try:
-            return json.loads(self.s3.get_object(Bucket=self.bucket, Key=key)["Body"].read())
-        except ClientError as error:
-            if error.response["Error"]["Code"] in ("NoSuchKey", "404"):
-                return None
-            raise
+        return read_json(self.s3, self.bucket, key)
 
 
 # ---------------------------------------------------------------------------------------- display
