@@ -60,6 +60,14 @@ def _add_cloud_options(parser: argparse.ArgumentParser) -> None:
         help="probability that a Spot task attempt is interrupted (SIGTERM, grace, SIGKILL)",
     )
     faults.add_argument(
+        "--spot-interruption-after",
+        type=float,
+        default=None,
+        metavar="SECONDS",
+        help="reclaims land this many seconds after their task started (default: a random moment of a "
+        "typical run), e.g. to rehearse resuming from a checkpoint",
+    )
+    faults.add_argument(
         "--capacity-failure-rate",
         type=_rate,
         default=0.0,
@@ -124,6 +132,7 @@ def _options(args: argparse.Namespace, port: int = 0) -> CloudOptions:
         launch_rate=args.launch_rate,
         launch_burst=args.launch_burst,
         seed=args.seed,
+        spot_interruption_after=args.spot_interruption_after,
     )
     return CloudOptions(
         parameters=dict(args.param),

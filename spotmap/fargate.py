@@ -56,6 +56,9 @@ class Faults:
     launch_rate: float = 20.0  # Fargate's task launch bucket: refill per second
     launch_burst: int = 100  # and size
     seed: int | None = None
+    # when a reclaim decided by spot_interruption_rate lands: this many seconds after its task started
+    # (e.g. after a checkpoint); None: a random moment of a typical run
+    spot_interruption_after: float | None = None
 
     def __post_init__(self) -> None:
         for name in ("spot_interruption_rate", "capacity_failure_rate", "crash_rate"):
@@ -66,6 +69,8 @@ class Faults:
             raise ValueError(f"launch-rate must be positive, got {self.launch_rate}")
         if self.launch_burst < 1:
             raise ValueError(f"launch-burst must be at least 1, got {self.launch_burst}")
+        if self.spot_interruption_after is not None and not self.spot_interruption_after >= 0:
+            raise ValueError(f"spot-interruption-after must be 0 or more seconds, got {self.spot_interruption_after}")
 
 
 @dataclass
@@ -398,6 +403,8 @@ class LocalFargate:
             crash = draw.random() < self.faults.crash_rate
             # a random moment of the run: within the first 80 % of a typical run of this cloud's tasks
             moment = draw.uniform(0.0, 0.8 * self._expected_run_seconds())
+            if self.faults.spot_interruption_after is not None:
+                moment = self.faults.spot_interruption_after
         return _FaultDecision(interrupt, crash, moment)
 
     def _schedule_faults(self, task: _Task, faults: _FaultDecision) -> None:

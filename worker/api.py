@@ -27,6 +27,7 @@ from typing import Any, TypeVar
 from jobcore.models import Item, JobDescriptor
 from worker import storage
 from worker.cancel import Cancellation
+from worker.checkpoints import CheckpointInfo, CheckpointStore, LocalBackend
 from worker.errors import ConfigError, ProcessingError, Terminated
 from worker.logs import get_logger
 
@@ -59,6 +60,7 @@ class Context:
         cancellation: Cancellation | None = None,
         env: Mapping[str, str] | None = None,
         logger: Logger | None = None,
+        checkpoints: CheckpointStore | None = None,
     ) -> None:
         self.job = job
         self.job_id = job.job_id
@@ -81,6 +83,13 @@ class Context:
         self._segments = storage.segments_for(item)
         self._cancellation = cancellation or Cancellation()
         self._input_path: Path | None = None
+        #: where this item's checkpoints go (the job bucket in a task; a local file otherwise)
+        self.checkpoints = checkpoints or CheckpointStore(
+            LocalBackend(workdir / "checkpoints-local", item.index),
+            attempt=attempt,
+            workdir=workdir,
+            cancellation=self._cancellation,
+        )
 
     # ------------------------------------------------------------------------------------------ input
     @property
@@ -125,7 +134,40 @@ class Context:
             self._input_path = storage.download(source, self._segments, self.workdir / "input" / name)
         return self._input_path
 
+    # ------------------------------------------------------------------------------------ checkpoints
+    def checkpoint(self, state: Any, *, progress: int | float | None = None) -> None:
+        """Save the item's progress, replacing its previous checkpoint atomically: `state` is bytes, a
+        directory (a Path: its whole tree), or any JSON value. `progress`: how much of the item's work
+        it holds, in your own units (e.g. records done), which the summary adds up as work saved.
+        A stop signal during the save lets it finish; if a stop was requested, it then raises
+        `Terminated` (the attempt ends there and its relaunch resumes from this checkpoint)."""
+        self.checkpoints.save(state, progress)
+
+    def resume_from(self) -> Any:
+        """The item's last checkpoint, saved by an earlier attempt: bytes, the JSON value, or the Path of
+        its directory restored into the scratch space; None when there is none (attempt 1, or no
+        attempt saved one). Deleted once the item succeeds."""
+        return self.checkpoints.resume_from()
+
+    @property
+    def resumed(self) -> CheckpointInfo | None:
+        """What the checkpoint `resume_from()` found says about itself: the attempt that saved it, its
+        `progress`, `work_seconds`; None if this attempt did not resume."""
+        return self.checkpoints.resumed
+
+    def checkpoint_directory(self) -> Path:
+        """A directory restored from the item's last directory checkpoint (empty without one); save it
+        with `ctx.checkpoint(ctx.checkpoint_directory())`. The command processor hands it to the command
+        as SPOTMAP_CHECKPOINT_DIR."""
+        return self.checkpoints.directory()
+
     # ----------------------------------------------------------------------------------- cancellation
+    @property
+    def cancelled(self) -> bool:
+        """True once a stop (SIGTERM: a Spot reclaim, StopTask, an abort) was requested: what a
+        cooperative processor polls to save a checkpoint before the stop timeout (120 s) ends."""
+        return self._cancellation.requested
+
     def should_stop(self) -> bool:
         """True once a stop (SIGTERM) was requested. Processors registered with cooperative=True poll this
         and return (or raise) promptly; their result is then discarded."""

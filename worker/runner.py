@@ -24,7 +24,7 @@ from pydantic import ValidationError
 from jobcore import layout
 from jobcore.merge import finalize, merge, problems
 from jobcore.models import Item, JobDescriptor, ResultRecord
-from worker import logs, processors, storage
+from worker import checkpoints, logs, processors, storage
 from worker.api import Context, get_processor, registered
 from worker.cancel import Cancellation
 from worker.errors import EXIT_CONFIG, EXIT_FAILED, EXIT_OK, ConfigError, ProcessingError, Terminated
@@ -153,6 +153,9 @@ def _task(env: Mapping[str, str], cancellation: Cancellation) -> int:
             raise ConfigError(f"SCRATCH_DIR {scratch_root} is not writable: {error}") from error
         bucket = item.bucket or config.bucket
         source = storage.S3Source(s3, bucket, item.key, item.version_id) if item.key else None
+        store = checkpoints.for_task(
+            s3, config.bucket, config.job_id, config.index, config.attempt, workdir, cancellation
+        )
         ctx = Context(
             job=job,
             item=item,
@@ -162,6 +165,7 @@ def _task(env: Mapping[str, str], cancellation: Cancellation) -> int:
             cancellation=cancellation,
             env=env,
             logger=logs.get_logger(f"processor.{spec.name}"),
+            checkpoints=store,
         )
         LOG.info(
             "processing item",
@@ -186,11 +190,13 @@ def _task(env: Mapping[str, str], cancellation: Cancellation) -> int:
             outputs=outputs,
             started_at=started_at,
             finished_at=_now(),
+            resumption=store.resumption,
         )
         # python mode + json: a float overflow stays Infinity (pydantic's json mode would write null)
         body = json.dumps(record.model_dump(), ensure_ascii=False).encode()
         cancellation.commit()  # from here on a stop signal lets the PUT finish and we exit 0
         write_result(s3, config.bucket, layout.result_key(config.job_id, config.index), body)
+        store.discard()  # the item succeeded: its checkpoint is no longer needed
         LOG.info("item succeeded", extra={"outputs": len(outputs), "stop_requested": cancellation.requested})
         return EXIT_OK
     finally:

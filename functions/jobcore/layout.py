@@ -8,6 +8,8 @@ jobs/<job_id>/results/<index>.json        an item's result record, written last 
 jobs/<job_id>/outcomes/<status>/<index>.json  an item's final outcome (attempts, usage, reason)
 jobs/<job_id>/errors/<index>/attempt-<n>.json why a worker attempt failed (its last error line)
 jobs/<job_id>/attempts/<index>/attempt-<n>.json a task LaunchTask started (capacity, size, launch time)
+jobs/<job_id>/checkpoints/<index>.tar     an item's last checkpoint (worker/checkpoints.py), one archive
+                                  overwritten by each PutObject; deleted when the item succeeds
 jobs/<job_id>/map-results/<map-run-id>/   the Distributed Map's ResultWriter: manifest.json and
                                   SUCCEEDED_<n>.json / FAILED_<n>.json (child execution records)
 output/<job_id>/<index>/attempt-<n>/...   what a worker attempt writes
@@ -76,6 +78,15 @@ def attempts_prefix(job_id: str) -> str:
 
 def attempt_key(job_id: str, index: int, attempt: int) -> str:
     return f"{attempts_prefix(job_id)}{index}/attempt-{attempt}.json"
+
+
+def checkpoints_prefix(job_id: str) -> str:
+    return f"{job_prefix(job_id)}checkpoints/"
+
+
+def checkpoint_key(job_id: str, index: int) -> str:
+    """The item's one checkpoint object: every checkpoint of every attempt replaces it whole."""
+    return f"{checkpoints_prefix(job_id)}{index}.tar"
 
 
 def output_prefix(job_id: str, index: int, attempt: int) -> str:

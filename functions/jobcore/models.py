@@ -102,6 +102,15 @@ class Usage(BaseModel):
         return Usage(**{name: getattr(self, name) + getattr(other, name) for name in Usage.model_fields})
 
 
+class Resumption(BaseModel):
+    """What checkpoints saved an item (worker/checkpoints.py): the attempts that resumed from one, along
+    the chain of checkpoints that led to its result, and the work they did not redo."""
+
+    resumed_attempts: int = 0
+    saved_units: int | float = 0  # the processor's own measure (ctx.checkpoint(..., progress=N)), summed
+    saved_seconds: float = 0.0  # the work time the checkpoints they resumed from held
+
+
 AttemptOutcome = Literal["succeeded", "interrupted", "failed"]
 
 
@@ -167,9 +176,11 @@ class ItemOutcome(BaseModel):
     # Only in the copy that becomes the child's output: the partial was too large for a state's output
     # (256 KiB), so it was left out here and Summarize reads the outcome object instead.
     partial_omitted: bool = False
+    # A succeeded item's checkpoint resumptions, copied from its result record (None: it never resumed)
+    resumption: Resumption | None = None
 
     @classmethod
-    def of(cls, state: ItemState, partial: Any = None) -> ItemOutcome:
+    def of(cls, state: ItemState, partial: Any = None, resumption: Any = None) -> ItemOutcome:
         return cls(
             index=state.item.index,
             status=state.status or TaskStatus.FAILED,
@@ -184,6 +195,7 @@ class ItemOutcome(BaseModel):
             detection_delay_seconds=state.detection_delay_seconds,
             history=state.history,
             partial=partial,
+            resumption=Resumption.model_validate(resumption) if resumption else None,
         )
 
     def for_state_output(self, limit: int) -> ItemOutcome:
@@ -208,6 +220,7 @@ class ResultRecord(BaseModel):
     outputs: list[str] = Field(default_factory=list)
     started_at: str
     finished_at: str
+    resumption: Resumption | None = None  # set when this attempt resumed from a checkpoint
 
 
 class InputObject(BaseModel):

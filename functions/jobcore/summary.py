@@ -22,6 +22,7 @@ from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime, timezone
+from fractions import Fraction
 from typing import Any, NamedTuple, TypeVar
 
 from jobcore import attempts, layout, map_results, merge
@@ -156,6 +157,7 @@ class _Items:
         self.failures: list[dict[str, Any]] = []
         self.partials = merge.OrderedMerge(size)
         self.without_outcome: set[int] = set()
+        self.checkpoints = _Resumptions()
 
     def add(self, index: int, verdict: str | None, outcome: dict[str, Any] | None, partial: Any) -> None:
         if self.timeline is not None:
@@ -167,9 +169,44 @@ class _Items:
             for field in self.attempts:
                 self.attempts[field] += int(outcome.get(field if field != "launched" else "attempts") or 0)
             self.usage.add(Usage.model_validate(outcome.get("usage") or {}))
+            self.checkpoints.add(outcome.get("resumption"))
             if verdict == "failed":
                 self.failures.append({"index": index, "reason": _short(outcome.get("reason") or "failed")})
         self.partials.add(index, partial)
+
+
+class _Resumptions:
+    """The `checkpoints` block: attempts that resumed from a checkpoint and the work they did not redo
+    (worker/checkpoints.py), summed exactly so that the order items are read in changes nothing."""
+
+    def __init__(self) -> None:
+        self.items = 0
+        self.resumed_attempts = 0
+        self.saved_units = Fraction(0)
+        self.saved_seconds = Fraction(0)
+
+    def add(self, resumption: Any) -> None:
+        if not isinstance(resumption, dict) or not resumption.get("resumed_attempts"):
+            return
+        try:  # PollTask validated it (jobcore.models.Resumption); a damaged one never fails the summary
+            attempts = int(resumption["resumed_attempts"])
+            units = Fraction(resumption.get("saved_units") or 0)
+            seconds = Fraction(resumption.get("saved_seconds") or 0)
+        except (TypeError, ValueError, OverflowError):
+            return
+        self.items += 1
+        self.resumed_attempts += attempts
+        self.saved_units += units
+        self.saved_seconds += seconds
+
+    def block(self) -> dict[str, Any]:
+        units = self.saved_units
+        return {
+            "items_resumed": self.items,
+            "resumed_attempts": self.resumed_attempts,
+            "saved_units": int(units) if units.denominator == 1 else float(units),
+            "saved_seconds": round(float(self.saved_seconds), 3),
+        }
 
 
 class _Listing(NamedTuple):
@@ -373,6 +410,7 @@ def build_summary(
         "params": descriptor.params if descriptor else {},
         "items": counts,
         "attempts": {**items.attempts, "estimated": estimated},
+        "checkpoints": items.checkpoints.block(),
         "failures": failures,
         "result": result,
         "output_prefix": f"{layout.OUTPUT_PREFIX}{job_id}/",

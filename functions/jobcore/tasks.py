@@ -391,7 +391,14 @@ def poll_task(
         return PollResult(interrupted, interrupted=True)
     if result is not None:
         return _finish(
-            s3, settings, state, started, TaskStatus.SUCCEEDED, None, partial=result.get("partial")
+            s3,
+            settings,
+            state,
+            started,
+            TaskStatus.SUCCEEDED,
+            None,
+            partial=result.get("partial"),
+            resumption=result.get("resumption"),
         )
     worker_message = _worker_error(s3, state)
     if exit_code == 0:
@@ -489,6 +496,7 @@ def _finish(
     status: TaskStatus,
     reason: str | None,
     partial: Any = None,
+    resumption: Any = None,
 ) -> PollResult:
     final = state.model_copy(
         update={
@@ -500,15 +508,15 @@ def _finish(
             ),
         }
     )
-    outcome = write_outcome(s3, final, partial)
+    outcome = write_outcome(s3, final, partial, resumption)
     if status is TaskStatus.SUCCEEDED:  # the child's output (ItemSucceeded), batched by the ResultWriter
         final = final.model_copy(update={"outcome": outcome.for_state_output(OUTCOME_OUTPUT_LIMIT)})
     return PollResult(final)
 
 
-def write_outcome(s3: Any, state: ItemState, partial: Any = None) -> ItemOutcome:
+def write_outcome(s3: Any, state: ItemState, partial: Any = None, resumption: Any = None) -> ItemOutcome:
     """jobs/<job_id>/outcomes/<status>/<index>.json: the item's final record."""
-    outcome = ItemOutcome.of(state, partial)
+    outcome = ItemOutcome.of(state, partial, resumption)
     key = layout.outcome_key(state.job_id, state.item.index, outcome.status.value)
     put_json(s3, state.bucket, key, outcome.model_dump_json().encode("utf-8"))
     return outcome

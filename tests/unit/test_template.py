@@ -252,12 +252,15 @@ def test_launch_task_reads_outcomes_and_the_job_descriptor_only(resources: dict[
 def test_worker_task_reads_input_and_jobs_and_writes_output_and_results(resources: dict[str, Any]) -> None:
     # GIVEN the worker's task role
     grants = s3_grants(resources, "WorkerTaskRole")
-    # THEN it reads its input (input/ or data/) and job files, and writes its outputs and its result
-    # record only
+    # THEN it reads its input (input/ or data/) and job files, and writes its outputs, its result
+    # record and its item's checkpoint only; it deletes nothing but checkpoints and lists nothing but
+    # their prefix (so that a missing checkpoint is a 404)
     assert grants == {
         "s3:GetObject": {"input/*", "data/*", "jobs/*"},
         "s3:GetObjectVersion": {"input/*", "data/*", "jobs/*"},
-        "s3:PutObject": {"output/*", "jobs/*/results/*", "jobs/*/errors/*"},
+        "s3:PutObject": {"output/*", "jobs/*/results/*", "jobs/*/errors/*", "jobs/*/checkpoints/*"},
+        "s3:DeleteObject": {"jobs/*/checkpoints/*"},
+        "s3:ListBucket": {f"{BUCKET} prefix=['jobs/*/checkpoints/*']"},
     }
 
 

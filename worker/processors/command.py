@@ -22,6 +22,10 @@
   the `jobcore.merge` algebra; plain values merge as "first"); no such line gives null.
 - A stop (SIGTERM) is forwarded to the command and its children; after `stop_grace_seconds` (default 20)
   the command is killed. See `_Group` for which process group the command runs in.
+- Checkpoints: SPOTMAP_CHECKPOINT_DIR (also `{checkpoint_dir}`) is a directory holding what the command
+  left there in the item's last attempt that was stopped or failed (empty at first). When the command
+  ends other than successfully (stopped by a Spot reclaim, or failing), the worker saves the directory
+  as the item's checkpoint if it changed (worker/checkpoints.py); the next attempt finds it restored.
 """
 
 from __future__ import annotations
@@ -46,7 +50,7 @@ STDERR_TAIL_LINES = 20
 MAX_LINE_BYTES = 8 << 20  # a longer stdout line is logged in pieces (and is never the partial result)
 
 _PLACEHOLDER = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)\}")
-RESERVED = ("input", "output_dir", "scratch_dir", "index", "attempt", "job_id")
+RESERVED = ("input", "output_dir", "scratch_dir", "checkpoint_dir", "index", "attempt", "job_id")
 
 
 def as_text(value: Any) -> str:
@@ -102,12 +106,14 @@ def command(ctx: Context) -> Any:
         raise ConfigError("command: params.stop_grace_seconds must be a number") from None
 
     values: dict[str, Any] = {k: v for k, v in params.items() if k not in OWN_PARAMS}
+    checkpoint_dir = ctx.checkpoint_directory()  # restored from the last attempt's, or empty
     values.update(
         index=ctx.index,
         attempt=ctx.attempt,
         job_id=ctx.job_id,
         output_dir=str(ctx.output_dir),
         scratch_dir=str(ctx.scratch_dir),
+        checkpoint_dir=str(checkpoint_dir),
     )
     child_env = dict(ctx.env)
     child_env.update({env_name(k): as_text(v) for k, v in params.items() if k not in OWN_PARAMS})
@@ -120,6 +126,7 @@ def command(ctx: Context) -> Any:
         SPOTMAP_ATTEMPT=str(ctx.attempt),
         SPOTMAP_ITEM=ctx.item.model_dump_json(),
         SPOTMAP_OUTPUT_DIR=str(ctx.output_dir),
+        SPOTMAP_CHECKPOINT_DIR=str(checkpoint_dir),
         TMPDIR=str(ctx.scratch_dir),
     )
     unknown: set[str] = set()
@@ -173,6 +180,7 @@ def _run(ctx: Context, argv: list[str], env: dict[str, str], grace: float, displ
         if proc is not None:
             ctx.log.warning("stopping command", extra={"pid": proc.pid, "grace_seconds": grace})
             group.stop(proc, grace, stopping=ctx.should_stop())
+            _save_checkpoint(ctx)  # within the task's stop timeout: the relaunch resumes from it
         raise
     finally:
         if proc is not None:
@@ -180,6 +188,7 @@ def _run(ctx: Context, argv: list[str], env: dict[str, str], grace: float, displ
         for reader in readers:
             reader.join(timeout=5)
     if code != 0:
+        _save_checkpoint(ctx)
         how = f"was killed by {signal.Signals(-code).name}" if code < 0 else f"exited with code {code}"
         tail = "\n".join(stderr_tail)
         raise ProcessingError(
@@ -187,6 +196,16 @@ def _run(ctx: Context, argv: list[str], env: dict[str, str], grace: float, displ
         )
     ctx.log.info("command succeeded", extra={"partial": last_json[0] is not None})
     return last_json[0]
+
+
+def _save_checkpoint(ctx: Context) -> None:
+    """Save the command's checkpoint directory if it changed; a failure to save is logged, never hides
+    why the command stopped."""
+    try:
+        if ctx.checkpoints.save_directory():
+            ctx.log.info("checkpoint directory saved", extra={"checkpoint": ctx.checkpoints.backend.name})
+    except Exception as error:
+        ctx.log.warning(f"could not save the checkpoint directory: {type(error).__name__}: {error}")
 
 
 # Linux refuses to exec (E2BIG) when one argument or environment string is longer than MAX_ARG_STRLEN
