@@ -69,8 +69,9 @@ class Faults:
             raise ValueError(f"launch-rate must be positive, got {self.launch_rate}")
         if self.launch_burst < 1:
             raise ValueError(f"launch-burst must be at least 1, got {self.launch_burst}")
-        if self.spot_interruption_after is not None and not self.spot_interruption_after >= 0:
-            raise ValueError(f"spot-interruption-after must be 0 or more seconds, got {self.spot_interruption_after}")
+        after = self.spot_interruption_after
+        if after is not None and not after >= 0:
+            raise ValueError(f"spot-interruption-after must be 0 or more seconds, got {after}")
 
 
 @dataclass

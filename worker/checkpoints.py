@@ -390,7 +390,8 @@ class CheckpointStore:
         try:
             self.backend.delete()
         except Exception as error:  # the item succeeded; a leftover checkpoint only costs storage
-            LOG.warning(f"could not delete the checkpoint {self.backend.name}: {type(error).__name__}: {error}")
+            why = f"{type(error).__name__}: {error}"
+            LOG.warning(f"could not delete the checkpoint {self.backend.name}: {why}")
 
 
 def for_task(
