@@ -47,7 +47,7 @@ def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 def test_the_tutorial_runs_as_written(project: Path) -> None:
     steps = tutorial_steps()
-    assert [kind for kind, _, _ in steps].count("run") == 2
+    assert [kind for kind, _, _ in steps].count("run") == 3
     for kind, argument, body in steps:
         if kind == "file":
             # GIVEN the file the tutorial asks for
