@@ -20,6 +20,7 @@ from jobcore import layout
 from spotmap.cloud import CloudOptions, LocalCloud
 from spotmap.jobs import JobRunner
 from tests.e2e.conftest import wait_for
+from tests.e2e.test_container_runtime import worker_image  # noqa: F401 - the image fixture
 
 ROOT = Path(__file__).resolve().parents[2]
 PROJECT_PARTS = ("template.yaml", "samconfig.toml", "statemachine", "functions", "worker")
@@ -237,3 +238,31 @@ def test_a_command_resumes_from_its_checkpoint_directory_when_reclaimed(cloud: C
     # THEN the worker saved the directory when the command stopped; the relaunch found it restored,
     # went on from there, and the result is the undisturbed one
     _assert_resumed_without_redoing(summary, steady, tasks, cloud)
+
+
+def test_a_command_in_the_worker_image_resumes_from_its_checkpoint_directory(
+    tmp_path: Path,
+    worker_image: str,  # noqa: F811 - the fixture imported above
+) -> None:
+    # GIVEN the worker image run as the task definition says (user 10001, read-only root file system,
+    # the `scratch` volume the only writable place), and the checkpointing command's two jobs
+    manifest = {
+        "processor": "command",
+        "params": {"command": ["python3", "-c", SQUARES_COMMAND], "n": UNITS, "unit_seconds": UNIT_SECONDS},
+        "source": {"count": 1},
+    }
+    options = CloudOptions(
+        runtime="docker",
+        image=worker_image,
+        parameters={"PollMinSeconds": "1", "PollMaxSeconds": "1"},
+        state_dir=tmp_path / "state",
+    )
+    with LocalCloud(options=options) as local:
+        env = Cloud(local, JobRunner(local, progress=None), tmp_path)
+
+        # WHEN one job's container is reclaimed after 3 units (docker stop -t <stopTimeout>)
+        summary, steady, tasks = _interrupt_mid_run(env, manifest, "docker")
+
+        # THEN the checkpoint directory, under /scratch, was saved as the container stopped and restored
+        # in the relaunched container, which went on from there
+        _assert_resumed_without_redoing(summary, steady, tasks, env)
