@@ -17,7 +17,6 @@ import pytest
 
 from jobcore import layout
 from jobcore.models import ResultRecord, Resumption
-from tests.unit.test_worker_runner import BUCKET, JOB, put_job, task_env
 from tests.unit.worker_s3 import mocked_s3
 from worker import runner, storage
 from worker.api import Context, processor
@@ -25,7 +24,32 @@ from worker.cancel import Cancellation
 from worker.checkpoints import CheckpointStore, S3Backend
 from worker.errors import ProcessingError, Terminated
 
+BUCKET = "spotmap-test-checkpoints"
+JOB = "job-1"
 KEY = layout.checkpoint_key(JOB, 0)
+
+
+def put_job(s3: Any, processor_name: str, params: dict | None = None) -> None:
+    descriptor = {
+        "job_id": JOB,
+        "input": {"bucket": BUCKET, "key": "input/none", "size": 0},
+        "processor": processor_name,
+        "params": params or {},
+        "item_count": 1,
+        "created_at": "2026-01-01T00:00:00+00:00",
+    }
+    s3.put_object(Bucket=BUCKET, Key=layout.descriptor_key(JOB), Body=json.dumps(descriptor))
+
+
+def task_env(tmp_path: Path, attempt: int, item: dict) -> dict[str, str]:
+    return {
+        "JOB_BUCKET": BUCKET,
+        "JOB_ID": JOB,
+        "ITEM_INDEX": "0",
+        "ATTEMPT": str(attempt),
+        "SCRATCH_DIR": str(tmp_path / "scratch"),
+        "ITEM": json.dumps(item),
+    }
 
 
 @pytest.fixture
