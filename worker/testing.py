@@ -16,6 +16,7 @@ from jobcore.models import InputObject, Item, JobDescriptor
 from worker import processors, storage
 from worker.api import Context, ProcessFn, get_processor
 from worker.cancel import Cancellation
+from worker.checkpoints import CheckpointStore, LocalBackend
 
 
 def run_processor(
@@ -31,10 +32,13 @@ def run_processor(
     attempt: int = 1,
     workdir: Path | None = None,
     env: dict[str, str] | None = None,
+    checkpoints: Path | None = None,
 ) -> Any:
     """Run `processor` (a registered name or the function) on `data` (bytes or a local file; None for an
     item without input) as item `index` with the byte range [start, end) and header [0, header_end).
-    Returns its partial result. Outputs stay in `workdir`/output when `workdir` is given."""
+    Returns its partial result. Outputs stay in `workdir`/output when `workdir` is given. With
+    `checkpoints` (a directory), the item's checkpoint is kept there between calls: a call with a higher
+    `attempt` resumes from what an earlier one saved."""
     if isinstance(processor, str):
         processors.discover()
         spec = get_processor(processor)
@@ -64,13 +68,25 @@ def run_processor(
     )
     source = storage.BytesSource(data, name=f"local:{key}") if data is not None else None
     with tempfile.TemporaryDirectory(prefix="spotmap-") as tmp:
+        cancellation = Cancellation()
+        store = (
+            CheckpointStore(
+                LocalBackend(checkpoints, index),
+                attempt=attempt,
+                workdir=workdir or Path(tmp),
+                cancellation=cancellation,
+            )
+            if checkpoints is not None
+            else None
+        )
         ctx = Context(
             job=job,
             item=item,
             attempt=attempt,
             workdir=workdir or Path(tmp),
             source=source,
-            cancellation=Cancellation(),
+            cancellation=cancellation,
             env=env or {},
+            checkpoints=store,
         )
         return func(ctx)

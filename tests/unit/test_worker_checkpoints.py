@@ -23,6 +23,7 @@ from worker.api import Context, processor
 from worker.cancel import Cancellation
 from worker.checkpoints import CheckpointStore, S3Backend
 from worker.errors import ProcessingError, Terminated
+from worker.testing import run_processor
 
 BUCKET = "spotmap-test-checkpoints"
 JOB = "job-1"
@@ -287,3 +288,21 @@ def test_a_first_attempt_that_saves_nothing_makes_no_checkpoint_request(s3, tmp_
     # THEN it succeeded without looking up, writing or deleting a checkpoint (10,000 items pay nothing)
     assert code == 0
     assert requests == []
+
+
+def test_run_processor_keeps_checkpoints_between_attempts_for_local_tests(tmp_path):
+    # GIVEN a processor that saves its progress and then fails on its first attempt
+    def flaky(ctx: Context) -> dict:
+        done = ctx.resume_from() or 0
+        if ctx.attempt == 1:
+            ctx.checkpoint(5, progress=5)
+            raise ProcessingError("the first attempt breaks after unit 5")
+        return {"resumed_at": {"$max": done}}
+
+    # WHEN it runs locally as attempt 1, then attempt 2, with a checkpoint directory
+    with pytest.raises(ProcessingError):
+        run_processor(flaky, checkpoints=tmp_path / "ckpt", attempt=1)
+    result = run_processor(flaky, checkpoints=tmp_path / "ckpt", attempt=2)
+
+    # THEN attempt 2 resumed from what attempt 1 saved
+    assert result == {"resumed_at": {"$max": 5}}
