@@ -404,8 +404,8 @@ class LocalFargate:
             crash = draw.random() < self.faults.crash_rate
             # a random moment of the run: within the first 80 % of a typical run of this cloud's tasks
             moment = draw.uniform(0.0, 0.8 * self._expected_run_seconds())
-            if self.faults.spot_interruption_after is not None:
-                moment = self.faults.spot_interruption_after
+            if interrupt and self.faults.spot_interruption_after is not None:
+                moment = self.faults.spot_interruption_after  # a crash keeps its random moment
         return _FaultDecision(interrupt, crash, moment)
 
     def _schedule_faults(self, task: _Task, faults: _FaultDecision) -> None:
