@@ -175,6 +175,13 @@ def format_summary(watch: JobWatch, summary: dict[str, Any] | None, out_dir: Pat
             f"  estimated cost ${cost['total_usd']:.6f} (on-demand only: "
             f"${cost.get('on_demand_equivalent_usd', 0):.6f})"
         )
+    resumed = summary.get("checkpoints") or {}
+    if resumed.get("resumed_attempts"):
+        lines.append(
+            f"  checkpoints: {resumed['resumed_attempts']} attempts of {resumed.get('items_resumed')} "
+            f"items resumed, not redoing {resumed.get('saved_units')} units / "
+            f"{resumed.get('saved_seconds')} s of work"
+        )
     for failure in summary.get("failures", [])[:10]:
         lines.append(f"  item {failure['index']} failed: {failure['reason']}")
     if summary.get("error"):
