@@ -373,6 +373,25 @@ def cmd_status(args: argparse.Namespace) -> int:
     )
 
 
+def cmd_rerun(args: argparse.Namespace) -> int:
+    from spotmap.reruns import submit_rerun
+    from spotmap.status import aws_target, local_target, samconfig_stack
+
+    if args.endpoint_url:
+        _require_endpoint(args.endpoint_url)
+        target = local_target(args.endpoint_url, project_root())
+    else:
+        stack, region = samconfig_stack(project_root())
+        target = aws_target(args.stack or stack or "spotmap", args.region, region or "us-east-1")
+    submitted = submit_rerun(target.s3, target.bucket, args.job_id)
+    print(
+        f"rerun of {args.job_id}: uploaded s3://{target.bucket}/{submitted.key} → job {submitted.job_id} "
+        f"(its failed items only); summary: s3://{target.bucket}/{submitted.summary_key}"
+    )
+    print(submitted.job_id)
+    return 0
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     from spotmap.demo import run_demo
 
@@ -462,6 +481,19 @@ def build_parser() -> argparse.ArgumentParser:
     status.add_argument("--interval", type=float, default=5.0, help="seconds between reads (at least 3)")
     status.add_argument("--timeout", type=float, default=24 * 3600.0, help="seconds --watch waits at most")
     status.set_defaults(func=cmd_status)
+
+    rerun = commands.add_parser(
+        "rerun", help="start a new job over exactly the failed items of an earlier job (same processor)"
+    )
+    rerun.add_argument("job_id")
+    rerun.add_argument(
+        "--stack", default=None, help="the stack in AWS (default: samconfig.toml's stack_name)"
+    )
+    rerun.add_argument("--region", default=None, help="AWS region (default: your AWS configuration's)")
+    rerun.add_argument(
+        "--endpoint-url", default=None, help="a local cloud (`spotmap local serve`) instead of AWS"
+    )
+    rerun.set_defaults(func=cmd_rerun)
 
     demo = commands.add_parser("demo", help="run the pipeline locally on a generated sample CSV")
     demo.add_argument("--rows", type=int, default=200_000)

@@ -218,6 +218,16 @@ class InputObject(BaseModel):
     etag: str | None = None
 
 
+class RerunOrigin(BaseModel):
+    """What makes a job a rerun (jobcore.rerun): the earlier job whose failed items it runs again. Its
+    own items.json holds those items, with their original indices; the other items' partial results
+    are inherited from the earlier job (and its own earlier jobs), so the summary covers the whole job."""
+
+    job_id: str  # the earlier job
+    item_count: int  # the whole job's items: the earlier job's, inherited ones included
+    note: str | None = None  # e.g. why nothing was rerun
+
+
 class JobDescriptor(BaseModel):
     """jobs/<job_id>/job.json: what the job is, written by StartJob before the execution starts."""
 
@@ -229,3 +239,4 @@ class JobDescriptor(BaseModel):
     created_at: str
     empty_result: Any = None  # the result of a job with no items (e.g. a header-only CSV)
     error: str | None = None  # set when the job was rejected before it started (bad manifest)
+    rerun: RerunOrigin | None = None  # set for a rerun of an earlier job's failed items

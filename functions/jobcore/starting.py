@@ -19,7 +19,7 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from jobcore import layout, manifest
+from jobcore import layout, manifest, rerun
 from jobcore.config import StartJobSettings
 from jobcore.ids import job_id_for
 from jobcore.models import InputObject, Item, JobDescriptor
@@ -227,42 +227,13 @@ def _build_manifest_job(
         raise manifest.ManifestError(
             f"manifest {source.key} is {source.size} bytes; the limit is {manifest.MAX_MANIFEST_BYTES}"
         )
-    spec = manifest.parse_manifest(s3.get_object(**request)["Body"].read(), source.key, settings.processors)
-    origin = spec.source
-    items: Iterable[Item]
-    if origin.shard is not None:
-        shard = origin.shard
-        try:
-            head = s3.head_object(Bucket=source.bucket, Key=shard.key)
-        except ClientError as error:
-            if is_not_found(error):
-                raise manifest.ManifestError(
-                    f"invalid manifest {source.key}: source.shard.key: {shard.key} does not exist"
-                ) from None
-            if error_code(error) in ("AccessDenied", "403"):
-                # outside input/ and data/ StartJob may neither read nor list: missing or not, refused
-                raise manifest.ManifestError(
-                    f"invalid manifest {source.key}: source.shard.key: {shard.key} cannot be read"
-                    " (it must be under input/ or data/)"
-                ) from None
-            raise
-        version = _version(head.get("VersionId"))
-        reader = S3RangeReader(s3, source.bucket, shard.key, head["ContentLength"], version)
-        items = shard_items(
-            reader,
-            bucket=source.bucket,
-            key=shard.key,
-            version_id=version,
-            shard_size_mb=shard.shard_size_mb or settings.shard_size_mb,
-        )
-    elif origin.keys is not None:
-        items = manifest.object_items(source.bucket, iter(origin.keys))
-    elif origin.prefix is not None:
-        items = manifest.object_items(source.bucket, manifest.listed_keys(s3, source.bucket, origin.prefix))
-    elif origin.items is not None:
-        items = manifest.param_items(origin.items)
-    else:
-        items = manifest.seed_items(origin.count or 0, origin.seed_start or 0)
+    parsed = manifest.parse_job_manifest(
+        s3.get_object(**request)["Body"].read(), source.key, settings.processors
+    )
+    if isinstance(parsed, manifest.RerunManifest):
+        return _build_rerun_job(s3, job_id, source, created_at, parsed)
+    spec = parsed
+    items = manifest_items(s3, source.bucket, source.key, spec, settings.shard_size_mb)
     count = write_items(s3, source.bucket, job_id, items)
     descriptor = JobDescriptor(
         job_id=job_id,
@@ -272,6 +243,69 @@ def _build_manifest_job(
         item_count=count,
         created_at=created_at,
         empty_result=spec.empty_result,
+    )
+    write_descriptor(s3, descriptor)
+    return descriptor
+
+
+def manifest_items(
+    s3: Any, bucket: str, manifest_key: str, spec: manifest.Manifest, shard_size_mb: float
+) -> Iterable[Item]:
+    """The items of a job manifest, exactly as StartJob writes them (also what `spotmap plan` counts).
+    `s3` is needed for the shard and prefix sources only (it reads or lists the bucket)."""
+    origin = spec.source
+    items: Iterable[Item]
+    if origin.shard is not None:
+        shard = origin.shard
+        try:
+            head = s3.head_object(Bucket=bucket, Key=shard.key)
+        except ClientError as error:
+            if is_not_found(error):
+                raise manifest.ManifestError(
+                    f"invalid manifest {manifest_key}: source.shard.key: {shard.key} does not exist"
+                ) from None
+            if error_code(error) in ("AccessDenied", "403"):
+                # outside input/ and data/ StartJob may neither read nor list: missing or not, refused
+                raise manifest.ManifestError(
+                    f"invalid manifest {manifest_key}: source.shard.key: {shard.key} cannot be read"
+                    " (it must be under input/ or data/)"
+                ) from None
+            raise
+        version = _version(head.get("VersionId"))
+        reader = S3RangeReader(s3, bucket, shard.key, head["ContentLength"], version)
+        items = shard_items(
+            reader,
+            bucket=bucket,
+            key=shard.key,
+            version_id=version,
+            shard_size_mb=shard.shard_size_mb or shard_size_mb,
+        )
+    elif origin.keys is not None:
+        items = manifest.object_items(bucket, iter(origin.keys))
+    elif origin.prefix is not None:
+        items = manifest.object_items(bucket, manifest.listed_keys(s3, bucket, origin.prefix))
+    elif origin.items is not None:
+        items = manifest.param_items(origin.items)
+    else:
+        items = manifest.seed_items(origin.count or 0, origin.seed_start or 0)
+    return items
+
+
+def _build_rerun_job(
+    s3: Any, job_id: str, source: InputObject, created_at: str, request: manifest.RerunManifest
+) -> JobDescriptor:
+    """A job over the earlier job's failed items only (jobcore.rerun); ManifestError when there is none."""
+    planned = rerun.rerun_job(s3, source.bucket, source.key, request)
+    count = write_items(s3, source.bucket, job_id, planned.items)
+    descriptor = JobDescriptor(
+        job_id=job_id,
+        input=source,
+        processor=planned.processor,
+        params=planned.params,
+        item_count=count,
+        created_at=created_at,
+        empty_result=planned.empty_result,
+        rerun=planned.origin,
     )
     write_descriptor(s3, descriptor)
     return descriptor
