@@ -240,3 +240,5 @@ class JobDescriptor(BaseModel):
     empty_result: Any = None  # the result of a job with no items (e.g. a header-only CSV)
     error: str | None = None  # set when the job was rejected before it started (bad manifest)
     rerun: RerunOrigin | None = None  # set for a rerun of an earlier job's failed items
+    # What a limit, not the work, will do to the job's pace (jobcore.planning): the summary repeats them.
+    warnings: list[str] = Field(default_factory=list)

@@ -26,6 +26,8 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
+from botocore.exceptions import BotoCoreError, ClientError
+
 from jobcore.cost import PARENT_TRANSITIONS, cost_block
 from jobcore.models import Usage
 
@@ -202,6 +204,7 @@ def _estimated_cost(inputs: PlanInputs, prices: dict[str, Any] | None) -> dict[s
 def format_plan(plan: dict[str, Any]) -> list[str]:
     """The plan as lines a person reads (`spotmap plan`)."""
     vcpus = plan["vcpus"]
+    item_seconds = "?" if plan["item_seconds"] is None else f"{plan['item_seconds']:.3g}"
     lines = [
         f"items: {plan['items']}   tasks: {plan['tasks']} (one per item)",
         f"concurrency: {plan['concurrency']} task(s) at once (MaxConcurrency {plan['max_concurrency']})"
@@ -214,7 +217,7 @@ def format_plan(plan: dict[str, Any]) -> list[str]:
         f"{vcpus['on_demand_tasks_at_once']} task(s) at once (on-demand fallbacks)",
         f"launch rate: burst {plan['launch_rate']['burst']}, then {plan['launch_rate']['per_second']:g} per "
         f"second: {plan['launch_rate']['seconds_to_launch_all']:g} s to launch every task after the burst",
-        f"item seconds: {plan['item_seconds'] if plan['item_seconds'] is not None else '?'} "
+        f"item seconds: {item_seconds} "
         f"({plan['item_seconds_source']}); task start-up: {plan['start_seconds']:g} s",
     ]
     estimate = plan["estimate"]
@@ -223,6 +226,8 @@ def format_plan(plan: dict[str, Any]) -> list[str]:
             f"estimated wall time: {estimate['wall']} ({estimate['wall_seconds']:g} s), paced by "
             f"{estimate['paced_by']}"
         )
+    elif plan["waves"] is None:
+        lines.append("estimated wall time: never: no task can start")
     else:
         lines.append("estimated wall time: unknown (give --item-seconds S or --sample N)")
     cost = plan["cost"]
@@ -236,3 +241,38 @@ def format_plan(plan: dict[str, Any]) -> list[str]:
     for warning in plan["warnings"]:
         lines.append(f"WARNING: {warning}")
     return lines
+
+
+def read_quota(client: Any, code: str, where: str) -> Quota:
+    """A Fargate vCPU quota as Service Quotas answers it; when it cannot be read (no permission, no
+    endpoint), Service Quotas' documented default, and the source says so."""
+    try:
+        answer = client.get_service_quota(ServiceCode=SERVICE_QUOTAS_SERVICE_CODE, QuotaCode=code)
+        return Quota(float(answer["Quota"]["Value"]), f"Service Quotas {code}, {where}")
+    except (BotoCoreError, ClientError) as error:
+        reason = (
+            str(error.response.get("Error", {}).get("Code", "")) if isinstance(error, ClientError) else ""
+        ) or type(error).__name__
+        return Quota(DEFAULT_VCPU_QUOTA, f"Service Quotas' default value: could not read {code} ({reason})")
+
+
+def account_quotas(client: Any, where: str = "this account") -> tuple[Quota, Quota]:
+    """(Fargate Spot vCPU quota, Fargate On-Demand vCPU quota)."""
+    return read_quota(client, SPOT_VCPU_QUOTA_CODE, where), read_quota(client, ON_DEMAND_VCPU_QUOTA_CODE, where)
+
+
+def start_warnings(
+    items: int, max_concurrency: int, task_cpu: int, task_memory: int, quotas: tuple[Quota, Quota]
+) -> list[str]:
+    """The plan's warnings StartJob can give before any item has run (the work's length is not known:
+    the quotas and the Map's limit, not the launch rate's effect on the wall time)."""
+    inputs = PlanInputs(
+        items=items,
+        max_concurrency=max_concurrency,
+        task_vcpu=task_cpu / 1024,
+        task_memory_gb=task_memory / 1024,
+        spot_quota=quotas[0],
+        on_demand_quota=quotas[1],
+    )
+    warnings: list[str] = make_plan(inputs)["warnings"]
+    return warnings

@@ -13,13 +13,13 @@ import io
 import itertools
 import json
 import logging
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
 from botocore.exceptions import ClientError
 
-from jobcore import layout, manifest, rerun
+from jobcore import layout, manifest, planning, rerun
 from jobcore.config import StartJobSettings
 from jobcore.ids import job_id_for
 from jobcore.models import InputObject, Item, JobDescriptor
@@ -347,8 +347,33 @@ def start_execution(
     return response["executionArn"], False
 
 
-def start_job(s3: Any, sfn: Any, settings: StartJobSettings, upload: Upload) -> StartedJob | None:
-    """Turn one upload into a started job; None when the object no longer exists."""
+QuotaReader = Callable[[], tuple[planning.Quota, planning.Quota]]
+
+
+def add_warnings(
+    s3: Any, settings: StartJobSettings, descriptor: JobDescriptor, quotas: QuotaReader | None
+) -> JobDescriptor:
+    """The job's plan warnings (jobcore.planning: a quota or a limit, not the work, sets its pace), in
+    job.json for the summary to repeat. Needs the task size (TASK_CPU, TASK_MEMORY) and the quotas."""
+    if quotas is None or descriptor.error is not None or not settings.task_cpu or not settings.task_memory:
+        return descriptor
+    warnings = planning.start_warnings(
+        descriptor.item_count, settings.max_concurrency, settings.task_cpu, settings.task_memory, quotas()
+    )
+    if not warnings:
+        return descriptor
+    for warning in warnings:
+        log.warning("job %s: %s", descriptor.job_id, warning)
+    descriptor = descriptor.model_copy(update={"warnings": warnings})
+    write_descriptor(s3, descriptor)
+    return descriptor
+
+
+def start_job(
+    s3: Any, sfn: Any, settings: StartJobSettings, upload: Upload, quotas: QuotaReader | None = None
+) -> StartedJob | None:
+    """Turn one upload into a started job; None when the object no longer exists. `quotas` reads the
+    account's Fargate vCPU quotas (jobcore.planning.account_quotas) for the job's plan warnings."""
     found = head_upload(s3, upload)
     if found is None:
         log.warning("no object for %s in %s (deleted since the event?)", list(upload.keys), upload.bucket)
@@ -366,6 +391,7 @@ def start_job(s3: Any, sfn: Any, settings: StartJobSettings, upload: Upload) -> 
         # The upload's own time: the same for every delivery of the event, so job.json is deterministic.
         created_at = iso(head.get("LastModified")) or ""
         descriptor = build_job(s3, settings, job_id, source, created_at)
+        descriptor = add_warnings(s3, settings, descriptor, quotas)
     arn, already_started = start_execution(sfn, settings, descriptor)
     return StartedJob(
         job_id=job_id,

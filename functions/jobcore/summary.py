@@ -398,6 +398,8 @@ def build_summary(
             items.usage.total(), region_of(str(execution.get("arn") or "")), prices, PARENT_TRANSITIONS
         ),
     }
+    if descriptor is not None and descriptor.warnings:
+        document["warnings"] = descriptor.warnings  # the plan's: a limit, not the work, set the pace
     if origin is not None:
         document["rerun_of"] = origin.job_id
         document["rerun"] = rerun.summary_block(origin, inherited)
