@@ -98,7 +98,7 @@ def local_target(args: Any, root: Path) -> PlanTarget:
             lambda: service_quota(quotas, planning.ON_DEMAND_VCPU_QUOTA_CODE, where),
         )
         return PlanTarget(stack.parameters, stack.region, stack.bucket, s3, spot, on_demand, start, where)
-    default = "the local cloud's default (set it with --fargate-spot-vcpu-quota)"
+    default = "the local cloud's default; set it with --fargate-spot-vcpu-quota"
     spot = _flag_or(
         args.fargate_spot_vcpu_quota,
         "--fargate-spot-vcpu-quota",

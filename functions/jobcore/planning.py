@@ -204,7 +204,7 @@ def _estimated_cost(inputs: PlanInputs, prices: dict[str, Any] | None) -> dict[s
 def format_plan(plan: dict[str, Any]) -> list[str]:
     """The plan as lines a person reads (`spotmap plan`)."""
     vcpus = plan["vcpus"]
-    item_seconds = "?" if plan["item_seconds"] is None else f"{plan['item_seconds']:.3g}"
+    item_seconds = "?" if plan["item_seconds"] is None else f"{plan['item_seconds']:.4g}"
     lines = [
         f"items: {plan['items']}   tasks: {plan['tasks']} (one per item)",
         f"concurrency: {plan['concurrency']} task(s) at once (MaxConcurrency {plan['max_concurrency']})"

@@ -4,6 +4,8 @@ warnings in the job StartJob starts (jobcore.planning)."""
 from __future__ import annotations
 
 import json
+import re
+import shlex
 from pathlib import Path
 from typing import Any
 
@@ -91,3 +93,30 @@ def test_a_quota_that_does_not_bind_leaves_the_work_to_set_the_pace(
     assert "Fargate Spot vCPU quota: 8 (--fargate-spot-vcpu-quota): 8 task(s) at once" in lines
     assert "estimated wall time: 0:24 (24 s), paced by MaxConcurrency" in lines  # 2 waves × (2 s + 10 s)
     assert not [line for line in lines if line.startswith("WARNING")]
+
+
+def readme_block(name: str) -> str:
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text(encoding="utf-8")
+    return readme.split(f"<!-- {name}:begin -->", 1)[1].split(f"<!-- {name}:end -->", 1)[0]
+
+
+def test_the_readme_plan_runs_as_written_and_prints_what_it_shows(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # GIVEN the README's manifest, saved where the command runs
+    section = readme_block("plan")
+    name, body = re.search(r"```json file=(\S+)\n(.*?)```", section, re.S).groups()  # type: ignore[union-attr]
+    (tmp_path / name).write_text(body, encoding="utf-8")
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("SPOTMAP_ROOT", str(Path(__file__).resolve().parents[2]))
+
+    # WHEN its command runs exactly as written
+    command = re.search(r"```bash run\n(.*?)```", section, re.S).group(1).strip()  # type: ignore[union-attr]
+    words = shlex.split(command)
+    assert words[0] == ".venv/bin/spotmap"
+    capsys.readouterr()
+    assert spotmap_main(words[1:]) == 0
+
+    # THEN it prints what the README shows, line for line
+    shown = re.search(r"```text output\n(.*?)```", section, re.S).group(1)  # type: ignore[union-attr]
+    assert capsys.readouterr().out == shown

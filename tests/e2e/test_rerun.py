@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shlex
 from pathlib import Path
 from typing import Any
 
@@ -44,10 +45,21 @@ def _run_manifest(cloud: LocalCloud, tmp_path: Path, name: str, document: dict[s
     return summary
 
 
+def _readme_rerun_command() -> str:
+    """The README's `spotmap rerun` line for a job of `spotmap local serve`."""
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text(encoding="utf-8")
+    section = readme.split("<!-- rerun:begin -->", 1)[1].split("<!-- rerun:end -->", 1)[0]
+    return next(line.split("#")[0].strip() for line in section.splitlines() if "--endpoint-url" in line)
+
+
 def _rerun(cloud: LocalCloud, job_id: str, capsys: pytest.CaptureFixture[str]) -> dict[str, Any]:
-    """`spotmap rerun JOB_ID --endpoint-url ...` as a user types it, then wait for the new job."""
+    """The README's `spotmap rerun <job_id> --endpoint-url ...`, for this job and this local cloud, then
+    wait for the new job."""
+    command = _readme_rerun_command().replace("<job_id>", job_id)
+    words = shlex.split(command.replace("http://127.0.0.1:4566", cloud.endpoint))
+    assert words[0] == ".venv/bin/spotmap"
     capsys.readouterr()
-    assert spotmap_main(["rerun", job_id, "--endpoint-url", cloud.endpoint]) == 0
+    assert spotmap_main(words[1:]) == 0
     new_id = capsys.readouterr().out.strip().splitlines()[-1]
     key = f"input/rerun-{job_id}.job.json"
     arn = cloud.stack.state_machine_arn.replace(":stateMachine:", ":execution:") + f":{new_id}"
