@@ -541,7 +541,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     plan.add_argument("file", metavar="FILE_OR_MANIFEST")
     sample = plan.add_mutually_exclusive_group()
-    sample.add_argument("--item-seconds", type=float, default=None, metavar="S", help="seconds one item takes")
+    sample.add_argument(
+        "--item-seconds", type=float, default=None, metavar="S", help="seconds one item takes"
+    )
     sample.add_argument(
         "--sample", type=int, default=None, metavar="N", help="measure: run the first N items here"
     )

@@ -107,9 +107,7 @@ def local_target(args: Any, root: Path) -> PlanTarget:
     on_demand = _flag_or(
         args.fargate_on_demand_vcpu_quota,
         "--fargate-on-demand-vcpu-quota",
-        lambda: planning.Quota(
-            planning.DEFAULT_VCPU_QUOTA, default.replace("spot", "on-demand")
-        ),
+        lambda: planning.Quota(planning.DEFAULT_VCPU_QUOTA, default.replace("spot", "on-demand")),
     )
     return PlanTarget(stack.parameters, stack.region, stack.bucket, None, spot, on_demand, start, "--local")
 
@@ -131,7 +129,9 @@ def aws_target(args: Any, root: Path) -> PlanTarget:
         found = session.client("cloudformation").describe_stacks(StackName=name)["Stacks"][0]
     except (ClientError, BotoCoreError) as error:
         raise StackNotFound(f"stack {name}: {error}") from None
-    parameters = {entry["ParameterKey"]: entry.get("ParameterValue", "") for entry in found.get("Parameters", [])}
+    parameters = {
+        entry["ParameterKey"]: entry.get("ParameterValue", "") for entry in found.get("Parameters", [])
+    }
     parameters.update(dict(args.param))
     outputs = {entry["OutputKey"]: entry["OutputValue"] for entry in found.get("Outputs", [])}
     quotas = session.client("service-quotas")
@@ -180,8 +180,10 @@ def job_items(path: Path, target: PlanTarget) -> PlannedJob:
         parsed = manifest.parse_job_manifest(path.read_bytes(), key, processors)
         if isinstance(parsed, manifest.RerunManifest):
             if target.s3 is None:
-                raise UserError("a rerun manifest reads the earlier job from the bucket: plan it with "
-                                "--endpoint-url or against AWS, not --local")
+                raise UserError(
+                    "a rerun manifest reads the earlier job from the bucket: plan it with "
+                    "--endpoint-url or against AWS, not --local"
+                )
             planned = _jobcore("rerun").rerun_job(target.s3, target.bucket, key, parsed)
             return PlannedJob(planned.processor, planned.params, planned.items)
         if parsed.source.kind in ("prefix", "shard") and target.s3 is None:
@@ -251,7 +253,9 @@ def build_plan(args: Any, root: Path) -> dict[str, Any]:
         raise UserError(f"no such file: {path}")
     target = local_target(args, root) if (args.local or args.endpoint_url) else aws_target(args, root)
     job = job_items(path, target)
-    item_seconds, source = (args.item_seconds, "--item-seconds") if args.item_seconds is not None else (None, "")
+    item_seconds, source = (
+        (args.item_seconds, "--item-seconds") if args.item_seconds is not None else (None, "")
+    )
     if args.sample is not None:
         item_seconds, source = sample_seconds(job, path, args.sample, target)
     parameters = target.parameters

@@ -21,28 +21,38 @@ FARGATE = "fargate"
 SPOT_VCPU = "L-36FBB829"  # "Fargate Spot vCPU resource count"
 ON_DEMAND_VCPU = "L-3032A538"  # "Fargate On-Demand vCPU resource count"
 DEFAULT_VCPU_QUOTA = 4000.0  # Service Quotas' default value of both
-NAMES = {SPOT_VCPU: "Fargate Spot vCPU resource count", ON_DEMAND_VCPU: "Fargate On-Demand vCPU resource count"}
+NAMES = {
+    SPOT_VCPU: "Fargate Spot vCPU resource count",
+    ON_DEMAND_VCPU: "Fargate On-Demand vCPU resource count",
+}
 
 
 def _json(status: int, document: dict[str, Any], error_type: str | None = None) -> Response:
     headers = {"x-amzn-RequestId": str(uuid.uuid4())}
     if error_type:
         headers["x-amzn-ErrorType"] = error_type
-    return Response(json.dumps(document), status=status, content_type="application/x-amz-json-1.1", headers=headers)
+    return Response(
+        json.dumps(document), status=status, content_type="application/x-amz-json-1.1", headers=headers
+    )
 
 
 def answer(request: Request, action: str, values: dict[str, float], region: str, account: str) -> Response:
     """The local answer to a Service Quotas call (GetServiceQuota only)."""
     if action != "GetServiceQuota":
-        return _json(400, {"__type": "InvalidParameterException", "Message": f"{action} is not served locally"},
-                     "InvalidParameterException")
+        return _json(
+            400,
+            {"__type": "InvalidParameterException", "Message": f"{action} is not served locally"},
+            "InvalidParameterException",
+        )
     body = json.loads(request.get_data() or b"{}")
     service, code = body.get("ServiceCode"), body.get("QuotaCode")
     if service != FARGATE or code not in values:
         return _json(
             400,
-            {"__type": "NoSuchResourceException", "Message": f"The request failed because the specified quota "
-             f"{service}/{code} does not exist."},
+            {
+                "__type": "NoSuchResourceException",
+                "Message": f"The request failed because the specified quota {service}/{code} does not exist.",
+            },
             "NoSuchResourceException",
         )
     return _json(

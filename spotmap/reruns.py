@@ -29,10 +29,10 @@ def submit_rerun(s3: Any, bucket: str, job_id: str) -> SubmittedRerun:
     """Upload the rerun manifest of `job_id` and return the new job's id (derived as StartJob does)."""
     layout = jobcore_layout()
     key = f"{layout.INPUT_PREFIX}rerun-{job_id}{layout.MANIFEST_SUFFIX}"
-    put = s3.put_object(
-        Bucket=bucket, Key=key, Body=rerun_manifest(job_id), ContentType="application/json"
+    put = s3.put_object(Bucket=bucket, Key=key, Body=rerun_manifest(job_id), ContentType="application/json")
+    head = s3.head_object(
+        Bucket=bucket, Key=key, **({"VersionId": put["VersionId"]} if put.get("VersionId") else {})
     )
-    head = s3.head_object(Bucket=bucket, Key=key, **({"VersionId": put["VersionId"]} if put.get("VersionId") else {}))
     new_id = jobcore_ids().job_id_for(
         bucket, key, version_id=head.get("VersionId"), etag=str(head.get("ETag", "")).strip('"')
     )

@@ -130,8 +130,9 @@ def make_plan(inputs: PlanInputs, prices: dict[str, Any] | None = None) -> dict[
         if tasks and launch_bound > work_bound:
             paced_by = "the Fargate launch rate"
             warnings.append(
-                f"the Fargate launch rate sets the pace: {tasks} tasks at {inputs.launch_refill_per_second:g} "
-                f"launches per second after a burst of {inputs.launch_burst} take {_fmt(launch_all_seconds)} "
+                f"the Fargate launch rate sets the pace: {tasks} tasks at "
+                f"{inputs.launch_refill_per_second:g} launches per second after a burst of "
+                f"{inputs.launch_burst} take {_fmt(launch_all_seconds)} "
                 f"to launch, longer than the work ({_fmt(work_bound)}); longer items per task would help"
             )
         elif quota_binds:
@@ -192,9 +193,7 @@ def _estimated_cost(inputs: PlanInputs, prices: dict[str, Any] | None) -> dict[s
         lambda_gb_seconds=invocations * inputs.lambda_memory_mb / 1024 * LAMBDA_SECONDS_PER_INVOCATION,
         state_transitions=LAUNCH_TRANSITIONS + polls * POLL_TRANSITIONS + FINAL_TRANSITIONS,
     )
-    total = Usage(
-        **{name: getattr(per_item, name) * inputs.tasks for name in Usage.model_fields}  # type: ignore[arg-type]
-    )
+    total = Usage(**{name: getattr(per_item, name) * inputs.tasks for name in Usage.model_fields})
     block = cost_block(total, inputs.region, prices, PARENT_TRANSITIONS)
     orchestration = block["lambda"]["usd"] + block["step_functions"]["usd"]
     block["orchestration_usd"] = round(orchestration, 9)
@@ -233,7 +232,8 @@ def format_plan(plan: dict[str, Any]) -> list[str]:
     cost = plan["cost"]
     if cost is not None:
         lines.append(
-            f"estimated cost: ${cost['total_usd']:.6f} on Spot (Fargate ${cost['fargate']['spot']['usd']:.6f}, "
+            f"estimated cost: ${cost['total_usd']:.6f} on Spot "
+            f"(Fargate ${cost['fargate']['spot']['usd']:.6f}, "
             f"orchestration ${cost['orchestration_usd']:.6f}); on-demand equivalent "
             f"${cost['on_demand_equivalent_usd']:.6f} (prices of {cost['prices']['date']}, "
             f"{cost['prices']['region']})"
@@ -258,7 +258,9 @@ def read_quota(client: Any, code: str, where: str) -> Quota:
 
 def account_quotas(client: Any, where: str = "this account") -> tuple[Quota, Quota]:
     """(Fargate Spot vCPU quota, Fargate On-Demand vCPU quota)."""
-    return read_quota(client, SPOT_VCPU_QUOTA_CODE, where), read_quota(client, ON_DEMAND_VCPU_QUOTA_CODE, where)
+    return read_quota(client, SPOT_VCPU_QUOTA_CODE, where), read_quota(
+        client, ON_DEMAND_VCPU_QUOTA_CODE, where
+    )
 
 
 def start_warnings(

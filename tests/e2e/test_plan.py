@@ -18,7 +18,7 @@ from spotmap.product import read_json
 
 SWEEP = {
     "processor": "command",
-    "params": {"command": ["python3", "-c", "print('{\"runs\": {\"$sum\": 1}}')"]},
+    "params": {"command": ["python3", "-c", 'print(\'{"runs": {"$sum": 1}}\')']},
     "source": {"count": 8},
 }
 
@@ -38,8 +38,12 @@ def _plan(cloud: LocalCloud, path: Path, capsys: pytest.CaptureFixture[str], *ex
     """`spotmap plan` as a user types it against the running local cloud; its printed lines."""
     capsys.readouterr()
     argv = ["plan", str(path), "--endpoint-url", cloud.endpoint, "--item-seconds", "10", *extra]
-    argv += [arg for name, value in cloud.stack.parameters.items() if name in ("MaxConcurrency", "TaskCpu")
-             for arg in ("--param", f"{name}={value}")]
+    argv += [
+        arg
+        for name, value in cloud.stack.parameters.items()
+        if name in ("MaxConcurrency", "TaskCpu")
+        for arg in ("--param", f"{name}={value}")
+    ]
     assert spotmap_main(argv) == 0
     return capsys.readouterr().out.splitlines()
 

@@ -33,7 +33,9 @@ def _put_parts(cloud: LocalCloud, tmp_path: Path, broken: tuple[int, ...]) -> No
     s3 = cloud.client("s3")
     for index, key in enumerate(DATA_KEYS):
         body = write_csv(tmp_path / f"part-{index}.csv", rows=300, seed=10 + index).read_bytes()
-        s3.put_object(Bucket=cloud.stack.bucket, Key=key, Body=body + (INVALID_UTF8 if index in broken else b""))
+        s3.put_object(
+            Bucket=cloud.stack.bucket, Key=key, Body=body + (INVALID_UTF8 if index in broken else b"")
+        )
 
 
 def _run_manifest(cloud: LocalCloud, tmp_path: Path, name: str, document: dict[str, Any]) -> dict[str, Any]:

@@ -68,8 +68,13 @@ def test_a_quota_smaller_than_one_task_starts_nothing() -> None:
 def test_the_launch_rate_sets_the_pace_of_many_short_items() -> None:
     # GIVEN 5,000 items of 10 s, all allowed at once
     plan = make_plan(
-        inputs(items=5000, max_concurrency=10_000, item_seconds=10.0, start_seconds=5.0,
-               spot_quota=Quota(100_000.0, "flag"))
+        inputs(
+            items=5000,
+            max_concurrency=10_000,
+            item_seconds=10.0,
+            start_seconds=5.0,
+            spot_quota=Quota(100_000.0, "flag"),
+        )
     )
 
     # THEN launching them (100 at once, then 20 per second) takes 245 s, longer than the work (15 s)
