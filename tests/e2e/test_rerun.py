@@ -27,11 +27,13 @@ def cloud(tmp_path_factory: pytest.TempPathFactory):
         yield running
 
 
-def _put_parts(cloud: LocalCloud, tmp_path: Path, broken: tuple[int, ...]) -> None:
+def _put_parts(
+    cloud: LocalCloud, tmp_path: Path, broken: tuple[int, ...], keys: list[str] = DATA_KEYS
+) -> None:
     """Four CSV objects of floats (sums that depend on their order, to the last bit); `broken` ones
     end in bytes that are not UTF-8, which fails their item."""
     s3 = cloud.client("s3")
-    for index, key in enumerate(DATA_KEYS):
+    for index, key in enumerate(keys):
         body = write_csv(tmp_path / f"part-{index}.csv", rows=300, seed=10 + index).read_bytes()
         s3.put_object(
             Bucket=cloud.stack.bucket, Key=key, Body=body + (INVALID_UTF8 if index in broken else b"")
@@ -119,6 +121,34 @@ def test_a_rerun_after_the_input_is_fixed_launches_only_the_failed_items_and_equ
     )
     assert json.dumps(again["result"], sort_keys=True) == json.dumps(clean["result"], sort_keys=True)
     assert again["items"] == {"total": 4, "succeeded": 4, "failed": 0}
+
+
+def test_a_rerun_of_a_rerun_inherits_along_the_chain(
+    cloud: LocalCloud, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # GIVEN a job whose items 1 and 3 failed, and a rerun after fixing only item 1's input
+    keys = [key.replace("data/rerun/", "data/chain/") for key in DATA_KEYS]
+    manifest = {"processor": "csv-profile", "source": {"keys": keys}}
+    _put_parts(cloud, tmp_path, broken=(1, 3), keys=keys)
+    first = _run_manifest(cloud, tmp_path, "chain", manifest)
+    _put_parts(cloud, tmp_path, broken=(3,), keys=keys)
+    second = _rerun(cloud, first["job_id"], capsys)
+    assert _launched_items(cloud, second["job_id"]) == [1, 3]
+    assert second["status"] == "FAILED"
+    assert [failure["index"] for failure in second["failures"]] == [3]
+    assert second["items"] == {"total": 4, "succeeded": 3, "failed": 1}
+
+    # WHEN item 3's input is fixed too and the rerun is rerun
+    _put_parts(cloud, tmp_path, broken=(), keys=keys)
+    third = _rerun(cloud, second["job_id"], capsys)
+
+    # THEN only item 3 ran, and the result (items 0 and 2 from the first job, 1 from the second, 3 from
+    # the third) is a clean job's, to the last bit
+    assert _launched_items(cloud, third["job_id"]) == [3]
+    assert third["status"] == "SUCCEEDED", third["error"]
+    assert third["rerun"] == {"of": second["job_id"], "items_rerun": 1, "items_inherited": 3, "note": None}
+    clean = _run_manifest(cloud, tmp_path, "chain-clean", manifest)
+    assert json.dumps(third["result"], sort_keys=True) == json.dumps(clean["result"], sort_keys=True)
 
 
 def test_a_rerun_of_a_job_that_does_not_exist_is_a_failed_summary_saying_so(
