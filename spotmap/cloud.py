@@ -257,6 +257,10 @@ class LocalCloud:
         self.fargate = LocalFargate(
             self.stack, self._launcher, task_env, self.task_log_dir, self.options.faults
         )
+        self.fargate.vcpu_quotas = {
+            "FARGATE_SPOT": self.options.fargate_spot_vcpu_quota,
+            "FARGATE": self.options.fargate_on_demand_vcpu_quota,
+        }
         (self.state_dir / "scratch").mkdir(parents=True, exist_ok=True)
         self.events = LocalEventBus(
             self.stack, self.lambdas, self.options.drop_status_events, self.options.seed

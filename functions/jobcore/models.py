@@ -242,3 +242,6 @@ class JobDescriptor(BaseModel):
     rerun: RerunOrigin | None = None  # set for a rerun of an earlier job's failed items
     # What a limit, not the work, will do to the job's pace (jobcore.planning): the summary repeats them.
     warnings: list[str] = Field(default_factory=list)
+    # The Map's MaxConcurrency when the account's Fargate Spot vCPU quota allows fewer tasks at once than
+    # the MaxConcurrency parameter (StartJob's plan): the execution input carries it.
+    max_concurrency: int | None = None

@@ -268,6 +268,21 @@ def start_warnings(
 ) -> list[str]:
     """The plan's warnings StartJob can give before any item has run (the work's length is not known:
     the quotas and the Map's limit, not the launch rate's effect on the wall time)."""
+    warnings: list[str] = start_plan(items, max_concurrency, task_cpu, task_memory, quotas)["warnings"]
+    return warnings
+
+
+def quota_concurrency(plan: dict[str, Any]) -> int | None:
+    """The Map's MaxConcurrency that keeps the job's Spot tasks within the Spot vCPU quota, when the
+    quota allows fewer than MaxConcurrency (at least 1: a Map's 0 would mean no limit at all); else None."""
+    fits = int(plan["vcpus"]["spot_tasks_at_once"])
+    return max(1, fits) if fits < plan["max_concurrency"] else None
+
+
+def start_plan(
+    items: int, max_concurrency: int, task_cpu: int, task_memory: int, quotas: tuple[Quota, Quota]
+) -> dict[str, Any]:
+    """The plan StartJob makes for a job (no item seconds: quotas and limits only)."""
     inputs = PlanInputs(
         items=items,
         max_concurrency=max_concurrency,
@@ -276,5 +291,4 @@ def start_warnings(
         spot_quota=quotas[0],
         on_demand_quota=quotas[1],
     )
-    warnings: list[str] = make_plan(inputs)["warnings"]
-    return warnings
+    return make_plan(inputs)

@@ -320,7 +320,7 @@ def execution_input(descriptor: JobDescriptor, settings: StartJobSettings) -> di
         "job_id": descriptor.job_id,
         "bucket": descriptor.input.bucket,
         "items_key": layout.items_key(descriptor.job_id),
-        "max_concurrency": settings.max_concurrency,
+        "max_concurrency": descriptor.max_concurrency or settings.max_concurrency,
         "rejected": descriptor.error is not None,
     }
 
@@ -357,14 +357,17 @@ def add_warnings(
     job.json for the summary to repeat. Needs the task size (TASK_CPU, TASK_MEMORY) and the quotas."""
     if quotas is None or descriptor.error is not None or not settings.task_cpu or not settings.task_memory:
         return descriptor
-    warnings = planning.start_warnings(
+    plan = planning.start_plan(
         descriptor.item_count, settings.max_concurrency, settings.task_cpu, settings.task_memory, quotas()
     )
+    warnings: list[str] = plan["warnings"]
     if not warnings:
         return descriptor
     for warning in warnings:
         log.warning("job %s: %s", descriptor.job_id, warning)
-    descriptor = descriptor.model_copy(update={"warnings": warnings})
+    # RunTask beyond the Spot vCPU quota starts nothing (failures[]): the Map launches no more than fit
+    cap = planning.quota_concurrency(plan)
+    descriptor = descriptor.model_copy(update={"warnings": warnings, "max_concurrency": cap})
     write_descriptor(s3, descriptor)
     return descriptor
 

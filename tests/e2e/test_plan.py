@@ -80,6 +80,25 @@ def test_a_spot_quota_that_binds_is_warned_about_by_plan_and_by_the_job(
     descriptor = read_json(cloud.client("s3"), cloud.stack.bucket, f"jobs/{watch.job_id}/job.json")
     assert descriptor["warnings"] == [warning.replace(f"the local cloud at {cloud.endpoint}", "this account")]
     assert summary["warnings"] == descriptor["warnings"]
+    # AND the job kept within the quota, which the local Fargate enforces as AWS does (RunTask over it
+    # starts nothing): the Map ran 2 items at once, not MaxConcurrency's 4, and none failed
+    assert descriptor["max_concurrency"] == 2
+    assert _most_tasks_at_once(cloud, watch.job_id) == 2
+    assert summary["items"] == {"total": 8, "succeeded": 8, "failed": 0}
+
+
+def _most_tasks_at_once(cloud: LocalCloud, job_id: str) -> int:
+    """The most of the job's tasks that were not yet STOPPED at one moment (local Fargate's records)."""
+    tasks = [task for task in cloud.fargate.tasks.values() if task.started_by == job_id]
+    moments = sorted(
+        [(task.created_at, 1) for task in tasks] + [(task.stopped_at or 0.0, -1) for task in tasks],
+        key=lambda moment: (moment[0], moment[1]),
+    )
+    running = most = 0
+    for _, change in moments:
+        running += change
+        most = max(most, running)
+    return most
 
 
 def test_a_quota_that_does_not_bind_leaves_the_work_to_set_the_pace(
