@@ -6,7 +6,15 @@ import pytest
 
 from jobcore.cost import PARENT_TRANSITIONS, cost_block
 from jobcore.models import Usage
-from jobcore.planning import PlanInputs, Quota, format_plan, make_plan, start_warnings
+from jobcore.planning import (
+    PlanInputs,
+    Quota,
+    format_plan,
+    make_plan,
+    quota_concurrency,
+    start_plan,
+    start_warnings,
+)
 
 PLENTY = Quota(4000.0, "test default")
 
@@ -123,3 +131,13 @@ def test_the_printed_plan_names_each_number_and_its_source() -> None:
     assert "  Fargate Spot vCPU quota: 40 (Service Quotas L-36FBB829): 40 task(s) at once" in lines
     assert "estimated wall time: 12:15 (735 s), paced by the Fargate Spot vCPU quota" in lines
     assert lines[-1].startswith("WARNING: the Fargate Spot vCPU quota sets the pace")
+
+
+def test_startjob_caps_the_maps_concurrency_at_what_the_spot_quota_fits() -> None:
+    # GIVEN StartJob's plans: a quota that fits 2 of MaxConcurrency 4, one that fits all, one that fits none
+    binding = start_plan(8, 4, 1024, 2048, (Quota(2.0, "q"), PLENTY))
+    roomy = start_plan(8, 4, 1024, 2048, (Quota(8.0, "q"), PLENTY))
+    none_fit = start_plan(8, 4, 2048, 4096, (Quota(1.0, "q"), PLENTY))
+
+    # THEN the Map runs 2 at once, its own MaxConcurrency, and 1 (a Map's 0 would mean "no limit")
+    assert (quota_concurrency(binding), quota_concurrency(roomy), quota_concurrency(none_fit)) == (2, None, 1)
