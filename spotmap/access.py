@@ -686,6 +686,27 @@ def sfn_requests(
     raise Unmapped(f"Step Functions {operation} is not mapped")
 
 
+SERVICE_QUOTAS_TARGET = "ServiceQuotasV20190624."
+
+
+def servicequotas_requests(
+    request: HttpRequest, context: Mapping[str, Sequence[str] | None], stack: Stack
+) -> list[iam.Request]:
+    """GetServiceQuota is servicequotas:GetServiceQuota; the action has no resource-level scoping (the
+    Service Authorization Reference lists no resource type for it), so a policy grants it on "*": the
+    request names the quota's ARN all the same."""
+    operation = request.headers.get("x-amz-target", "").rsplit(".", 1)[-1]
+    if operation != "GetServiceQuota":
+        raise Unmapped(f"Service Quotas {operation} is not mapped")
+    try:
+        body = json.loads(request.body() or b"{}")
+    except ValueError as error:
+        raise Unmapped("Service Quotas GetServiceQuota: body is not JSON") from error
+    quota = f"{body.get('ServiceCode')}/{body.get('QuotaCode')}"
+    resource = f"arn:aws:servicequotas:{stack.region}:{stack.account_id}:{quota}"
+    return [iam.Request("servicequotas:GetServiceQuota", resource, dict(context))]
+
+
 def sns_requests(body: bytes, context: Mapping[str, Sequence[str] | None]) -> list[iam.Request]:
     """SNS (query protocol): Publish is sns:Publish on the topic it names (TopicArn, or TargetArn when
     that is a topic); the stack's roles call nothing else of SNS.
@@ -914,6 +935,8 @@ class LocalIam:
             return "events"
         if INVOKE_PATH.match(request.path):
             return "lambda"
+        if target.startswith(SERVICE_QUOTAS_TARGET):
+            return "servicequotas"
         return "s3"
 
     def requests_for(self, service: str, request: HttpRequest, caller: Caller) -> list[iam.Request] | None:
@@ -939,6 +962,8 @@ class LocalIam:
             return [lambda_invoke_request(unquote(match.group(1)), request.param("Qualifier"), context)]
         if service == "sns":
             return sns_requests(request.body(), context)
+        if service == "servicequotas":
+            return servicequotas_requests(request, context, self.stack)
         if service == "sts" and b"Action=GetCallerIdentity" in request.body():
             return None  # "No permissions are required to perform this operation." (STS API reference)
         raise Unmapped(f"service {service!r} is not mapped")
@@ -1024,9 +1049,11 @@ class LocalIam:
             # SNS (query protocol) answers an XML ErrorResponse; a denial is AuthorizationError, HTTP 403
             # (https://docs.aws.amazon.com/sns/latest/api/API_Publish.html#API_Publish_Errors)
             return sns_error(status, "AuthorizationError" if code == "AccessDenied" else code, message)
-        content_type = "application/x-amz-json-1.1" if service == "ecs" else "application/x-amz-json-1.0"
+        json_11 = ("ecs", "servicequotas")
+        content_type = "application/x-amz-json-1.1" if service in json_11 else "application/x-amz-json-1.0"
         if code == "AccessDenied":
-            # ECS, Step Functions and EventBridge answer AccessDeniedException with HTTP 400
+            # ECS, Step Functions, EventBridge and Service Quotas answer AccessDeniedException with HTTP 400
+            # (Service Quotas: https://docs.aws.amazon.com/servicequotas/2019-06-24/apireference/CommonErrors.html)
             return json_error(400, "AccessDeniedException", message, content_type)
         return json_error(status, code, message, content_type)
 

@@ -122,6 +122,24 @@ def _add_cloud_options(parser: argparse.ArgumentParser) -> None:
         "removing the previous run's",
     )
     parser.add_argument("--verbose", "-v", action="store_true", help="log the local cloud's internals")
+    _add_quota_options(parser, "as the local cloud's Service Quotas answer it (default 4000)")
+
+
+def _add_quota_options(parser: argparse.ArgumentParser, meaning: str) -> None:
+    parser.add_argument(
+        "--fargate-spot-vcpu-quota",
+        type=float,
+        default=None,
+        metavar="VCPUS",
+        help=f"the account's Fargate Spot vCPU quota (Service Quotas L-36FBB829), {meaning}",
+    )
+    parser.add_argument(
+        "--fargate-on-demand-vcpu-quota",
+        type=float,
+        default=None,
+        metavar="VCPUS",
+        help=f"the account's Fargate On-Demand vCPU quota (Service Quotas L-3032A538), {meaning}",
+    )
 
 
 def _options(args: argparse.Namespace, port: int = 0) -> CloudOptions:
@@ -143,6 +161,11 @@ def _options(args: argparse.Namespace, port: int = 0) -> CloudOptions:
         state_dir=args.state_dir,
         runtime=args.runtime,
         image=args.image,
+        **{
+            name: value
+            for name in ("fargate_spot_vcpu_quota", "fargate_on_demand_vcpu_quota")
+            if (value := getattr(args, name, None)) is not None
+        },
     )
 
 
@@ -382,6 +405,41 @@ def cmd_status(args: argparse.Namespace) -> int:
     )
 
 
+def cmd_rerun(args: argparse.Namespace) -> int:
+    from spotmap.reruns import submit_rerun
+    from spotmap.status import aws_target, local_target, samconfig_stack
+
+    if args.endpoint_url:
+        _require_endpoint(args.endpoint_url)
+        target = local_target(args.endpoint_url, project_root())
+    else:
+        stack, region = samconfig_stack(project_root())
+        target = aws_target(args.stack or stack or "spotmap", args.region, region or "us-east-1")
+    submitted = submit_rerun(target.s3, target.bucket, args.job_id)
+    print(
+        f"rerun of {args.job_id}: uploaded s3://{target.bucket}/{submitted.key} → job {submitted.job_id} "
+        f"(its failed items only); summary: s3://{target.bucket}/{submitted.summary_key}"
+    )
+    print(submitted.job_id)
+    return 0
+
+
+def cmd_plan(args: argparse.Namespace) -> int:
+    from spotmap.plan import build_plan
+    from spotmap.product import _jobcore
+
+    if args.endpoint_url:
+        _require_endpoint(args.endpoint_url)
+    plan = build_plan(args, project_root())
+    if args.json:
+        print(json.dumps(plan, indent=2))
+    else:
+        print(f"plan for {args.file} ({plan['processor']}) on {plan['target']}:")
+        for line in _jobcore("planning").format_plan(plan):
+            print(f"  {line}")
+    return 0
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     from spotmap.demo import run_demo
 
@@ -471,6 +529,49 @@ def build_parser() -> argparse.ArgumentParser:
     status.add_argument("--interval", type=float, default=5.0, help="seconds between reads (at least 3)")
     status.add_argument("--timeout", type=float, default=24 * 3600.0, help="seconds --watch waits at most")
     status.set_defaults(func=cmd_status)
+
+    rerun = commands.add_parser(
+        "rerun", help="start a new job over exactly the failed items of an earlier job (same processor)"
+    )
+    rerun.add_argument("job_id")
+    rerun.add_argument(
+        "--stack", default=None, help="the stack in AWS (default: samconfig.toml's stack_name)"
+    )
+    rerun.add_argument("--region", default=None, help="AWS region (default: your AWS configuration's)")
+    rerun.add_argument(
+        "--endpoint-url", default=None, help="a local cloud (`spotmap local serve`) instead of AWS"
+    )
+    rerun.set_defaults(func=cmd_rerun)
+
+    plan = commands.add_parser(
+        "plan",
+        help="before launching: items, tasks, waves, vCPUs against the Fargate quotas, launch rate, "
+        "estimated wall time and cost, and warnings when a limit sets the pace",
+    )
+    plan.add_argument("file", metavar="FILE_OR_MANIFEST")
+    sample = plan.add_mutually_exclusive_group()
+    sample.add_argument(
+        "--item-seconds", type=float, default=None, metavar="S", help="seconds one item takes"
+    )
+    sample.add_argument(
+        "--sample", type=int, default=None, metavar="N", help="measure: run the first N items here"
+    )
+    plan.add_argument(
+        "--start-seconds",
+        type=float,
+        default=None,
+        help="a task's start-up before its item runs (default: 45 in AWS, 1 + PollMinSeconds locally)",
+    )
+    plan.add_argument(
+        "--param", action="append", type=_param, default=[], metavar="NAME=VALUE", help="a template parameter"
+    )
+    plan.add_argument("--local", action="store_true", help="plan for the local cloud (nothing running)")
+    plan.add_argument("--endpoint-url", default=None, help="a running local cloud (`spotmap local serve`)")
+    plan.add_argument("--stack", default=None, help="the stack in AWS (default: samconfig.toml's stack_name)")
+    plan.add_argument("--region", default=None, help="AWS region (default: your AWS configuration's)")
+    _add_quota_options(plan, "instead of what Service Quotas answers")
+    plan.add_argument("--json", action="store_true", help="print the plan as JSON")
+    plan.set_defaults(func=cmd_plan)
 
     demo = commands.add_parser("demo", help="run the pipeline locally on a generated sample CSV")
     demo.add_argument("--rows", type=int, default=200_000)

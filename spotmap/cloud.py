@@ -26,7 +26,7 @@ from botocore.exceptions import ClientError
 from werkzeug.serving import make_server
 from werkzeug.wrappers import Request, Response
 
-from spotmap import moto_patches, service_rules
+from spotmap import moto_patches, quotas, service_rules
 from spotmap.access import LocalIam, virtual_hosted_bucket
 from spotmap.events import STATUS_CHANGE, LocalEventBus, envelope
 from spotmap.fargate import EcsError, Faults, LocalFargate, WorkerLauncher
@@ -167,6 +167,9 @@ class CloudOptions:
     enforce_iam: bool = True
     # where SNS messages published on the local cloud are shown (besides logs/notifications.log)
     notifications_echo: TextIO | None = None
+    # the account's Fargate vCPU quotas, as Service Quotas answers them (spotmap/quotas.py; `spotmap plan`)
+    fargate_spot_vcpu_quota: float = quotas.DEFAULT_VCPU_QUOTA
+    fargate_on_demand_vcpu_quota: float = quotas.DEFAULT_VCPU_QUOTA
 
 
 class LocalCloud:
@@ -254,6 +257,10 @@ class LocalCloud:
         self.fargate = LocalFargate(
             self.stack, self._launcher, task_env, self.task_log_dir, self.options.faults
         )
+        self.fargate.vcpu_quotas = {
+            "FARGATE_SPOT": self.options.fargate_spot_vcpu_quota,
+            "FARGATE": self.options.fargate_on_demand_vcpu_quota,
+        }
         (self.state_dir / "scratch").mkdir(parents=True, exist_ok=True)
         self.events = LocalEventBus(
             self.stack, self.lambdas, self.options.drop_status_events, self.options.seed
@@ -339,6 +346,14 @@ class LocalCloud:
         target = environ.get("HTTP_X_AMZ_TARGET", "")
         if target.startswith(ECS_TARGET) and target[len(ECS_TARGET) :] in LOCAL_ECS_ACTIONS:
             return self._ecs(Request(environ), target[len(ECS_TARGET) :])(environ, start_response)
+        if target.startswith(quotas.SERVICE_QUOTAS_TARGET):
+            values = {
+                quotas.SPOT_VCPU: self.options.fargate_spot_vcpu_quota,
+                quotas.ON_DEMAND_VCPU: self.options.fargate_on_demand_vcpu_quota,
+            }
+            action = target[len(quotas.SERVICE_QUOTAS_TARGET) :]
+            answer = quotas.answer(Request(environ), action, values, self.stack.region, self.stack.account_id)
+            return answer(environ, start_response)
         located = self._bucket_and_key(environ) if self._is_s3(environ) else None
         refused = service_rules.refusal(environ, located[1] if located else None)  # AWS refuses, moto accepts
         if refused is not None:

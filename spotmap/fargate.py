@@ -26,6 +26,10 @@ __all__ = ["EcsError", "Faults", "LocalFargate", "TokenBucket", "WorkerLauncher"
 
 log = logging.getLogger("spotmap.fargate")
 
+# The account's Fargate vCPU quota (per Region, Spot and on-demand apart): RunTask over it answers 200 with
+# no task and this reason in failures[], as it does for capacity (the ECS console's message; RunTask's
+# `tasks: []` + failures[] seen in the field: github.com/paradisec-archive/nabu/pull/1260).
+VCPU_LIMIT_REACHED = "You've reached the limit on the number of vCPUs you can run concurrently"
 CAPACITY_UNAVAILABLE = (
     "Capacity is unavailable at this time. Please try again later or in a different availability zone"
 )
@@ -129,6 +133,8 @@ class LocalFargate:
         self.tokens: dict[str, tuple[str, list[str]]] = {}
         self._calls: dict[str, int] = {}
         self.lock = threading.RLock()
+        # vCPUs the account may run at once per capacity provider (None: not enforced)
+        self.vcpu_quotas: dict[str, float] = {}
         self.durations: list[float] = []
         self.counters = {
             "run_task": 0,
@@ -205,13 +211,30 @@ class LocalFargate:
                 "tasks": [],
                 "failures": [{"arn": self.stack.cluster_arn, "reason": CAPACITY_UNAVAILABLE}],
             }
-        tasks = [self._create_task(body, capacity) for _ in range(count)]
+        with self.lock:  # counted and created together: concurrent RunTasks cannot both squeeze in
+            if self._over_vcpu_quota(capacity, count):
+                failure = {"arn": self.stack.cluster_arn, "reason": VCPU_LIMIT_REACHED}
+                return {"tasks": [], "failures": [failure]}
+            tasks = [self._create_task(body, capacity) for _ in range(count)]
         with self.lock:
             if token:
                 self.tokens[token] = (fingerprint, [task.arn for task in tasks])
         for task in tasks:
             threading.Thread(target=self._run, args=(task,), daemon=True, name=f"task-{task.task_id}").start()
         return {"tasks": [self._describe(task) for task in tasks], "failures": []}
+
+    def _over_vcpu_quota(self, capacity: str, count: int) -> bool:
+        quota = self.vcpu_quotas.get(capacity)
+        if quota is None:
+            return False
+        vcpu = int(self.stack.task_definition.cpu) / 1024
+        with self.lock:
+            running = sum(
+                1
+                for task in self.tasks.values()
+                if task.capacity == capacity and task.last_status != "STOPPED"
+            )
+        return (running + count) * vcpu > quota + 1e-9
 
     def describe_tasks(self, body: dict[str, Any]) -> dict[str, Any]:
         self._check_cluster(body.get("cluster"))

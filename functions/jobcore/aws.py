@@ -49,7 +49,12 @@ def sns() -> Any:
     return boto3.client("sns", config=_STANDARD)
 
 
+@functools.cache
+def service_quotas() -> Any:
+    return boto3.client("service-quotas", config=_STANDARD)
+
+
 def reset() -> None:
     """Forget every cached client (tests call this after starting or stopping moto)."""
-    for factory in (s3, ecs, ecs_single_attempt, stepfunctions, sns):
+    for factory in (s3, ecs, ecs_single_attempt, stepfunctions, sns, service_quotas):
         factory.cache_clear()

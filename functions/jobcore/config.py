@@ -91,6 +91,9 @@ class StartJobSettings(Settings):
     max_concurrency: int = Field(ge=1)
     # The processors the worker image provides; a manifest naming another is rejected. Empty: any.
     processors: list[str] = Field(default_factory=list)
+    # The worker task's size (TaskCpu units, TaskMemory MiB): with them, the job's plan warnings.
+    task_cpu: int | None = Field(default=None, ge=1)
+    task_memory: int | None = Field(default=None, ge=1)
 
     _lists = field_validator("processors", mode="before")(_comma_list)
 

@@ -9,6 +9,9 @@ Sources:
     {"items": [{...params}, ...]}                              one item per entry (item params)
     {"count": N, "seed_start": S}                              N items with params {"seed": S + i}
 
+A rerun manifest names an earlier job instead, and runs its failed items again (jobcore.rerun):
+    {"rerun": {"job_id": "<earlier job>"}}
+
 The source's fields may also be given at the top level of the manifest (not both). Objects must live
 under data/ (inputs that start nothing themselves) or input/: the worker may read only those and jobs/.
 A manifest that fails validation becomes a rejected job: job.json carries an error naming the field
@@ -129,9 +132,22 @@ class Manifest(BaseModel):
         return EMPTY_RESULTS.get(self.processor)
 
 
-def parse_manifest(body: bytes, key: str, processors: list[str] | None = None) -> Manifest:
-    """The manifest in `body`, or ManifestError with a readable reason. `processors`, when given,
-    are the only processor names the worker image provides."""
+class RerunTarget(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    # a job id is its execution's name (jobcore.ids): 1-80 of [A-Za-z0-9_-]
+    job_id: str = Field(pattern=r"^[A-Za-z0-9_-]{1,80}$")
+
+
+class RerunManifest(BaseModel):
+    """`{"rerun": {"job_id": ...}}`: the earlier job's processor, params and failed items, nothing else."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    rerun: RerunTarget
+
+
+def _document(body: bytes, key: str) -> dict[str, Any]:
     if len(body) > MAX_MANIFEST_BYTES:
         raise ManifestError(f"manifest {key} is {len(body)} bytes; the limit is {MAX_MANIFEST_BYTES}")
     try:
@@ -140,6 +156,29 @@ def parse_manifest(body: bytes, key: str, processors: list[str] | None = None) -
         raise ManifestError(f"manifest {key} is not valid JSON: {error}") from None
     if not isinstance(document, dict):
         raise ManifestError(f"manifest {key} must be a JSON object, not {type(document).__name__}")
+    return document
+
+
+def parse_job_manifest(
+    body: bytes, key: str, processors: list[str] | None = None
+) -> Manifest | RerunManifest:
+    """A manifest of either kind: a rerun manifest when it has a `rerun` field, else a job manifest."""
+    document = _document(body, key)
+    if "rerun" not in document:
+        return parse_manifest(body, key, processors)
+    try:
+        return RerunManifest.model_validate(document)
+    except ValidationError as error:
+        raise ManifestError(
+            f'invalid manifest {key}: {describe_errors(error)} (a rerun manifest is {{"rerun": '
+            '{"job_id": "<earlier job>"}} and nothing else)'
+        ) from None
+
+
+def parse_manifest(body: bytes, key: str, processors: list[str] | None = None) -> Manifest:
+    """The manifest in `body`, or ManifestError with a readable reason. `processors`, when given,
+    are the only processor names the worker image provides."""
+    document = _document(body, key)
     try:
         spec = Manifest.model_validate(document)
     except ValidationError as error:

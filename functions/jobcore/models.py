@@ -231,6 +231,16 @@ class InputObject(BaseModel):
     etag: str | None = None
 
 
+class RerunOrigin(BaseModel):
+    """What makes a job a rerun (jobcore.rerun): the earlier job whose failed items it runs again. Its
+    own items.json holds those items, with their original indices; the other items' partial results
+    are inherited from the earlier job (and its own earlier jobs), so the summary covers the whole job."""
+
+    job_id: str  # the earlier job
+    item_count: int  # the whole job's items: the earlier job's, inherited ones included
+    note: str | None = None  # e.g. why nothing was rerun
+
+
 class JobDescriptor(BaseModel):
     """jobs/<job_id>/job.json: what the job is, written by StartJob before the execution starts."""
 
@@ -242,3 +252,9 @@ class JobDescriptor(BaseModel):
     created_at: str
     empty_result: Any = None  # the result of a job with no items (e.g. a header-only CSV)
     error: str | None = None  # set when the job was rejected before it started (bad manifest)
+    rerun: RerunOrigin | None = None  # set for a rerun of an earlier job's failed items
+    # What a limit, not the work, will do to the job's pace (jobcore.planning): the summary repeats them.
+    warnings: list[str] = Field(default_factory=list)
+    # The Map's MaxConcurrency when the account's Fargate Spot vCPU quota allows fewer tasks at once than
+    # the MaxConcurrency parameter (StartJob's plan): the execution input carries it.
+    max_concurrency: int | None = None

@@ -13,13 +13,13 @@ import io
 import itertools
 import json
 import logging
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
 from botocore.exceptions import ClientError
 
-from jobcore import layout, manifest
+from jobcore import layout, manifest, planning, rerun
 from jobcore.config import StartJobSettings
 from jobcore.ids import job_id_for
 from jobcore.models import InputObject, Item, JobDescriptor
@@ -227,42 +227,13 @@ def _build_manifest_job(
         raise manifest.ManifestError(
             f"manifest {source.key} is {source.size} bytes; the limit is {manifest.MAX_MANIFEST_BYTES}"
         )
-    spec = manifest.parse_manifest(s3.get_object(**request)["Body"].read(), source.key, settings.processors)
-    origin = spec.source
-    items: Iterable[Item]
-    if origin.shard is not None:
-        shard = origin.shard
-        try:
-            head = s3.head_object(Bucket=source.bucket, Key=shard.key)
-        except ClientError as error:
-            if is_not_found(error):
-                raise manifest.ManifestError(
-                    f"invalid manifest {source.key}: source.shard.key: {shard.key} does not exist"
-                ) from None
-            if error_code(error) in ("AccessDenied", "403"):
-                # outside input/ and data/ StartJob may neither read nor list: missing or not, refused
-                raise manifest.ManifestError(
-                    f"invalid manifest {source.key}: source.shard.key: {shard.key} cannot be read"
-                    " (it must be under input/ or data/)"
-                ) from None
-            raise
-        version = _version(head.get("VersionId"))
-        reader = S3RangeReader(s3, source.bucket, shard.key, head["ContentLength"], version)
-        items = shard_items(
-            reader,
-            bucket=source.bucket,
-            key=shard.key,
-            version_id=version,
-            shard_size_mb=shard.shard_size_mb or settings.shard_size_mb,
-        )
-    elif origin.keys is not None:
-        items = manifest.object_items(source.bucket, iter(origin.keys))
-    elif origin.prefix is not None:
-        items = manifest.object_items(source.bucket, manifest.listed_keys(s3, source.bucket, origin.prefix))
-    elif origin.items is not None:
-        items = manifest.param_items(origin.items)
-    else:
-        items = manifest.seed_items(origin.count or 0, origin.seed_start or 0)
+    parsed = manifest.parse_job_manifest(
+        s3.get_object(**request)["Body"].read(), source.key, settings.processors
+    )
+    if isinstance(parsed, manifest.RerunManifest):
+        return _build_rerun_job(s3, job_id, source, created_at, parsed)
+    spec = parsed
+    items = manifest_items(s3, source.bucket, source.key, spec, settings.shard_size_mb)
     count = write_items(s3, source.bucket, job_id, items)
     descriptor = JobDescriptor(
         job_id=job_id,
@@ -277,6 +248,69 @@ def _build_manifest_job(
     return descriptor
 
 
+def manifest_items(
+    s3: Any, bucket: str, manifest_key: str, spec: manifest.Manifest, shard_size_mb: float
+) -> Iterable[Item]:
+    """The items of a job manifest, exactly as StartJob writes them (also what `spotmap plan` counts).
+    `s3` is needed for the shard and prefix sources only (it reads or lists the bucket)."""
+    origin = spec.source
+    items: Iterable[Item]
+    if origin.shard is not None:
+        shard = origin.shard
+        try:
+            head = s3.head_object(Bucket=bucket, Key=shard.key)
+        except ClientError as error:
+            if is_not_found(error):
+                raise manifest.ManifestError(
+                    f"invalid manifest {manifest_key}: source.shard.key: {shard.key} does not exist"
+                ) from None
+            if error_code(error) in ("AccessDenied", "403"):
+                # outside input/ and data/ StartJob may neither read nor list: missing or not, refused
+                raise manifest.ManifestError(
+                    f"invalid manifest {manifest_key}: source.shard.key: {shard.key} cannot be read"
+                    " (it must be under input/ or data/)"
+                ) from None
+            raise
+        version = _version(head.get("VersionId"))
+        reader = S3RangeReader(s3, bucket, shard.key, head["ContentLength"], version)
+        items = shard_items(
+            reader,
+            bucket=bucket,
+            key=shard.key,
+            version_id=version,
+            shard_size_mb=shard.shard_size_mb or shard_size_mb,
+        )
+    elif origin.keys is not None:
+        items = manifest.object_items(bucket, iter(origin.keys))
+    elif origin.prefix is not None:
+        items = manifest.object_items(bucket, manifest.listed_keys(s3, bucket, origin.prefix))
+    elif origin.items is not None:
+        items = manifest.param_items(origin.items)
+    else:
+        items = manifest.seed_items(origin.count or 0, origin.seed_start or 0)
+    return items
+
+
+def _build_rerun_job(
+    s3: Any, job_id: str, source: InputObject, created_at: str, request: manifest.RerunManifest
+) -> JobDescriptor:
+    """A job over the earlier job's failed items only (jobcore.rerun); ManifestError when there is none."""
+    planned = rerun.rerun_job(s3, source.bucket, source.key, request)
+    count = write_items(s3, source.bucket, job_id, planned.items)
+    descriptor = JobDescriptor(
+        job_id=job_id,
+        input=source,
+        processor=planned.processor,
+        params=planned.params,
+        item_count=count,
+        created_at=created_at,
+        empty_result=planned.empty_result,
+        rerun=planned.origin,
+    )
+    write_descriptor(s3, descriptor)
+    return descriptor
+
+
 def _version(value: Any) -> str | None:
     return value if isinstance(value, str) and value and value != "null" else None
 
@@ -286,7 +320,7 @@ def execution_input(descriptor: JobDescriptor, settings: StartJobSettings) -> di
         "job_id": descriptor.job_id,
         "bucket": descriptor.input.bucket,
         "items_key": layout.items_key(descriptor.job_id),
-        "max_concurrency": settings.max_concurrency,
+        "max_concurrency": descriptor.max_concurrency or settings.max_concurrency,
         "rejected": descriptor.error is not None,
     }
 
@@ -313,8 +347,36 @@ def start_execution(
     return response["executionArn"], False
 
 
-def start_job(s3: Any, sfn: Any, settings: StartJobSettings, upload: Upload) -> StartedJob | None:
-    """Turn one upload into a started job; None when the object no longer exists."""
+QuotaReader = Callable[[], tuple[planning.Quota, planning.Quota]]
+
+
+def add_warnings(
+    s3: Any, settings: StartJobSettings, descriptor: JobDescriptor, quotas: QuotaReader | None
+) -> JobDescriptor:
+    """The job's plan warnings (jobcore.planning: a quota or a limit, not the work, sets its pace), in
+    job.json for the summary to repeat. Needs the task size (TASK_CPU, TASK_MEMORY) and the quotas."""
+    if quotas is None or descriptor.error is not None or not settings.task_cpu or not settings.task_memory:
+        return descriptor
+    plan = planning.start_plan(
+        descriptor.item_count, settings.max_concurrency, settings.task_cpu, settings.task_memory, quotas()
+    )
+    warnings: list[str] = plan["warnings"]
+    if not warnings:
+        return descriptor
+    for warning in warnings:
+        log.warning("job %s: %s", descriptor.job_id, warning)
+    # RunTask beyond the Spot vCPU quota starts nothing (failures[]): the Map launches no more than fit
+    cap = planning.quota_concurrency(plan)
+    descriptor = descriptor.model_copy(update={"warnings": warnings, "max_concurrency": cap})
+    write_descriptor(s3, descriptor)
+    return descriptor
+
+
+def start_job(
+    s3: Any, sfn: Any, settings: StartJobSettings, upload: Upload, quotas: QuotaReader | None = None
+) -> StartedJob | None:
+    """Turn one upload into a started job; None when the object no longer exists. `quotas` reads the
+    account's Fargate vCPU quotas (jobcore.planning.account_quotas) for the job's plan warnings."""
     found = head_upload(s3, upload)
     if found is None:
         log.warning("no object for %s in %s (deleted since the event?)", list(upload.keys), upload.bucket)
@@ -332,6 +394,7 @@ def start_job(s3: Any, sfn: Any, settings: StartJobSettings, upload: Upload) -> 
         # The upload's own time: the same for every delivery of the event, so job.json is deterministic.
         created_at = iso(head.get("LastModified")) or ""
         descriptor = build_job(s3, settings, job_id, source, created_at)
+        descriptor = add_warnings(s3, settings, descriptor, quotas)
     arn, already_started = start_execution(sfn, settings, descriptor)
     return StartedJob(
         job_id=job_id,

@@ -25,7 +25,7 @@ from datetime import datetime, timezone
 from fractions import Fraction
 from typing import Any, NamedTuple, TypeVar
 
-from jobcore import attempts, layout, map_results, merge
+from jobcore import attempts, layout, map_results, merge, rerun
 from jobcore.budget import bound_strings, truncate
 from jobcore.cost import PARENT_TRANSITIONS, cost_block
 from jobcore.models import CLOSED_STATUSES, ExecutionStatus, JobDescriptor, Usage
@@ -265,9 +265,21 @@ def build_summary(
     # else: a Map Run that wrote its result files has ended every item, and its SUCCEEDED files hold the
     # succeeded ones, so nothing needs listing: the few items they leave out are looked up one by one.
     total = descriptor.item_count if descriptor else (max(known) + 1 if known else 0)
+    origin = descriptor.rerun if descriptor is not None else None
+    if origin is not None:  # a rerun covers the whole job: its own items, the rest inherited
+        total = origin.item_count
     size = max(total, max(known) + 1 if known else 0)
     items = _Items(size, timeline)
     succeeded: set[int] = set()
+    inherited = 0
+    if origin is not None:
+        own = rerun.own_indices(s3, bucket, job_id)
+        fetch: rerun.FetchInOrder = lambda keys, read: fetch_in_order(keys, read, workers)  # noqa: E731
+        for index, partial in rerun.inherited_partials(s3, bucket, origin, own, fetch):
+            reads.objects += 1
+            items.add(index, "succeeded", None, partial)  # succeeded in an earlier job: no cost here
+            succeeded.add(index)
+            inherited += 1
 
     if manifest is not None:
         for outcome in _result_file_outcomes(s3, bucket, manifest, reads):
@@ -279,7 +291,7 @@ def build_summary(
                 continue
             succeeded.add(index)
             items.add(index, "succeeded", outcome, partial)
-        reads.items_from_result_files = len(succeeded)
+        reads.items_from_result_files = len(succeeded) - inherited
 
     # A child that failed before any Lambda of it could record why (e.g. its state outgrew Step
     # Functions' 256 KiB, maybe after its task ran and wrote a result record) is named, with its cause,
@@ -391,7 +403,7 @@ def build_summary(
     if not closed:
         counts["pending"] = len(unfinished)
 
-    return {
+    document: dict[str, Any] = {
         "job_id": job_id,
         "status": status,
         "execution_status": execution.get("status"),
@@ -424,6 +436,12 @@ def build_summary(
             items.usage.total(), region_of(str(execution.get("arn") or "")), prices, PARENT_TRANSITIONS
         ),
     }
+    if descriptor is not None and descriptor.warnings:
+        document["warnings"] = descriptor.warnings  # the plan's: a limit, not the work, set the pace
+    if origin is not None:
+        document["rerun_of"] = origin.job_id
+        document["rerun"] = rerun.summary_block(origin, inherited)
+    return document
 
 
 def _newest_manifest(s3: Any, bucket: str, job_id: str) -> dict[str, Any] | None:

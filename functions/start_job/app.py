@@ -15,7 +15,7 @@ from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.data_classes import S3Event, S3EventBridgeNotificationEvent
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from jobcore import aws
+from jobcore import aws, planning
 from jobcore.config import StartJobSettings
 from jobcore.errors import JobStartFailed
 from jobcore.starting import Upload, start_job
@@ -28,6 +28,12 @@ metrics = Metrics()
 @functools.cache
 def settings() -> StartJobSettings:
     return StartJobSettings.from_env()
+
+
+@functools.cache
+def account_quotas() -> tuple[planning.Quota, planning.Quota]:
+    """The account's Fargate vCPU quotas, read once per instance (the plan warnings' limits)."""
+    return planning.account_quotas(aws.service_quotas())
 
 
 def uploads_from_event(event: dict[str, Any]) -> list[Upload]:
@@ -78,7 +84,7 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
             logger.info("not a job trigger, skipped", extra={"bucket": upload.bucket, "reason": skip})
             continue
         try:
-            job = start_job(aws.s3(), aws.stepfunctions(), config, upload)
+            job = start_job(aws.s3(), aws.stepfunctions(), config, upload, account_quotas)
         except Exception:
             logger.exception(
                 "could not start a job", extra={"bucket": upload.bucket, "keys": list(upload.keys)}

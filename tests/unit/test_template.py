@@ -227,10 +227,10 @@ def test_start_job_reads_input_and_writes_jobs_only(resources: dict[str, Any]) -
     # GIVEN the role of StartJob
     grants = s3_grants(resources, function_role(resources, "StartJobFunction"))
     # THEN it reads uploads under input/ (and the read-only data/ objects a job manifest names) and
-    # its own job descriptor (a repeated event finds the job built), and writes the job's files
-    # under jobs/, nothing else
+    # its own job descriptor (a repeated event finds the job built), an earlier job's summary and item
+    # list (a rerun manifest reruns its failed items), and writes the job's files under jobs/, nothing else
     assert grants == {
-        "s3:GetObject": {"input/*", "data/*", "jobs/*/job.json"},
+        "s3:GetObject": {"input/*", "data/*", "jobs/*/job.json", "summaries/*", "jobs/*/items.json"},
         "s3:GetObjectVersion": {"input/*", "data/*"},
         "s3:ListBucket": {f"{BUCKET} prefix=['data/*', 'input/*']"},
         "s3:PutObject": {"jobs/*"},

@@ -1,0 +1,181 @@
+"""Rerun only what failed: a new job over exactly the items an earlier job did not finish.
+
+    input/<name>.job.json = {"rerun": {"job_id": "<earlier job>"}}
+
+StartJob (`rerun_job`) reads the earlier job's summary (its `failures` are the items to run again:
+failed items, and items an aborted or timed-out execution never finished), its descriptor (processor,
+params) and its items.json (those items, unchanged: same indices, same params, same keys). The new
+job's descriptor carries a `RerunOrigin`; its items.json holds only the rerun items, so only they are
+launched. Summarize (`inherited_partials`) takes every other item's partial result from the earlier
+job (following a chain of reruns back to the job that ran it) and merges it with the new ones along
+the same tree over the item indices (`merge.OrderedMerge`): the result is, to the last bit, what one
+job that succeeded everywhere would have produced.
+
+Inputs: an item names what it reads as the earlier job named it. Object items (manifest `keys` and
+`prefix` sources) carry no version, so a rerun reads the object as it is now: fix a bad input by
+uploading it again under the same `data/` key, then rerun. Shard items (a CSV upload, a manifest's
+`shard` source) are byte ranges of one version of one object and stay pinned to it: a fixed CSV has
+other line boundaries, so its shards would not be the same items; rerunning those repeats the same
+bytes (for a fixed processor, or a transient failure). Upload a fixed CSV as a new job instead.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+from botocore.exceptions import ClientError
+
+from jobcore import layout, merge
+from jobcore.manifest import ManifestError, RerunManifest
+from jobcore.models import Item, JobDescriptor, RerunOrigin
+from jobcore.store import error_code, is_not_found, read_descriptor, read_json
+
+MAX_CHAIN = 100  # reruns of reruns: how far back Summarize follows the chain for inherited items
+
+
+@dataclass(frozen=True)
+class RerunJob:
+    """What StartJob needs to write a rerun job: the earlier job's processor and params, the items to
+    launch (the earlier job's failed ones) and the link back."""
+
+    processor: str
+    params: dict[str, Any]
+    empty_result: Any
+    items: list[Item]
+    origin: RerunOrigin
+
+
+def _readable(s3: Any, bucket: str, key: str) -> Any | None:
+    """The object's JSON; None when it is missing. StartJob may not list jobs/ or summaries/, so S3
+    answers a missing key with 403 (AccessDenied), which means "missing" here: the keys it reads are
+    all ones its role may GET, so a 403 cannot hide an object it was meant to see."""
+    try:
+        return read_json(s3, bucket, key)
+    except ClientError as error:
+        if is_not_found(error) or error_code(error) in ("AccessDenied", "403"):
+            return None
+        raise
+
+
+def rerun_job(s3: Any, bucket: str, manifest_key: str, request: RerunManifest) -> RerunJob:
+    """The rerun of `request.rerun.job_id`'s failed items, or ManifestError saying why there is none
+    (the job does not exist, has not ended, or was rejected before it ran)."""
+    earlier_id = request.rerun.job_id
+    where = f"invalid manifest {manifest_key}: rerun.job_id"
+    document = _readable(s3, bucket, layout.descriptor_key(earlier_id))
+    if document is None:
+        raise ManifestError(
+            f"{where}: job {earlier_id} does not exist (no {layout.descriptor_key(earlier_id)} in {bucket})"
+        )
+    earlier = JobDescriptor.model_validate(document)
+    if earlier.error is not None:
+        raise ManifestError(
+            f"{where}: job {earlier_id} was rejected before it ran ({earlier.error}); nothing ran to rerun: "
+            "fix its manifest and upload it again"
+        )
+    summary = _readable(s3, bucket, layout.summary_key(earlier_id))
+    if not isinstance(summary, dict):
+        raise ManifestError(
+            f"{where}: job {earlier_id} has not ended (no {layout.summary_key(earlier_id)} yet): rerun it "
+            "once its summary is written"
+        )
+    failed = sorted({int(failure["index"]) for failure in summary.get("failures") or []})
+    item_count = earlier.rerun.item_count if earlier.rerun is not None else earlier.item_count
+    items = _items_at(s3, bucket, earlier_id, set(failed)) if failed else []
+    note = None
+    if not failed:
+        note = (
+            f"job {earlier_id} had no failed items: nothing was rerun, and this job's result is "
+            f"{earlier_id}'s"
+        )
+    return RerunJob(
+        processor=earlier.processor,
+        params=earlier.params,
+        empty_result=earlier.empty_result,
+        items=items,
+        origin=RerunOrigin(job_id=earlier_id, item_count=item_count, note=note),
+    )
+
+
+def _items_at(s3: Any, bucket: str, job_id: str, indices: set[int]) -> list[Item]:
+    """The job's items with these indices, in index order, exactly as its items.json has them."""
+    listed = _readable(s3, bucket, layout.items_key(job_id))
+    if not isinstance(listed, list):
+        raise ManifestError(f"job {job_id} has no readable item list {layout.items_key(job_id)}")
+    found = {
+        entry["index"]: Item.model_validate(entry)
+        for entry in listed
+        if isinstance(entry, dict) and entry.get("index") in indices
+    }
+    missing = sorted(indices - set(found))
+    if missing:
+        raise ManifestError(f"job {job_id}'s item list has no item {missing[0]} (its summary names it)")
+    return [found[index] for index in sorted(found)]
+
+
+def own_indices(s3: Any, bucket: str, job_id: str) -> set[int]:
+    """The indices of the items a job ran itself (its items.json)."""
+    body = s3.get_object(Bucket=bucket, Key=layout.items_key(job_id))["Body"].read()
+    listed = json.loads(body)
+    return {int(entry["index"]) for entry in listed if isinstance(entry, dict)}
+
+
+def succeeded_partial(s3: Any, bucket: str, job_id: str, index: int) -> Any:
+    """A succeeded item's partial result: from its outcome, else its result record (the same rule as
+    the summary's); an item with neither is Unreadable, which fails the merge naming it."""
+    outcome = read_json(s3, bucket, layout.outcome_key(job_id, index, "succeeded"))
+    if isinstance(outcome, dict) and outcome.get("partial") is not None:
+        return outcome["partial"]
+    record = read_json(s3, bucket, layout.result_key(job_id, index))
+    if isinstance(record, dict):
+        return record.get("partial")
+    return merge.Unreadable(f"job {job_id}, whose result this rerun inherits, has no result for it")
+
+
+FetchInOrder = Callable[[Iterable[int], Callable[[int], tuple[int, Any]]], Iterator[tuple[int, Any]]]
+
+
+def inherited_partials(
+    s3: Any, bucket: str, origin: RerunOrigin, own: set[int], fetch: FetchInOrder
+) -> Iterator[tuple[int, Any]]:
+    """(index, partial) of every item of the whole job that this rerun did not run: each from the
+    nearest earlier job of the chain that ran it. `fetch` reads them concurrently (the summary's
+    fetch_in_order)."""
+    wanted = [index for index in range(origin.item_count) if index not in own]
+    job_id: str | None = origin.job_id
+    for _ in range(MAX_CHAIN):
+        if not wanted or job_id is None:
+            break
+        earlier = read_descriptor(s3, bucket, job_id)
+        if earlier is None:
+            gone = merge.Unreadable(f"job {job_id}, whose result this rerun inherits, is gone")
+            yield from ((index, gone) for index in wanted)
+            return
+        if earlier.rerun is None:
+            here, wanted = wanted, []
+        else:
+            ran = own_indices(s3, bucket, job_id)
+            here = [index for index in wanted if index in ran]
+            wanted = [index for index in wanted if index not in ran]
+
+        def read(index: int, job: str = job_id) -> tuple[int, Any]:
+            return index, succeeded_partial(s3, bucket, job, index)
+
+        yield from fetch(here, read)
+        job_id = earlier.rerun.job_id if earlier.rerun is not None else None
+    if wanted:
+        lost = merge.Unreadable(f"no job of the rerun chain of {origin.job_id} ran it")
+        yield from ((index, lost) for index in wanted)
+
+
+def summary_block(origin: RerunOrigin, inherited: int) -> dict[str, Any]:
+    """The summary's `rerun` block: which job this reruns, and how many items it ran or inherited."""
+    return {
+        "of": origin.job_id,
+        "items_rerun": origin.item_count - inherited,
+        "items_inherited": inherited,
+        "note": origin.note,
+    }
