@@ -8,6 +8,8 @@ jobs/<job_id>/results/<index>.json        an item's result record, written last 
 jobs/<job_id>/outcomes/<status>/<index>.json  an item's final outcome (attempts, usage, reason)
 jobs/<job_id>/errors/<index>/attempt-<n>.json why a worker attempt failed (its last error line)
 jobs/<job_id>/attempts/<index>/attempt-<n>.json a task LaunchTask started (capacity, size, launch time)
+jobs/<job_id>/launched/<index>/attempt-<n>.json the item's state as LaunchTask left it (completion by
+                                  events: TaskStopped and PollTask resume the item from it)
 jobs/<job_id>/map-results/<map-run-id>/   the Distributed Map's ResultWriter: manifest.json and
                                   SUCCEEDED_<n>.json / FAILED_<n>.json (child execution records)
 output/<job_id>/<index>/attempt-<n>/...   what a worker attempt writes
@@ -76,6 +78,12 @@ def attempts_prefix(job_id: str) -> str:
 
 def attempt_key(job_id: str, index: int, attempt: int) -> str:
     return f"{attempts_prefix(job_id)}{index}/attempt-{attempt}.json"
+
+
+def launched_key(job_id: str, index: int, attempt: int) -> str:
+    """The item state LaunchTask persists when the Launch step waits for a task token (its return
+    value is then discarded): what the task-stopped event and the backstop poll resume from."""
+    return f"{job_prefix(job_id)}launched/{index}/attempt-{attempt}.json"
 
 
 def output_prefix(job_id: str, index: int, attempt: int) -> str:
