@@ -21,12 +21,20 @@ from spotmap.moto_patches import SFN, _replace, _target
 CALLBACK = f"{SFN}.eval.callback.callback"
 POOL = (CALLBACK, "CallbackPoolManager")  # .notify, .heartbeat
 ENDPOINT = (CALLBACK, "CallbackEndpoint")  # .interrupt_all, .setup_heartbeat_endpoint
+API = "moto.stepfunctions.parser.api"
+# moto raises these without a message (a TypeError: HTTP 500); AWS's messages
+ERRORS = {
+    "TaskTimedOut": "Task Timed Out: 'Provided task does not exist anymore'",
+    "InvalidToken": "Invalid Token: 'Invalid token'",
+    "TaskDoesNotExist": "Task Does Not Exist: 'Provided task does not exist'",
+}
 # (class, method) of every patch, for the tests
 METHODS = (
     (POOL, "notify"),
     (POOL, "heartbeat"),
     (ENDPOINT, "interrupt_all"),
     (ENDPOINT, "setup_heartbeat_endpoint"),
+    *(((API, name), "__init__") for name in ERRORS),
 )
 
 _lock = threading.Lock()
@@ -40,8 +48,8 @@ def _closed(endpoint: Any) -> bool:
 def install() -> None:
     pool_class = _target(*POOL)
     endpoint_class = _target(*ENDPOINT)
-    timeout_class = _target(CALLBACK, "CallbackConsumerTimeout")
-    consumer_error = _target(CALLBACK, "CallbackNotifyConsumerError")
+    timed_out = _target(API, "TaskTimedOut")
+    aws_error = _target("moto.core.exceptions", "AWSError")
     interrupt_all = endpoint_class.interrupt_all
     setup_heartbeat_endpoint = endpoint_class.setup_heartbeat_endpoint
 
@@ -51,7 +59,7 @@ def install() -> None:
             return False
         with _lock:  # one outcome per token: a concurrent second one finds it closed
             if _closed(endpoint) or endpoint.consumer_error is not None:
-                raise consumer_error(callback_consumer_error=timeout_class())
+                raise timed_out()
             endpoint.notify(outcome=outcome)
         return True
 
@@ -61,7 +69,7 @@ def install() -> None:
             return False
         with _lock:
             if _closed(endpoint) or endpoint.consumer_error is not None:
-                raise consumer_error(callback_consumer_error=timeout_class())
+                raise timed_out()
             endpoint.notify_heartbeat()
         return True  # an open task accepts a heartbeat even before its heartbeat clock runs
 
@@ -76,6 +84,14 @@ def install() -> None:
             heartbeat_endpoint.notify()
         return heartbeat_endpoint
 
+    def with_message(name: str) -> Any:
+        def __init__(self: Any, message: str = ERRORS[name]) -> None:  # noqa: N807 - the patched method
+            aws_error.__init__(self, message, name, 400)
+
+        return __init__
+
+    for name in ERRORS:
+        _replace(_target(API, name), "__init__", with_message(name))
     _replace(pool_class, "notify", notify)
     _replace(pool_class, "heartbeat", heartbeat)
     _replace(endpoint_class, "interrupt_all", interrupt_all_and_close)

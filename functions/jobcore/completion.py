@@ -17,6 +17,7 @@ closed (TaskTimedOut / InvalidToken) and changes nothing.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import time
@@ -56,6 +57,8 @@ TIMESTAMP_KEYS = (
     "connectivityAt",
     "updatedAt",
 )
+# a conditional write that found the object (412), or raced another one in flight (409)
+CLAIMED_CODES = frozenset({"PreconditionFailed", "412", "ConditionalRequestConflict", "409"})
 LAUNCH_LOOKUPS = 3  # polls after a heartbeat timeout that may still find the launch unrecorded
 
 
@@ -176,6 +179,8 @@ def complete(
         )
     if state.task_arn != stopped.task.get("taskArn"):
         return Completion("closed", detail=f"the launch record names task {state.task_arn}, not this one")
+    if not _claim(s3, settings.job_bucket, stopped):
+        return Completion("closed", detail="another delivery of this event resumes the item")
     result = tasks.classify_stopped(
         s3, settings, state, stopped.task, now=now, started=started, transitions=EVENT_TRANSITIONS
     )
@@ -188,6 +193,20 @@ def complete(
     return Completion("resumed", result.state, result.interrupted)
 
 
+def _claim(s3: Any, bucket: str, stopped: StoppedTask) -> bool:
+    """True for the one delivery of the stop event that may resume the item: a conditional write
+    (If-None-Match: *, S3 conditional writes) that a concurrent duplicate loses with 412."""
+    key = layout.event_claim_key(stopped.job_id, stopped.index, stopped.attempt)
+    body = json.dumps({"task_arn": stopped.task.get("taskArn")}).encode()
+    try:
+        s3.put_object(Bucket=bucket, Key=key, Body=body, ContentType="application/json", IfNoneMatch="*")
+    except ClientError as error:
+        if error_code(error) in CLAIMED_CODES:
+            return False
+        raise
+    return True
+
+
 def resume_after_wait(s3: Any, state: ItemState) -> ItemState:
     """The item as its last launch left it, for PollTask after the waiting Launch step timed out (no
     event within a heartbeat period): the step's input is the state *before* that launch."""
@@ -197,6 +216,16 @@ def resume_after_wait(s3: Any, state: ItemState) -> ItemState:
     if launched is None:
         return state
     return launched.model_copy(update={"wait_error": None, "polls": max(launched.polls, state.polls)})
+
+
+def without_wait_state(result: Any) -> Any:
+    """PollTask's result for a poll the Catch entered directly: no WaitForTask state before it, one
+    transition fewer than a poll cycle (tasks.POLL_TRANSITIONS counts Wait + Poll + CheckTask)."""
+    usage = result.state.usage
+    state = result.state.model_copy(
+        update={"usage": usage.model_copy(update={"state_transitions": max(0, usage.state_transitions - 1)})}
+    )
+    return dataclasses.replace(result, state=state)
 
 
 def unrecorded_launch(state: ItemState, settings: PollSettings) -> ItemState | None:

@@ -86,6 +86,12 @@ def launched_key(job_id: str, index: int, attempt: int) -> str:
     return f"{job_prefix(job_id)}launched/{index}/attempt-{attempt}.json"
 
 
+def event_claim_key(job_id: str, index: int, attempt: int) -> str:
+    """Written once (a conditional write) by the first delivery of the task's stop event that resumes
+    the item: a duplicate delivered at the same moment finds it and changes nothing."""
+    return f"{job_prefix(job_id)}launched/{index}/attempt-{attempt}.event.json"
+
+
 def output_prefix(job_id: str, index: int, attempt: int) -> str:
     return f"{OUTPUT_PREFIX}{job_id}/{index}/attempt-{attempt}/"
 
