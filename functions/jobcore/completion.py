@@ -70,8 +70,9 @@ class LaunchNotRecorded(SpotmapError):
 def token_environment(token: str, state: ItemState, settings: LaunchSettings) -> list[dict[str, str]]:
     """What the worker needs to keep the waiting Launch step alive (and the stop event to resume it)."""
     environment = [{"name": TOKEN_VARIABLE, "value": token}]
-    if state.heartbeat_seconds:
-        environment.append({"name": HEARTBEAT_VARIABLE, "value": str(state.heartbeat_seconds)})
+    period = state.heartbeat_seconds or settings.task_heartbeat_seconds
+    if period:
+        environment.append({"name": HEARTBEAT_VARIABLE, "value": str(period)})
     if settings.item_timeout_minutes is not None:
         # past the item's timeout the worker stops vouching for the task: the heartbeat times out and
         # PollTask stops the task as timed out, as with polling
