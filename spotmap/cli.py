@@ -99,7 +99,7 @@ def _add_cloud_options(parser: argparse.ArgumentParser) -> None:
         type=_rate,
         default=0.0,
         metavar="P",
-        help="probability that an ECS task state change event is lost (items complete by their backstop poll)",
+        help="probability that an ECS task state change event is lost (items then complete by a poll)",
     )
     faults.add_argument(
         "--duplicate-task-events",

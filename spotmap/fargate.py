@@ -14,10 +14,10 @@ import statistics
 import threading
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from collections.abc import Callable
 from typing import Any, Protocol
 
 from spotmap import ecs_rules
@@ -38,7 +38,9 @@ HOLD_MARGIN_SECONDS = 1.0  # how long past a reclaim's moment a held exit waits 
 
 def _iso(moment: float) -> str:
     """Epoch seconds as events carry them: 2020-01-23T17:57:58.103Z."""
-    return datetime.fromtimestamp(moment, timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    return (
+        datetime.fromtimestamp(moment, timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    )
 
 
 class WorkerProcess(Protocol):

@@ -35,7 +35,7 @@ from jobcore.store import error_code, put_json, read_json
 
 log = logging.getLogger(__name__)
 
-TOKEN_VARIABLE = "TASK_TOKEN"
+TOKEN_VARIABLE = "TASK_TOKEN"  # noqa: S105 - the name of a variable, not a secret
 HEARTBEAT_VARIABLE = "TASK_HEARTBEAT_SECONDS"
 HEARTBEAT_UNTIL_VARIABLE = "TASK_HEARTBEAT_UNTIL"  # epoch seconds: no heartbeat past the item timeout
 # After the event the item passes CheckTask (the final state is counted by tasks._finish).
@@ -235,6 +235,10 @@ def unrecorded_launch(state: ItemState, settings: PollSettings) -> ItemState | N
     if state.wait_error is None:
         return None
     if state.polls < LAUNCH_LOOKUPS:
-        return state.model_copy(update={"status": "RUNNING", "polls": state.polls + 1, "wait_seconds": settings.min_wait})
+        return state.model_copy(
+            update={"status": "RUNNING", "polls": state.polls + 1, "wait_seconds": settings.min_wait}
+        )
     why = json.dumps(state.wait_error)[:300]
-    return state.model_copy(update={"task_arn": None, "wait_error": None, "reason": f"launch not recorded ({why})"})
+    return state.model_copy(
+        update={"task_arn": None, "wait_error": None, "reason": f"launch not recorded ({why})"}
+    )

@@ -392,7 +392,7 @@ def classify_stopped(
     state = _with_task_usage(state, task, seconds).model_copy(
         update={
             "task_seconds": round(seconds, 3),
-            "log": log_location(settings, state.task_arn),
+            "log": log_location(settings, state.task_arn or task.get("taskArn") or ""),
             "detection_delay_seconds": None if delay is None else round(max(0.0, delay), 3),
         }
     )
@@ -438,14 +438,26 @@ def classify_stopped(
     if exit_code == 0:
         text = "exited 0 but wrote no result record"
         return _finish(
-            s3, settings, state, started, TaskStatus.FAILED, _joined(text, worker_message), transitions=transitions
+            s3,
+            settings,
+            state,
+            started,
+            TaskStatus.FAILED,
+            _joined(text, worker_message),
+            transitions=transitions,
         )
     if exit_code is None:
         why = stopped_reason or stop_code or "stopped without starting its container"
         container_reason = container.get("reason")
         detail = f"{why}: {container_reason}" if container_reason and container_reason not in why else why
         return _finish(
-            s3, settings, state, started, TaskStatus.FAILED, f"task did not run: {detail}", transitions=transitions
+            s3,
+            settings,
+            state,
+            started,
+            TaskStatus.FAILED,
+            f"task did not run: {detail}",
+            transitions=transitions,
         )
     parts = [
         f"exited with code {exit_code}: {exit_class(int(exit_code))}",

@@ -43,7 +43,9 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
         if waiting is not None and waiting.wait_error is not None:
             return waiting.model_dump(mode="json")
         state = waiting or state
-        result = completion.without_wait_state(poll_task(aws.ecs(), aws.s3(), settings(), state, started=started))
+        result = completion.without_wait_state(
+            poll_task(aws.ecs(), aws.s3(), settings(), state, started=started)
+        )
     else:
         result = poll_task(aws.ecs(), aws.s3(), settings(), state, started=started)
     new_state = result.state

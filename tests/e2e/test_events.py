@@ -114,7 +114,6 @@ def get_json(cloud: LocalCloud, key: str) -> Any:
         return None
 
 
-
 def invoke(cloud: LocalCloud, logical_id: str, event: dict[str, Any]) -> Any:
     """Invoke the function through the local cloud's Lambda API; fail on a function error."""
     response = client(cloud, "lambda").invoke(
@@ -446,7 +445,11 @@ def check_task_stopped(cloud: LocalCloud, world: World, event: dict[str, Any]) -
     put_json(cloud, layout.launched_key(world.job_id, world.item["index"], launched["attempt"]), launched)
     outcome_key = layout.outcome_key(world.job_id, world.item["index"], "FAILED")
     before = get_json(cloud, outcome_key)
-    detail = {**event["detail"], "taskArn": arn, "containers": [{**event["detail"]["containers"][0], "taskArn": arn}]}
+    detail = {
+        **event["detail"],
+        "taskArn": arn,
+        "containers": [{**event["detail"]["containers"][0], "taskArn": arn}],
+    }
     stopped = {**event, "resources": [arn], "detail": detail}
 
     # WHEN TaskStopped runs it

@@ -20,15 +20,21 @@ SHORT_HEARTBEAT = "2"
 def _sweep(tmp_path: Path) -> Path:
     path = tmp_path / "sleepers.job.json"
     command = ["python3", "-c", "import time; time.sleep(1)"]
-    path.write_text(json.dumps({"processor": "command", "params": {"command": command}, "source": {"count": ITEMS}}))
+    path.write_text(
+        json.dumps({"processor": "command", "params": {"command": command}, "source": {"count": ITEMS}})
+    )
     return path
 
 
-def _run(tmp_path: Path, heartbeat: str, **faults: float) -> tuple[dict[str, Any], list[dict[str, Any]], int, dict[str, int]]:
+def _run(
+    tmp_path: Path, heartbeat: str, **faults: float
+) -> tuple[dict[str, Any], list[dict[str, Any]], int, dict[str, int]]:
     """The job's summary, its outcome records, how many versions of outcome objects were written, and
     the local EventBridge's task event counts."""
     params = {"TaskHeartbeatSeconds": heartbeat, "PollMinSeconds": "1", "PollMaxSeconds": "5"}
-    options = CloudOptions(parameters=params, state_dir=tmp_path / "state", run_schedules=False, seed=7, **faults)
+    options = CloudOptions(
+        parameters=params, state_dir=tmp_path / "state", run_schedules=False, seed=7, **faults
+    )
     with LocalCloud(options=options) as cloud:
         runner = JobRunner(cloud, progress=None)
         watch = runner.submit(_sweep(tmp_path))

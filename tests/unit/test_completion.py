@@ -42,7 +42,9 @@ def described(exit_code: int | None, stop_code: str, reason: str) -> dict[str, A
 def as_event_detail(task: dict[str, Any]) -> dict[str, Any]:
     """The same task as an ECS Task State Change event's detail carries it: ISO 8601 strings."""
     return {
-        key: value.isoformat(timespec="milliseconds").replace("+00:00", "Z") if isinstance(value, datetime) else value
+        key: value.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+        if isinstance(value, datetime)
+        else value
         for key, value in task.items()
     }
 
@@ -103,13 +105,17 @@ def test_the_event_names_the_waiting_item_and_its_token() -> None:
     # AND a task that is not STOPPED, or launched without a token, resumes nothing
     running = {**event["detail"], "lastStatus": "RUNNING"}
     assert completion.stopped_task(running, "worker")[0] is None
-    overrides = {"containerOverrides": [{"name": "worker", "environment": [{"name": "JOB_ID", "value": "j"}]}]}
+    overrides = {
+        "containerOverrides": [{"name": "worker", "environment": [{"name": "JOB_ID", "value": "j"}]}]
+    }
     assert completion.stopped_task({**event["detail"], "overrides": overrides}, "worker")[0] is None
 
 
 def test_the_token_always_survives_the_overrides_budget(function_env: dict[str, str]) -> None:
     # GIVEN an item and a job descriptor far too large for ECS's 8,192 characters of overrides
-    state = ItemState.model_validate(load_event("poll_task.json")).model_copy(update={"heartbeat_seconds": 120})
+    state = ItemState.model_validate(load_event("poll_task.json")).model_copy(
+        update={"heartbeat_seconds": 120}
+    )
     settings = LaunchSettings.from_env()
     token = "T" * 2048  # the longest task token the API allows
     always = completion.token_environment(token, state, settings)

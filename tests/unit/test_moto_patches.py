@@ -244,7 +244,10 @@ def test_a_task_token_is_closed_once_its_outcome_is_in(patched: None) -> None:
 
 def test_a_token_whose_wait_ended_without_an_outcome_is_closed(patched: None) -> None:
     from moto.stepfunctions.parser.api import TaskTimedOut
-    from moto.stepfunctions.parser.asl.eval.callback.callback import CallbackOutcomeSuccess, CallbackPoolManager
+    from moto.stepfunctions.parser.asl.eval.callback.callback import (
+        CallbackOutcomeSuccess,
+        CallbackPoolManager,
+    )
 
     # GIVEN a token whose Task state stopped waiting (a heartbeat timeout: the interpreter interrupts it)
     pool = CallbackPoolManager(activity_store={})

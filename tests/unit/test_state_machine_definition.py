@@ -271,7 +271,13 @@ def test_items_choose_events_or_polls_from_the_task_events_parameter(
     assert set(selector) >= {"task_events", "heartbeat_seconds.$"}
     # AND Enabled waits for the event, anything else polls, on the first launch and after a reclaim
     (rule,) = states["ChooseCompletion"]["Choices"]
-    assert (rule["Variable"], rule["StringEquals"], rule["Next"]) == ("$.task_events", "Enabled", "LaunchAndWait")
+    assert (rule["Variable"], rule["StringEquals"], rule["Next"]) == (
+        "$.task_events",
+        "Enabled",
+        "LaunchAndWait",
+    )
     assert states["ChooseCompletion"]["Default"] == "Launch"
-    relaunch = [choice["Next"] for choice in states["CheckTask"]["Choices"] if "INTERRUPTED" in json.dumps(choice)]
+    relaunch = [
+        choice["Next"] for choice in states["CheckTask"]["Choices"] if "INTERRUPTED" in json.dumps(choice)
+    ]
     assert relaunch == ["LaunchAndWait", "Launch"]
