@@ -74,9 +74,9 @@ def token_environment(token: str, state: ItemState, settings: LaunchSettings) ->
     if period:
         environment.append({"name": HEARTBEAT_VARIABLE, "value": str(period)})
     if settings.item_timeout_minutes is not None:
-        # past the item's timeout the worker stops vouching for the task: the heartbeat times out and
-        # PollTask stops the task as timed out, as with polling
-        until = time.time() + settings.item_timeout_minutes * 60
+        # the worker stops vouching for the task one period before the item's timeout, so that the step
+        # times out by then and PollTask stops the task as timed out, as with polling (within a period)
+        until = time.time() + settings.item_timeout_minutes * 60 - (period or 0)
         environment.append({"name": HEARTBEAT_UNTIL_VARIABLE, "value": f"{until:.0f}"})
     return environment
 
