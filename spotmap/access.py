@@ -674,9 +674,19 @@ _SFN_RESOURCE = {
 }
 
 
+# The callback actions take no resource-level permissions in the Service Authorization Reference ("*");
+# AWS evaluates them, and names in its denial, the state machine that issued the token.
+_SFN_TOKEN_ACTIONS = frozenset({"SendTaskSuccess", "SendTaskFailure", "SendTaskHeartbeat"})
+
+
 def sfn_requests(
-    operation: str, body: Mapping[str, Any], context: Mapping[str, Sequence[str] | None]
+    operation: str,
+    body: Mapping[str, Any],
+    context: Mapping[str, Sequence[str] | None],
+    state_machine_arn: str | None = None,
 ) -> list[iam.Request]:
+    if operation in _SFN_TOKEN_ACTIONS and body.get("taskToken") and state_machine_arn:
+        return [iam.Request(f"states:{operation}", state_machine_arn, dict(context))]
     if operation in _SFN_RESOURCE and body.get(_SFN_RESOURCE[operation]):
         return [iam.Request(f"states:{operation}", str(body[_SFN_RESOURCE[operation]]), dict(context))]
     if operation == "ListExecutions":
@@ -953,7 +963,7 @@ class LocalIam:
             if service == "ecs":
                 return ecs_requests(operation, body, context, self.policies, self.stack)
             if service == "states":
-                return sfn_requests(operation, body, context)
+                return sfn_requests(operation, body, context, self.stack.state_machine_arn)
             raise Unmapped(f"EventBridge {operation} is not mapped")
         if service == "lambda":
             match = INVOKE_PATH.match(request.path)

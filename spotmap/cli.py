@@ -102,6 +102,20 @@ def _add_cloud_options(parser: argparse.ArgumentParser) -> None:
         metavar="P",
         help="probability that a Step Functions status-change event is lost",
     )
+    faults.add_argument(
+        "--drop-task-events",
+        type=_rate,
+        default=0.0,
+        metavar="P",
+        help="probability that an ECS task state change event is lost (items then complete by a poll)",
+    )
+    faults.add_argument(
+        "--duplicate-task-events",
+        type=_rate,
+        default=0.0,
+        metavar="P",
+        help="probability that an ECS task state change event is delivered twice",
+    )
     parser.add_argument(
         "--runtime",
         choices=("process", "docker"),
@@ -156,6 +170,8 @@ def _options(args: argparse.Namespace, port: int = 0) -> CloudOptions:
         parameters=dict(args.param),
         faults=faults,
         drop_status_events=args.drop_status_events,
+        drop_task_events=args.drop_task_events,
+        duplicate_task_events=args.duplicate_task_events,
         seed=args.seed,
         port=port,
         state_dir=args.state_dir,

@@ -28,7 +28,7 @@ from werkzeug.wrappers import Request, Response
 
 from spotmap import moto_patches, quotas, service_rules
 from spotmap.access import LocalIam, virtual_hosted_bucket
-from spotmap.events import STATUS_CHANGE, LocalEventBus, envelope
+from spotmap.events import STATUS_CHANGE, TASK_STATE_CHANGE, LocalEventBus, envelope
 from spotmap.fargate import EcsError, Faults, LocalFargate, WorkerLauncher
 from spotmap.forkserver import ForkServerLauncher
 from spotmap.lambdas import Invocation, LocalLambda
@@ -146,6 +146,10 @@ class CloudOptions:
     parameters: dict[str, str] | None = None
     faults: Faults | None = None
     drop_status_events: float = 0.0
+    # ECS Task State Change events lost / delivered twice (the items' heartbeat backstop and the token's
+    # single use must make either cost latency at most)
+    drop_task_events: float = 0.0
+    duplicate_task_events: float = 0.0
     seed: int | None = None
     port: int = 0
     host: str = "127.0.0.1"
@@ -263,8 +267,14 @@ class LocalCloud:
         }
         (self.state_dir / "scratch").mkdir(parents=True, exist_ok=True)
         self.events = LocalEventBus(
-            self.stack, self.lambdas, self.options.drop_status_events, self.options.seed
+            self.stack,
+            self.lambdas,
+            self.options.drop_status_events,
+            self.options.seed,
+            drop_task_events=self.options.drop_task_events,
+            duplicate_task_events=self.options.duplicate_task_events,
         )
+        self.fargate.on_state_change = self._task_state_change
         threading.Thread(
             target=self._server.serve_forever, kwargs={"poll_interval": 0.1}, daemon=True, name="local-cloud"
         ).start()
@@ -570,6 +580,10 @@ class LocalCloud:
             "reason": reason,
         }
         self.events.put(envelope(self.stack, "aws.s3", "Object Created", detail, [f"arn:aws:s3:::{bucket}"]))
+
+    # ------------------------------------------------------------------ ECS → EventBridge
+    def _task_state_change(self, detail: dict[str, Any]) -> None:
+        self.events.put(envelope(self.stack, "aws.ecs", TASK_STATE_CHANGE, detail, [detail["taskArn"]]))
 
     # ------------------------------------------------------------------ Step Functions → EventBridge
     def _watch_executions(self) -> None:

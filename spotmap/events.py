@@ -23,6 +23,7 @@ log = logging.getLogger("spotmap.events")
 
 ASYNC_RETRY_DELAYS = (1.0, 2.0)  # AWS waits about 1 and 2 minutes; locally, seconds
 STATUS_CHANGE = "Step Functions Execution Status Change"
+TASK_STATE_CHANGE = "ECS Task State Change"
 
 
 def envelope(
@@ -52,14 +53,30 @@ def rate_seconds(expression: str) -> float:
 
 class LocalEventBus:
     def __init__(
-        self, stack: Stack, lambdas: LocalLambda, drop_status_events: float = 0.0, seed: int | None = None
+        self,
+        stack: Stack,
+        lambdas: LocalLambda,
+        drop_status_events: float = 0.0,
+        seed: int | None = None,
+        drop_task_events: float = 0.0,
+        duplicate_task_events: float = 0.0,
     ):
-        if not 0.0 <= drop_status_events <= 1.0:
-            raise ValueError(f"drop-status-events must be between 0 and 1, got {drop_status_events}")
+        for name, value in (
+            ("drop-status-events", drop_status_events),
+            ("drop-task-events", drop_task_events),
+            ("duplicate-task-events", duplicate_task_events),
+        ):
+            if not 0.0 <= value <= 1.0:
+                raise ValueError(f"{name} must be between 0 and 1, got {value}")
         self.stack = stack
         self.lambdas = lambdas
         self.drop_status_events = drop_status_events
+        # ECS task state change events are delivered at least once: lost (--drop-task-events) or
+        # delivered twice (--duplicate-task-events), each drawn per event
+        self.drop_task_events = drop_task_events
+        self.duplicate_task_events = duplicate_task_events
         self.rng = random.Random(seed)
+        self._task_rng = random.Random(None if seed is None else f"{seed}/task-events")
         self.rules = [rule for rule in stack.rules if rule.pattern is not None]
         self.schedules = [rule for rule in stack.rules if rule.schedule is not None]
         self._patterns = {rule.name: EventPattern.load(json.dumps(rule.pattern)) for rule in self.rules}
@@ -70,6 +87,7 @@ class LocalEventBus:
         self.delivered: list[tuple[str, dict[str, Any]]] = []
         self.failed: list[tuple[str, dict[str, Any], str]] = []
         self.dropped = 0
+        self.task_events = {"put": 0, "dropped": 0, "duplicated": 0}
 
     def put(self, event: dict[str, Any]) -> list[str]:
         """Deliver an event to every matching rule's target; returns the matched rule names."""
@@ -77,9 +95,20 @@ class LocalEventBus:
             self.dropped += 1
             log.info("dropped status event of %s (--drop-status-events)", event["detail"].get("name"))
             return []
+        copies = 1
+        if event["detail-type"] == TASK_STATE_CHANGE:
+            with self._idle:
+                self.task_events["put"] += 1
+                if self._task_rng.random() < self.drop_task_events:
+                    self.task_events["dropped"] += 1
+                    return []
+                if self._task_rng.random() < self.duplicate_task_events:
+                    self.task_events["duplicated"] += 1
+                    copies = 2
         matched = [rule for rule in self.rules if self._patterns[rule.name].matches_event(event)]  # type: ignore[arg-type]
         for rule in matched:
-            self._submit(rule, event)
+            for _ in range(copies):  # a duplicate is the same event (same id), delivered again
+                self._submit(rule, event)
         return [rule.name for rule in matched]
 
     def _submit(self, rule: Rule, event: dict[str, Any]) -> None:

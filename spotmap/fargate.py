@@ -14,7 +14,9 @@ import statistics
 import threading
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -36,6 +38,13 @@ CAPACITY_UNAVAILABLE = (
 SPOT_INTERRUPTED = "Your Spot Task was interrupted."
 ESSENTIAL_EXITED = "Essential container in task exited"
 HOLD_MARGIN_SECONDS = 1.0  # how long past a reclaim's moment a held exit waits for it (thread scheduling)
+
+
+def _iso(moment: float) -> str:
+    """Epoch seconds as events carry them: 2020-01-23T17:57:58.103Z."""
+    return (
+        datetime.fromtimestamp(moment, timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    )
 
 
 class WorkerProcess(Protocol):
@@ -108,6 +117,8 @@ class _Task:
     exit_code: int | None = None
     process: WorkerProcess | None = None
     stop_requested: threading.Event = field(default_factory=threading.Event)
+    version: int = 0  # of the task description, as in ECS Task State Change events
+    emitted: str | None = None  # the lastStatus of the last state change event
 
 
 class LocalFargate:
@@ -135,6 +146,9 @@ class LocalFargate:
         self.lock = threading.RLock()
         # vCPUs the account may run at once per capacity provider (None: not enforced)
         self.vcpu_quotas: dict[str, float] = {}
+        # where "ECS Task State Change" events go (the local EventBridge), with the task description
+        # as the event's detail; None: nowhere
+        self.on_state_change: Callable[[dict[str, Any]], None] | None = None
         self.durations: list[float] = []
         self.counters = {
             "run_task": 0,
@@ -220,6 +234,7 @@ class LocalFargate:
             if token:
                 self.tokens[token] = (fingerprint, [task.arn for task in tasks])
         for task in tasks:
+            self._emit(task)
             threading.Thread(target=self._run, args=(task,), daemon=True, name=f"task-{task.task_id}").start()
         return {"tasks": [self._describe(task) for task in tasks], "failures": []}
 
@@ -343,6 +358,7 @@ class LocalFargate:
                 self._finish(task, None)
                 return
             task.last_status = "PENDING"
+        self._emit(task)
         faults = self._decide_faults(task)
         try:
             if faults.interrupt and getattr(self.launcher, "holds_exit", False):
@@ -371,6 +387,7 @@ class LocalFargate:
                 task.desired_status = "STOPPED"
                 task.stop_code = task.stop_code or "ServiceSchedulerInitiated"
                 task.stopping_at = None  # stopped while starting: its process gets the stop now
+        self._emit(task)
         if stop_now:
             self._terminate(task, grace=2 if self.closed else None)
         self._schedule_faults(task, faults)
@@ -391,6 +408,7 @@ class LocalFargate:
             if task.started_at and task.stop_code == "EssentialContainerExited" and exit_code == 0:
                 self.durations.append(now - task.started_at)
                 del self.durations[:-50]
+        self._emit(task)
 
     def _expected_run_seconds(self) -> float:
         with self.lock:
@@ -479,6 +497,7 @@ class LocalFargate:
             task.stopping_at = time.time()
             if task.last_status == "RUNNING":
                 task.last_status = "DEACTIVATING"
+        self._emit(task)
         if process is None:
             return
         process.signal(signal.SIGTERM)
@@ -493,6 +512,35 @@ class LocalFargate:
             alive = task.last_status != "STOPPED" and task.process is not None
         if alive and task.process is not None:
             task.process.signal(signal.SIGKILL)
+
+    def _emit(self, task: _Task) -> None:
+        """An "ECS Task State Change" event for the task's new state (ECS sends one per transition, at
+        least once and possibly out of order: `version` orders them). Its detail is the task
+        description with ISO 8601 timestamps, `updatedAt` and `version`, as in the ECS developer
+        guide's example events ("Amazon ECS task state change events")."""
+        sink = self.on_state_change
+        if sink is None:
+            return
+        with self.lock:
+            if task.emitted == task.last_status and task.last_status != "DEACTIVATING":
+                return
+            task.emitted = task.last_status
+            task.version += 1
+            detail = self._describe(task)
+            version = task.version
+        for key in ("createdAt", "startedAt", "stoppingAt", "stoppedAt", "executionStoppedAt"):
+            if isinstance(detail.get(key), float):
+                detail[key] = _iso(detail[key])
+        detail["updatedAt"] = _iso(time.time())
+        detail["version"] = version
+        detail.setdefault("group", f"family:{self.stack.task_definition.family}")
+        detail["attachments"] = []
+        detail["availabilityZone"] = f"{self.stack.region}a"
+        detail["connectivity"] = "CONNECTED"
+        try:
+            sink(detail)
+        except Exception:  # an event that cannot be put is lost, as EventBridge may lose one
+            log.exception("state change event of task %s", task.task_id)
 
     def _describe(self, task: _Task, include_tags: bool = False) -> dict[str, Any]:
         container = self.stack.task_definition.containers[0]

@@ -161,6 +161,9 @@ def configure(execute: bool = True) -> bool:
     cache_moto_lookups()
     copy_interpreter_values_as_json()
     install_result_writer()  # the Map's ResultWriter writes real result files
+    from spotmap import moto_callbacks
+
+    moto_callbacks.install()  # task tokens are single-use, as in AWS
     return previous
 
 

@@ -374,6 +374,8 @@ def load_stack(
             event_props = resolver.resolve(event.get("Properties", {}))
             rule_name = f"{resolver.physical_name(logical_id)}-{event_name}"
             if event["Type"] in ("EventBridgeRule", "CloudWatchEvent"):
+                if str(event_props.get("State", "ENABLED")).upper() == "DISABLED":
+                    continue  # a disabled rule matches nothing (e.g. TaskStopped with TaskEvents Disabled)
                 rules.append(Rule(rule_name, logical_id, pattern=event_props["Pattern"]))
             elif event["Type"] in ("Schedule", "ScheduleV2"):
                 expression = event_props.get("Schedule") or event_props.get("ScheduleExpression")

@@ -24,7 +24,7 @@ from pydantic import ValidationError
 from jobcore import layout
 from jobcore.merge import finalize, merge, problems
 from jobcore.models import Item, JobDescriptor, ResultRecord
-from worker import checkpoints, logs, processors, storage
+from worker import checkpoints, heartbeat, logs, processors, storage
 from worker.api import Context, get_processor, registered
 from worker.cancel import Cancellation
 from worker.errors import EXIT_CONFIG, EXIT_FAILED, EXIT_OK, ConfigError, ProcessingError, Terminated
@@ -98,7 +98,7 @@ def main(env: Mapping[str, str] | None = None) -> int:
     handler = logs.configure(context, env.get("LOG_LEVEL"))
     cancellation = Cancellation()
     try:
-        with cancellation.installed():
+        with cancellation.installed(), heartbeat.running(env):
             return _run(env, cancellation)
     finally:
         logs.unconfigure(handler)

@@ -153,6 +153,14 @@ class ItemState(BaseModel):
     # Set by PollTask when the item succeeded: its outcome record, which ItemSucceeded makes the child's
     # output (`OutputPath: $.outcome`) so that the Map's ResultWriter batches them into result files.
     outcome: ItemOutcome | None = None
+    # Completion by ECS task events (jobcore.completion): "Enabled" when the item's launches wait for
+    # the task-stopped event (a task token) instead of polling; set by the Map's ItemSelector from the
+    # TaskEvents parameter, with the heartbeat period the waiting Launch state uses as its backstop.
+    task_events: Literal["Enabled", "Disabled"] | None = None
+    heartbeat_seconds: int | None = None
+    # Set by the waiting Launch state's Catch (ResultPath $.wait_error) when no event came within a
+    # heartbeat period: PollTask then resumes the item from its persisted launch and polls.
+    wait_error: dict[str, Any] | None = None
 
 
 class ItemOutcome(BaseModel):
@@ -170,6 +178,7 @@ class ItemOutcome(BaseModel):
     task_seconds: float | None = None  # the last task's run time; PollTask's expectation is their median
     detection_delay_seconds: float | None = None
     history: list[AttemptRecord] = Field(default_factory=list)  # one record per task, for the timeline
+    polls: int = 0  # DescribeTasks polls the item needed (0 when task events completed it)
     # A succeeded item's partial result, copied from its result record by PollTask, so Summarize reads
     # one object per item instead of two.
     partial: Any = None
@@ -194,6 +203,7 @@ class ItemOutcome(BaseModel):
             task_seconds=state.task_seconds,
             detection_delay_seconds=state.detection_delay_seconds,
             history=state.history,
+            polls=state.polls,
             partial=partial,
             resumption=Resumption.model_validate(resumption) if resumption else None,
         )

@@ -16,7 +16,7 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from jobcore import attempts, layout, polling
+from jobcore import attempts, completion, layout, polling
 from jobcore.config import LaunchSettings, PollSettings
 from jobcore.errors import (
     AttemptsExhausted,
@@ -73,15 +73,21 @@ def client_token(job_id: str, index: int, attempt: int, capacity: Capacity) -> s
 
 
 def container_overrides(
-    container_name: str, state: ItemState, attempt: int, job_json: str | None = None
+    container_name: str,
+    state: ItemState,
+    attempt: int,
+    job_json: str | None = None,
+    always: list[dict[str, str]] | None = None,
 ) -> dict[str, Any]:
     """The worker's per-item environment. ITEM (the item) and JOB (the job descriptor) save the worker
     reading them from S3; whichever would not fit ECS's overrides limit is left out (JOB first), and
-    the worker then reads items.json / job.json."""
+    the worker then reads items.json / job.json. `always` (the task token and its heartbeat settings,
+    jobcore.completion) is never left out: the stop event must carry it back."""
     environment = [
         {"name": "JOB_ID", "value": state.job_id},
         {"name": "ITEM_INDEX", "value": str(state.item.index)},
         {"name": "ATTEMPT", "value": str(attempt)},
+        *(always or []),
     ]
     item = {"name": "ITEM", "value": state.item.model_dump_json(exclude_none=True)}
     job = [{"name": "JOB", "value": job_json}] if job_json else []
@@ -145,8 +151,13 @@ def launch_task(
     *,
     s3: Any = None,
     started: float | None = None,
+    task_token: str | None = None,
 ) -> LaunchResult:
-    """Start the item's next task; raise a named error the state machine retries or catches."""
+    """Start the item's next task; raise a named error the state machine retries or catches.
+
+    With `task_token` (the Launch step waits for it: completion by events), the token travels in the
+    task's overrides and the launched state is persisted in S3, since the step's result is then what
+    the task-stopped event sends back, not this function's return value."""
     started = time.perf_counter() if started is None else started
     if state.attempt >= settings.max_attempts:
         raise AttemptsExhausted(
@@ -173,6 +184,7 @@ def launch_task(
             state,
             attempt,
             descriptor_json(s3, state.bucket, state.job_id) if s3 is not None else None,
+            always=completion.token_environment(task_token, state, settings) if task_token else None,
         ),
     }
     network = _network_configuration(settings)
@@ -214,6 +226,8 @@ def launch_task(
     seconds = time.perf_counter() - started
     for _ in range(retry_count + 1):  # each failed try was an invocation and a transition too
         usage = usage.add_lambda(settings.lambda_memory_mb, seconds, LAUNCH_TRANSITIONS)
+    if state.task_events is not None and state.attempt == 0:  # the item entered by ChooseCompletion
+        usage = usage.model_copy(update={"state_transitions": usage.state_transitions + 1})
     on_demand = capacity is Capacity.ON_DEMAND
     new_state = state.model_copy(
         update={
@@ -227,10 +241,13 @@ def launch_task(
             "reason": None,
             "log": None,
             "error": None,
+            "wait_error": None,
             "task_seconds": None,
             "usage": usage,
         }
     )
+    if task_token:
+        completion.persist_launch(s3, new_state)
     return LaunchResult(new_state, capacity, on_demand and state.on_demand_fallbacks == 0)
 
 
@@ -351,14 +368,31 @@ def poll_task(
 
     if task.get("lastStatus") != "STOPPED":
         return _still_running(ecs, s3, settings, state, task, now, started)
+    return classify_stopped(s3, settings, state, task, now=now, started=started)
 
+
+def classify_stopped(
+    s3: Any,
+    settings: PollSettings,
+    state: ItemState,
+    task: dict[str, Any],
+    *,
+    now: datetime,
+    started: float,
+    transitions: int = POLL_TRANSITIONS,
+) -> PollResult:
+    """What became of a STOPPED task (`task` as DescribeTasks describes it, timestamps as datetimes):
+    SUCCEEDED (exit code 0 and a result record), INTERRUPTED (Spot reclaim: relaunch) or FAILED with its
+    reason; a final status writes the item's outcome. PollTask and the task-stopped event
+    (jobcore.completion) both decide with this one function; `transitions` is what the caller's path
+    through the state machine costs (a poll cycle, or CheckTask after an event)."""
     stopped_at = task.get("stoppedAt") or now
     seconds = _task_seconds(task, stopped_at)
     delay = (now - stopped_at).total_seconds() if isinstance(stopped_at, datetime) else None
     state = _with_task_usage(state, task, seconds).model_copy(
         update={
             "task_seconds": round(seconds, 3),
-            "log": log_location(settings, state.task_arn),
+            "log": log_location(settings, state.task_arn or task.get("taskArn") or ""),
             "detection_delay_seconds": None if delay is None else round(max(0.0, delay), 3),
         }
     )
@@ -384,7 +418,7 @@ def poll_task(
                 "reason": f"Spot interruption: {stopped_reason or stop_code}",
                 "wait_seconds": 0,
                 "usage": state.usage.add_lambda(
-                    settings.lambda_memory_mb, time.perf_counter() - started, POLL_TRANSITIONS
+                    settings.lambda_memory_mb, time.perf_counter() - started, transitions
                 ),
             }
         )
@@ -399,23 +433,40 @@ def poll_task(
             None,
             partial=result.get("partial"),
             resumption=result.get("resumption"),
+            transitions=transitions,
         )
     worker_message = _worker_error(s3, state)
     if exit_code == 0:
         text = "exited 0 but wrote no result record"
-        return _finish(s3, settings, state, started, TaskStatus.FAILED, _joined(text, worker_message))
+        return _finish(
+            s3,
+            settings,
+            state,
+            started,
+            TaskStatus.FAILED,
+            _joined(text, worker_message),
+            transitions=transitions,
+        )
     if exit_code is None:
         why = stopped_reason or stop_code or "stopped without starting its container"
         container_reason = container.get("reason")
         detail = f"{why}: {container_reason}" if container_reason and container_reason not in why else why
-        return _finish(s3, settings, state, started, TaskStatus.FAILED, f"task did not run: {detail}")
+        return _finish(
+            s3,
+            settings,
+            state,
+            started,
+            TaskStatus.FAILED,
+            f"task did not run: {detail}",
+            transitions=transitions,
+        )
     parts = [
         f"exited with code {exit_code}: {exit_class(int(exit_code))}",
         worker_message,
         container.get("reason"),
     ]
     parts.append(f"log: {state.log}")
-    return _finish(s3, settings, state, started, TaskStatus.FAILED, _joined(*parts))
+    return _finish(s3, settings, state, started, TaskStatus.FAILED, _joined(*parts), transitions=transitions)
 
 
 def _joined(*parts: Any) -> str:
@@ -497,6 +548,7 @@ def _finish(
     reason: str | None,
     partial: Any = None,
     resumption: Any = None,
+    transitions: int = POLL_TRANSITIONS,
 ) -> PollResult:
     final = state.model_copy(
         update={
@@ -504,7 +556,7 @@ def _finish(
             "reason": reason,
             "wait_seconds": 0,
             "usage": state.usage.add_lambda(
-                settings.lambda_memory_mb, time.perf_counter() - started, POLL_TRANSITIONS + FINAL_TRANSITIONS
+                settings.lambda_memory_mb, time.perf_counter() - started, transitions + FINAL_TRANSITIONS
             ),
         }
     )

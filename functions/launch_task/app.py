@@ -1,6 +1,7 @@
 """LaunchTask: start an item's next ECS task (Fargate Spot, or on-demand after repeated trouble).
 
-Input `{"state": ItemState, "retry_count": $$.State.RetryCount}`; output the new ItemState. Failures
+Input `{"state": ItemState, "retry_count": $$.State.RetryCount}` (plus `task_token` when the Launch step
+waits for the task's stop event); output the new ItemState. Failures
 are raised as CapacityUnavailable / LaunchThrottled (retried by the state machine) or
 AttemptsExhausted / LaunchFailed (caught and recorded)."""
 
@@ -36,6 +37,8 @@ def settings() -> LaunchSettings:
 class LaunchRequest(BaseModel):
     state: ItemState
     retry_count: int = Field(default=0, ge=0)
+    # $$.Task.Token when the Launch step waits for the task-stopped event (jobcore.completion)
+    task_token: str | None = Field(default=None, min_length=1)
 
 
 @logger.inject_lambda_context
@@ -55,6 +58,7 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
             request.retry_count,
             s3=aws.s3(),
             started=started,
+            task_token=request.task_token,
         )
     except SpotmapError as error:
         # The state machine retries or records these; the metric shows how often each happens.

@@ -11,7 +11,7 @@ from aws_lambda_powertools import Logger, Metrics, Tracer
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from jobcore import aws
+from jobcore import aws, completion
 from jobcore.config import PollSettings
 from jobcore.models import ItemState, TaskStatus
 from jobcore.tasks import poll_task
@@ -36,7 +36,18 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
     state = ItemState.model_validate(event)
     logger.append_keys(job_id=state.job_id, item_index=state.item.index)
     metrics.add_metric(name="TaskPolls", unit=MetricUnit.Count, value=1)
-    result = poll_task(aws.ecs(), aws.s3(), settings(), state, started=started)
+    if state.wait_error is not None:  # no task event within a heartbeat period: the backstop polls
+        logger.info("resuming after the wait for the task event ended", extra={"error": state.wait_error})
+        state = completion.resume_after_wait(aws.s3(), state)
+        waiting = completion.unrecorded_launch(state, settings())
+        if waiting is not None and waiting.wait_error is not None:
+            return waiting.model_dump(mode="json")
+        state = waiting or state
+        result = completion.without_wait_state(
+            poll_task(aws.ecs(), aws.s3(), settings(), state, started=started)
+        )
+    else:
+        result = poll_task(aws.ecs(), aws.s3(), settings(), state, started=started)
     new_state = result.state
     if result.interrupted:
         metrics.add_metric(name="SpotInterruptions", unit=MetricUnit.Count, value=1)

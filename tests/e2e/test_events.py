@@ -47,6 +47,7 @@ PREFIXES = (
     ("summarize_", "SummarizeFunction"),
     ("stop_job_tasks_", "StopJobTasksFunction"),
     ("reconcile_", "ReconcileFunction"),
+    ("task_stopped", "TaskStoppedFunction"),
 )
 CLOSED = ("SUCCEEDED", "FAILED", "TIMED_OUT", "ABORTED")
 
@@ -111,7 +112,6 @@ def get_json(cloud: LocalCloud, key: str) -> Any:
         return json.loads(s3.get_object(Bucket=cloud.stack.bucket, Key=key)["Body"].read())
     except s3.exceptions.NoSuchKey:
         return None
-
 
 
 def invoke(cloud: LocalCloud, logical_id: str, event: dict[str, Any]) -> Any:
@@ -435,6 +435,47 @@ def check_record_failure(cloud: LocalCloud, world: World, event: dict[str, Any])
     assert (task["desiredStatus"], task["stoppedReason"]) == ("STOPPED", "spotmap: item failed")
 
 
+def check_task_stopped(cloud: LocalCloud, world: World, event: dict[str, Any]) -> None:
+    # GIVEN the item's task really stopped, its launch persisted as LaunchTask leaves it, and the event
+    # carrying that task's description (the file's example ARN replaced) with a token no step waits for
+    arn = running_task(cloud, world, attempt=int(_env_of(event)["ATTEMPT"]))
+    client(cloud, "ecs").stop_task(cluster=cloud.stack.cluster_arn, task=arn, reason="test: stop")
+    wait_for(lambda: describe_task(cloud, arn)["lastStatus"] == "STOPPED", f"task {arn} to stop")
+    launched = {**load_event("poll_task.json"), "task_arn": arn}
+    put_json(cloud, layout.launched_key(world.job_id, world.item["index"], launched["attempt"]), launched)
+    outcome_key = layout.outcome_key(world.job_id, world.item["index"], "FAILED")
+    before = get_json(cloud, outcome_key)
+    detail = {
+        **event["detail"],
+        "taskArn": arn,
+        "containers": [{**event["detail"]["containers"][0], "taskArn": arn}],
+    }
+    stopped = {**event, "resources": [arn], "detail": detail}
+
+    # WHEN TaskStopped runs it
+    answer = invoke(cloud, "TaskStoppedFunction", stopped)
+
+    # THEN the closed token changes nothing (Step Functions answers it, under the function's own role):
+    # the item is not resumed and its outcome is not written again
+    assert answer["resumed"] is False
+    assert answer["ignored"].startswith(("InvalidToken", "TaskTimedOut")), answer
+    assert get_json(cloud, outcome_key) == before
+
+    # AND an event of a task launched for polling (no token in its overrides) is ignored
+    environment = [e for e in _overrides(event) if e["name"] != "TASK_TOKEN"]
+    polling = copy.deepcopy(stopped)
+    polling["detail"]["overrides"]["containerOverrides"][0]["environment"] = environment
+    assert invoke(cloud, "TaskStoppedFunction", polling)["resumed"] is False
+
+
+def _overrides(event: dict[str, Any]) -> list[dict[str, str]]:
+    return list(event["detail"]["overrides"]["containerOverrides"][0]["environment"])
+
+
+def _env_of(event: dict[str, Any]) -> dict[str, str]:
+    return {e["name"]: e["value"] for e in _overrides(event)}
+
+
 def expected_verdict(cloud: LocalCloud, world: World) -> dict[str, Any]:
     tolerated = float(
         cloud.stack.functions["EvaluateJobFunction"].environment["TOLERATED_FAILURE_PERCENTAGE"]
@@ -536,6 +577,7 @@ CHECKS: dict[str, Callable[[LocalCloud, World, dict[str, Any]], None]] = {
     "SummarizeFunction": check_summarize,
     "StopJobTasksFunction": check_stop_job_tasks,
     "ReconcileFunction": check_reconcile,
+    "TaskStoppedFunction": check_task_stopped,
 }
 
 

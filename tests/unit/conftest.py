@@ -31,6 +31,7 @@ HANDLER_MODULES = (
     "summarize.app",
     "stop_job_tasks.app",
     "reconcile.app",
+    "task_stopped.app",
 )
 
 FUNCTION_ENV = {

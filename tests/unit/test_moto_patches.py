@@ -12,7 +12,7 @@ from typing import Any
 import moto
 import pytest
 
-from spotmap import moto_patches
+from spotmap import moto_callbacks, moto_patches
 from spotmap.moto_patches import MotoSeamError
 
 
@@ -172,8 +172,9 @@ def test_every_patched_attribute_is_tested(patched: None) -> None:
         *moto_patches.PARSERS,
         *moto_patches.JSON_COPIERS,
         *((owner[0], f"{owner[1]}.{attribute}") for owner, attribute in moto_patches.METHODS),
+        *((owner[0], f"{owner[1]}.{attribute}") for owner, attribute in moto_callbacks.METHODS),
     }
-    assert len(tested) == 18
+    assert len(tested) == 25
     assert set(moto_patches.ORIGINALS) <= {".".join(target) for target in tested}
 
 
@@ -186,3 +187,72 @@ def test_a_missing_execute_setting_is_named(monkeypatch: pytest.MonkeyPatch) -> 
     with pytest.raises(MotoSeamError) as refused:
         moto_patches.configure()
     assert "default_user_config['stepfunctions']['execute_state_machine']" in str(refused.value)
+
+
+CALLBACK_SHAPES = {
+    "notify": ["self", "callback_id", "outcome"],
+    "heartbeat": ["self", "callback_id"],
+    "interrupt_all": ["self"],
+    "setup_heartbeat_endpoint": ["self", "heartbeat_seconds"],
+}
+
+
+@pytest.mark.parametrize(
+    ("owner", "attribute"),
+    moto_callbacks.METHODS,
+    ids=[f"{owner[1]}.{attribute}" for owner, attribute in moto_callbacks.METHODS],
+)
+def test_callback_methods(patched: None, owner: tuple[str, str], attribute: str) -> None:
+    # GIVEN the moto method the callback patch replaces or wraps
+    original = moto_patches.ORIGINALS[f"{owner[0]}.{owner[1]}.{attribute}"]
+    # THEN moto's own has the parameters the patch relies on (an error class: it is an AWSError, whose
+    # constructor the patch calls), and the class now holds the patch
+    if attribute == "__init__":
+        from moto.core.exceptions import AWSError
+
+        assert issubclass(_current(*owner), AWSError) and callable(original)
+    else:
+        assert _parameters(original) == CALLBACK_SHAPES[attribute]
+    assert getattr(_current(*owner), attribute).__module__ == "spotmap.moto_callbacks"
+
+
+def test_a_task_token_is_closed_once_its_outcome_is_in(patched: None) -> None:
+    from moto.stepfunctions.parser.api import TaskTimedOut
+    from moto.stepfunctions.parser.asl.eval.callback.callback import (
+        CallbackOutcomeSuccess,
+        CallbackPoolManager,
+    )
+
+    # GIVEN a waiting task's token
+    pool = CallbackPoolManager(activity_store={})
+    endpoint = pool.generate()
+    token = endpoint.callback_id
+    # WHEN a heartbeat comes before the heartbeat clock runs THEN it is accepted (the task is open)
+    assert pool.heartbeat(token) is True
+    # WHEN the outcome comes THEN it is taken once
+    assert pool.notify(token, CallbackOutcomeSuccess(token, '{"n": 1}')) is True
+    # AND a second outcome or a heartbeat is TaskTimedOut, as AWS answers for a closed task
+    with pytest.raises(TaskTimedOut) as second:
+        pool.notify(token, CallbackOutcomeSuccess(token, '{"n": 2}'))
+    assert endpoint.get_outcome().output == '{"n": 1}'
+    assert second.value.error_type == "TaskTimedOut" and second.value.code == 400
+    with pytest.raises(TaskTimedOut):
+        pool.heartbeat(token)
+    # AND an outcome that came before the heartbeat clock was set up still ends the wait at once
+    assert endpoint.setup_heartbeat_endpoint(heartbeat_seconds=60).clear_and_wait() is True
+
+
+def test_a_token_whose_wait_ended_without_an_outcome_is_closed(patched: None) -> None:
+    from moto.stepfunctions.parser.api import TaskTimedOut
+    from moto.stepfunctions.parser.asl.eval.callback.callback import (
+        CallbackOutcomeSuccess,
+        CallbackPoolManager,
+    )
+
+    # GIVEN a token whose Task state stopped waiting (a heartbeat timeout: the interpreter interrupts it)
+    pool = CallbackPoolManager(activity_store={})
+    endpoint = pool.generate()
+    endpoint.interrupt_all()
+    # WHEN the late event's SendTaskSuccess comes THEN it is refused
+    with pytest.raises(TaskTimedOut):
+        pool.notify(endpoint.callback_id, CallbackOutcomeSuccess(endpoint.callback_id, "{}"))

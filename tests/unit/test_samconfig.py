@@ -52,11 +52,13 @@ def test_local_overrides_name_declared_parameters(config: dict[str, Any]) -> Non
     # GIVEN the overrides the local cloud applies
     raw = config["local"]["deploy"]["parameters"]["parameter_overrides"]
     overrides = dict(pair.split("=", 1) for pair in shlex.split(raw))
-    # THEN they are short polls and small shards, for parameters the template declares
+    # THEN they are short polls, a short heartbeat period (a lost task event costs 10 s, and short item
+    # timeouts are enforced within 10 s) and small shards, for parameters the template declares
     assert overrides == {
         "PollMinSeconds": "1",
         "PollMaxSeconds": "5",
         "ShardSizeMB": "1",
         "ItemTimeoutMinutes": "30",
+        "TaskHeartbeatSeconds": "10",
     }
     assert set(overrides) <= set(load_template()["Parameters"])

@@ -229,3 +229,55 @@ def test_throttled_launches_keep_retrying_longer_than_capacity_shortages() -> No
     worst_case = sum(min(throttled["MaxDelaySeconds"], 2**n) for n in range(throttled["MaxAttempts"]))
     assert worst_case >= 300
     assert retriers[("CapacityUnavailable",)]["MaxAttempts"] < throttled["MaxAttempts"]
+
+
+def test_the_waiting_launch_retries_as_launch_does_and_falls_back_to_polling(
+    states: dict[str, dict[str, Any]],
+) -> None:
+    # GIVEN the two ways an item's task is launched: polling (Launch) and waiting for its stop event
+    launch, waiting = states["Launch"], states["LaunchAndWait"]
+    assert waiting["Resource"] == "arn:aws:states:::lambda:invoke.waitForTaskToken"
+    assert waiting["Parameters"]["Payload"]["task_token.$"] == "$$.Task.Token"
+    # THEN the waiting launch retries what Launch retries, except States.Timeout: its timeout is the
+    # wait for the event, and retrying it would start a second task
+    expected = [
+        {**retry, "ErrorEquals": [e for e in retry["ErrorEquals"] if e != "States.Timeout"]}
+        for retry in launch["Retry"]
+    ]
+    assert waiting["Retry"] == expected
+    # AND a heartbeat timeout (no event within a period) hands the item to Poll, the backstop;
+    # anything else is recorded as the item's failure
+    first, rest = waiting["Catch"]
+    assert set(first["ErrorEquals"]) == {"States.HeartbeatTimeout", "States.Timeout"}
+    assert (first["Next"], first["ResultPath"]) == ("Poll", "$.wait_error")
+    assert (rest["ErrorEquals"], rest["Next"]) == (["States.ALL"], "RecordFailure")
+    assert "wait_error" in ItemState.model_fields
+    # AND it waits at most one heartbeat period of silence, the period the ItemSelector passes
+    assert waiting["HeartbeatSecondsPath"] == "$.heartbeat_seconds"
+    assert "OutputPath" not in waiting  # the output is what TaskStopped sends, the item state itself
+
+
+def test_items_choose_events_or_polls_from_the_task_events_parameter(
+    states: dict[str, dict[str, Any]], machine: dict[str, Any], template: dict[str, Any]
+) -> None:
+    # GIVEN the Map's ItemSelector and the item's first state
+    selector = states["ProcessItems"]["ItemSelector"]
+    assert states["ProcessItems"]["ItemProcessor"]["StartAt"] == "ChooseCompletion"
+    # THEN the flag and the heartbeat period come from template parameters
+    assert machine["DefinitionSubstitutions"]["TaskEvents"] == {"Ref": "TaskEvents"}
+    assert machine["DefinitionSubstitutions"]["TaskHeartbeatSeconds"] == {"Ref": "TaskHeartbeatSeconds"}
+    assert template["Parameters"]["TaskEvents"]["AllowedValues"] == ["Enabled", "Disabled"]
+    assert template["Parameters"]["TaskEvents"]["Default"] == "Enabled"
+    assert set(selector) >= {"task_events", "heartbeat_seconds.$"}
+    # AND Enabled waits for the event, anything else polls, on the first launch and after a reclaim
+    (rule,) = states["ChooseCompletion"]["Choices"]
+    assert (rule["Variable"], rule["StringEquals"], rule["Next"]) == (
+        "$.task_events",
+        "Enabled",
+        "LaunchAndWait",
+    )
+    assert states["ChooseCompletion"]["Default"] == "Launch"
+    relaunch = [
+        choice["Next"] for choice in states["CheckTask"]["Choices"] if "INTERRUPTED" in json.dumps(choice)
+    ]
+    assert relaunch == ["LaunchAndWait", "Launch"]

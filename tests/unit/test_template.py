@@ -242,11 +242,42 @@ def test_launch_task_reads_outcomes_and_the_job_descriptor_only(resources: dict[
     grants = s3_grants(resources, function_role(resources, "LaunchTaskFunction"))
     # THEN it reads the item's outcomes and the job descriptor it hands the worker in JOB (nothing
     # else of jobs/), and writes only the record of each launch (what an aborted job's summary counts)
+    # and the launched item state a task event or the backstop poll resumes from
     assert grants == {
         "s3:GetObject": {"jobs/*/outcomes/*", "jobs/*/job.json"},
         "s3:ListBucket": {f"{BUCKET} prefix=['jobs/*']"},
-        "s3:PutObject": {"jobs/*/attempts/*"},
+        "s3:PutObject": {"jobs/*/attempts/*", "jobs/*/launched/*"},
     }
+
+
+def test_task_stopped_reads_jobs_writes_outcomes_and_claims_and_resumes_items(
+    resources: dict[str, Any],
+) -> None:
+    # GIVEN the role of TaskStopped
+    role = function_role(resources, "TaskStoppedFunction")
+    grants = s3_grants(resources, role)
+    # THEN it reads the job's files (launch record, result record, error message), writes outcomes and
+    # the one-delivery claim, and nothing else
+    assert grants == {
+        "s3:GetObject": {"jobs/*"},
+        "s3:ListBucket": {f"{BUCKET} prefix=['jobs/*']"},
+        "s3:PutObject": {"jobs/*/outcomes/*", "jobs/*/launched/*"},
+    }
+    # AND of Step Functions only the callback actions it uses (no resource types exist for them: "*")
+    statements = [
+        statement
+        for policy in resources[role]["Properties"]["Policies"]
+        for statement in policy["PolicyDocument"]["Statement"]
+        if any(str(action).startswith("states:") for action in _actions(statement))
+    ]
+    assert [(sorted(_actions(s)), s["Resource"]) for s in statements] == [
+        (["states:SendTaskHeartbeat", "states:SendTaskSuccess"], "*")
+    ]
+
+
+def _actions(statement: dict[str, Any]) -> list[str]:
+    action = statement.get("Action", [])
+    return [action] if isinstance(action, str) else list(action)
 
 
 def test_worker_task_reads_input_and_jobs_and_writes_output_and_results(resources: dict[str, Any]) -> None:
@@ -358,6 +389,7 @@ def test_asynchronously_invoked_functions_keep_their_failed_events(resources: di
         "SummarizeFunction",
         "StopJobTasksFunction",
         "ReconcileFunction",
+        "TaskStoppedFunction",
     }
     queue = {"Fn::GetAtt": ["FailedEventsQueue", "Arn"]}
     for function, its_targets in targets.items():
