@@ -91,6 +91,9 @@ class StartJobSettings(Settings):
     max_concurrency: int = Field(ge=1)
     # The processors the worker image provides; a manifest naming another is rejected. Empty: any.
     processors: list[str] = Field(default_factory=list)
+    # The template's batching default (jobcore.batching): 1 / 0 put one item in each task.
+    batch_max_items: int = Field(default=1, ge=1, le=1000)
+    batch_max_bytes: int = Field(default=0, ge=0)
 
     _lists = field_validator("processors", mode="before")(_comma_list)
 

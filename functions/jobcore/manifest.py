@@ -9,6 +9,10 @@ Sources:
     {"items": [{...params}, ...]}                              one item per entry (item params)
     {"count": N, "seed_start": S}                              N items with params {"seed": S + i}
 
+Optional: "batch": {"max_items": N, "max_bytes": B} groups the items into tasks (jobcore.batching; for
+keys, prefix, items and count; max_bytes for keys and prefix); "batch": null turns the template's default
+(BatchMaxItems / BatchMaxBytes) off for this job.
+
 The source's fields may also be given at the top level of the manifest (not both). Objects must live
 under data/ (inputs that start nothing themselves) or input/: the worker may read only those and jobs/.
 A manifest that fails validation becomes a rejected job: job.json carries an error naming the field
@@ -23,7 +27,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from jobcore import layout
+from jobcore import batching, layout
 from jobcore.models import Item
 
 MAX_MANIFEST_BYTES = 64 * 1024 * 1024
@@ -107,6 +111,7 @@ class Manifest(BaseModel):
     processor: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
     params: dict[str, Any] = Field(default_factory=dict)
     source: Source
+    batch: batching.BatchSpec | None = None
 
     @model_validator(mode="before")
     @classmethod
@@ -127,6 +132,11 @@ class Manifest(BaseModel):
     @property
     def empty_result(self) -> Any:
         return EMPTY_RESULTS.get(self.processor)
+
+    @property
+    def batch_given(self) -> bool:
+        """The manifest says how to batch (`"batch": null` included): the template's default is off."""
+        return "batch" in self.model_fields_set
 
 
 def parse_manifest(body: bytes, key: str, processors: list[str] | None = None) -> Manifest:
@@ -149,6 +159,9 @@ def parse_manifest(body: bytes, key: str, processors: list[str] | None = None) -
             f"invalid manifest {key}: processor: {spec.processor!r} is not provided by the worker image "
             f"(Processors: {', '.join(processors)})"
         )
+    batch_problem = batching.manifest_problem(spec.batch, spec.source.kind)
+    if batch_problem is not None:
+        raise ManifestError(f"invalid manifest {key}: batch: {batch_problem}")
     check_processor_params(spec, key)
     return spec
 

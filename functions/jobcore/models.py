@@ -61,6 +61,10 @@ class Item(BaseModel):
     end: int | None = Field(default=None, ge=0)
     header_end: int = Field(default=0, ge=0)
     params: dict[str, Any] = Field(default_factory=dict)
+    # A batch (jobcore.batching): the items one task runs, in index order, each with its own index (the
+    # job's item index). The batch itself takes its first item's index; its members' `bucket` is None
+    # (the job bucket), to keep the Map item small.
+    batch: list[Item] | None = None
 
 
 class Usage(BaseModel):
@@ -167,6 +171,10 @@ class ItemOutcome(BaseModel):
     # Only in the copy that becomes the child's output: the partial was too large for a state's output
     # (256 KiB), so it was left out here and Summarize reads the outcome object instead.
     partial_omitted: bool = False
+    # Batches (jobcore.batching): the index of the batch (its first item) whose task ran this item; and,
+    # in a batch's own outcome only, its items' outcomes, compact (index, status, partial or reason).
+    batch_index: int | None = None
+    items: list[dict[str, Any]] | None = None
 
     @classmethod
     def of(cls, state: ItemState, partial: Any = None) -> ItemOutcome:
@@ -189,11 +197,16 @@ class ItemOutcome(BaseModel):
     def for_state_output(self, limit: int) -> ItemOutcome:
         """This record as a child's output: the same document, without the partial (and saying so)
         when its JSON is larger than `limit` bytes."""
+        if self.items is not None:
+            from jobcore.batching import batch_outcome_for_state_output  # batches are their own module
+
+            return batch_outcome_for_state_output(self, limit)
         if self.partial is None or len(self.model_dump_json().encode("utf-8")) <= limit:
             return self
         return self.model_copy(update={"partial": None, "partial_omitted": True})
 
 
+Item.model_rebuild()  # its `batch` field names Item itself
 ItemState.model_rebuild()  # its `outcome` field names ItemOutcome, defined after it
 
 
@@ -228,4 +241,8 @@ class JobDescriptor(BaseModel):
     item_count: int
     created_at: str
     empty_result: Any = None  # the result of a job with no items (e.g. a header-only CSV)
+    # Batches (jobcore.batching): how items were grouped into tasks, and the Map items (tasks) it made;
+    # None for a job of one item per task.
+    batch: dict[str, Any] | None = None
+    task_count: int | None = None
     error: str | None = None  # set when the job was rejected before it started (bad manifest)

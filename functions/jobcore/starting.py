@@ -19,7 +19,7 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from jobcore import layout, manifest
+from jobcore import batching, layout, manifest
 from jobcore.config import StartJobSettings
 from jobcore.ids import job_id_for
 from jobcore.models import InputObject, Item, JobDescriptor
@@ -229,6 +229,8 @@ def _build_manifest_job(
         )
     spec = manifest.parse_manifest(s3.get_object(**request)["Body"].read(), source.key, settings.processors)
     origin = spec.source
+    batch = batching.effective_spec(origin.kind, settings, spec.batch, spec.batch_given)
+    sizes: dict[str, int] = {}  # object sizes a prefix listing gives, for max_bytes
     items: Iterable[Item]
     if origin.shard is not None:
         shard = origin.shard
@@ -258,20 +260,33 @@ def _build_manifest_job(
     elif origin.keys is not None:
         items = manifest.object_items(source.bucket, iter(origin.keys))
     elif origin.prefix is not None:
-        items = manifest.object_items(source.bucket, manifest.listed_keys(s3, source.bucket, origin.prefix))
+        items = manifest.object_items(
+            source.bucket, batching.listed_objects(s3, source.bucket, origin.prefix, sizes)
+        )
     elif origin.items is not None:
         items = manifest.param_items(origin.items)
     else:
         items = manifest.seed_items(origin.count or 0, origin.seed_start or 0)
+    batcher: batching.Batcher | None = None
+    if batch is not None:
+        size_of = (
+            (lambda item: sizes[item.key or ""])
+            if origin.prefix is not None
+            else batching.head_size(s3, source.bucket)
+        )
+        batcher = batching.Batcher(batch, size_of)
+        items = batcher(items)
     count = write_items(s3, source.bucket, job_id, items)
     descriptor = JobDescriptor(
         job_id=job_id,
         input=source,
         processor=spec.processor,
         params=spec.params,
-        item_count=count,
+        item_count=batcher.items if batcher is not None else count,
         created_at=created_at,
         empty_result=spec.empty_result,
+        batch=batch.model_dump(exclude_none=True) if batch is not None else None,
+        task_count=count if batcher is not None else None,
     )
     write_descriptor(s3, descriptor)
     return descriptor

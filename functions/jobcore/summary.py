@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any, NamedTuple, TypeVar
 
-from jobcore import attempts, layout, map_results, merge
+from jobcore import attempts, batching, layout, map_results, merge
 from jobcore.budget import bound_strings, truncate
 from jobcore.cost import PARENT_TRANSITIONS, cost_block
 from jobcore.models import CLOSED_STATUSES, ExecutionStatus, JobDescriptor, Usage
@@ -233,7 +233,11 @@ def build_summary(
     succeeded: set[int] = set()
 
     if manifest is not None:
-        for outcome in _result_file_outcomes(s3, bucket, manifest, reads):
+        for outcome in (
+            entry
+            for child in _result_file_outcomes(s3, bucket, manifest, reads)
+            for entry in batching.item_outcomes(child)  # a batch's child carries its items' outcomes
+        ):
             index = outcome["index"]
             partial = outcome.get("partial")
             if not 0 <= index < size or index in failed or index in succeeded or partial is None:
@@ -373,6 +377,11 @@ def build_summary(
         "params": descriptor.params if descriptor else {},
         "items": counts,
         "attempts": {**items.attempts, "estimated": estimated},
+        # ECS tasks apart from items: a batched job runs many items per task (jobcore.batching)
+        "tasks": {
+            "total": descriptor.task_count if descriptor and descriptor.task_count is not None else total,
+            "launched": items.attempts["launched"],
+        },
         "failures": failures,
         "result": result,
         "output_prefix": f"{layout.OUTPUT_PREFIX}{job_id}/",
