@@ -9,7 +9,7 @@ from __future__ import annotations
 from enum import Enum
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, SerializerFunctionWrapHandler, model_serializer
 
 
 class TaskStatus(str, Enum):
@@ -65,6 +65,14 @@ class Item(BaseModel):
     # job's item index). The batch itself takes its first item's index; its members' `bucket` is None
     # (the job bucket), to keep the Map item small.
     batch: list[Item] | None = None
+
+    @model_serializer(mode="wrap")
+    def _no_empty_batch(self, handler: SerializerFunctionWrapHandler) -> Any:
+        """An item that is not a batch serialises exactly as before batches existed (SPOTMAP_ITEM, ITEM)."""
+        data = handler(self)
+        if isinstance(data, dict) and data.get("batch") is None:
+            data.pop("batch", None)
+        return data
 
 
 class Usage(BaseModel):
