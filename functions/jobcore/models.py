@@ -85,6 +85,9 @@ class Usage(BaseModel):
     lambda_invocations: int = 0
     lambda_gb_seconds: float = 0.0
     state_transitions: int = 0
+    # The tasks' billed seconds whatever their size (jobcore.billing: a minute at least per task): with the
+    # vCPU- and GB-seconds it gives the tasks' mean size, for the cost of one task per item (jobcore.cost).
+    task_seconds: float = 0.0
 
     def add_task(self, capacity: Capacity, vcpu: float, gb: float, seconds: float) -> Usage:
         if capacity is Capacity.SPOT:
@@ -92,12 +95,14 @@ class Usage(BaseModel):
                 update={
                     "spot_vcpu_seconds": self.spot_vcpu_seconds + vcpu * seconds,
                     "spot_gb_seconds": self.spot_gb_seconds + gb * seconds,
+                    "task_seconds": self.task_seconds + seconds,
                 }
             )
         return self.model_copy(
             update={
                 "on_demand_vcpu_seconds": self.on_demand_vcpu_seconds + vcpu * seconds,
                 "on_demand_gb_seconds": self.on_demand_gb_seconds + gb * seconds,
+                "task_seconds": self.task_seconds + seconds,
             }
         )
 

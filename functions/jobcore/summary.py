@@ -392,7 +392,12 @@ def build_summary(
         },
         "error": _job_error(job_id, descriptor, str(execution.get("status")), execution, merge_error),
         "cost": cost_block(
-            items.usage.total(), region_of(str(execution.get("arn") or "")), prices, PARENT_TRANSITIONS
+            items.usage.total(),
+            region_of(str(execution.get("arn") or "")),
+            prices,
+            PARENT_TRANSITIONS,
+            items=total,
+            tasks=descriptor.task_count if descriptor else None,
         ),
     }
 
