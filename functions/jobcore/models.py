@@ -68,10 +68,24 @@ class Item(BaseModel):
 
     @model_serializer(mode="wrap")
     def _no_empty_batch(self, handler: SerializerFunctionWrapHandler) -> Any:
-        """An item that is not a batch serialises exactly as before batches existed (SPOTMAP_ITEM, ITEM)."""
+        """An item that is not a batch serialises exactly as before batches existed (SPOTMAP_ITEM, ITEM);
+        a batch's items leave out their empty fields, so that a batch fits ECS's 8 KiB of overrides
+        (ITEM) more often: they read back the same."""
         data = handler(self)
-        if isinstance(data, dict) and data.get("batch") is None:
-            data.pop("batch", None)
+        if isinstance(data, dict):
+            if data.get("batch") is None:
+                data.pop("batch", None)
+            else:
+                data["batch"] = [
+                    {
+                        name: value
+                        for name, value in member.items()
+                        if value is not None
+                        and not (name == "header_end" and value == 0)
+                        and not (name == "params" and value == {})
+                    }
+                    for member in data["batch"]
+                ]
         return data
 
 
