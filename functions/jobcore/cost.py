@@ -26,6 +26,10 @@ from jobcore.models import Usage
 
 SECONDS_PER_HOUR = 3600.0
 DEFAULT_REGION = "us-east-1"
+# The least an item run alone costs in orchestration: LaunchTask and one PollTask, and the transitions of
+# Launch, one Wait → Poll → CheckTask cycle and its end (jobcore.tasks' LAUNCH/POLL/FINAL_TRANSITIONS).
+MINIMUM_ITEM_INVOCATIONS = 2
+MINIMUM_ITEM_TRANSITIONS = 1 + 3 + 1
 PARENT_TRANSITIONS = 5  # CheckJob, ProcessItems, EvaluateJob, WithinTolerance, JobSucceeded/Fail
 
 
@@ -135,9 +139,8 @@ def cost_block(
             "tasks": items,
             "usd": _priced(alone, region, prices, parent_transitions)["total_usd"],
             "estimate": (
-                "each item a task of the same size billed at least a minute (Fargate's minimum; the "
-                "image pull of each extra task not counted), the Launch/Poll orchestration per task "
-                "times the items: a lower bound"
+                "each item a task of the same size billed at least a minute (Fargate's minimum), "
+                "launched and polled once: a lower bound"
             ),
         }
     return block
@@ -145,19 +148,21 @@ def cost_block(
 
 def one_task_per_item(total: Usage, items: int, tasks: int) -> Usage:
     """The usage the same job would have had with one task per item, at least: every item a task of the
-    batches' mean size billed no less than Fargate's minute (jobcore.billing), and each task's
-    Lambda invocations and state transitions repeated per item."""
-    per_item = items / tasks
+    batches' mean size billed no less than Fargate's minute (jobcore.billing), launched and polled once
+    (the fewest Lambda invocations and state transitions an item costs: Launch, one poll cycle, the end)."""
     billed = max(total.task_seconds, items * MINIMUM_TASK_SECONDS)
     scale = billed / total.task_seconds if total.task_seconds > 0 else 0.0
+    invoked = total.lambda_invocations
+    gb_seconds_per_invocation = total.lambda_gb_seconds / invoked if invoked else 0.0
+    invocations = max(total.lambda_invocations, items * MINIMUM_ITEM_INVOCATIONS)
     return Usage(
         spot_vcpu_seconds=total.spot_vcpu_seconds * scale,
         spot_gb_seconds=total.spot_gb_seconds * scale,
         on_demand_vcpu_seconds=total.on_demand_vcpu_seconds * scale,
         on_demand_gb_seconds=total.on_demand_gb_seconds * scale,
-        lambda_invocations=round(total.lambda_invocations * per_item),
-        lambda_gb_seconds=total.lambda_gb_seconds * per_item,
-        state_transitions=round(total.state_transitions * per_item),
+        lambda_invocations=invocations,
+        lambda_gb_seconds=gb_seconds_per_invocation * invocations,
+        state_transitions=max(total.state_transitions, items * MINIMUM_ITEM_TRANSITIONS),
         task_seconds=billed,
     )
 

@@ -255,3 +255,32 @@ def test_a_task_that_never_pulled_nor_started_is_not_billed() -> None:
     task = {"createdAt": datetime(2026, 1, 1, tzinfo=timezone.utc)}
     # WHEN / THEN it costs nothing
     assert billing.billed_seconds(task, datetime(2026, 1, 1, 0, 5, tzinfo=timezone.utc)) == 0.0
+
+
+def _job_usage(items: int, per_task: int, polls_per_task: int) -> Usage:
+    """The usage of 2-second items on 1 vCPU / 2 GB Spot tasks that pull their image for 30 s."""
+    usage = Usage()
+    for _ in range(items // per_task):
+        usage = usage.add_task(Capacity.SPOT, 1.0, 2.0, billing.billed_duration(30 + 2 * per_task))
+        usage = usage.add_lambda(256, 0.1, 1)  # Launch
+        for _ in range(polls_per_task):
+            usage = usage.add_lambda(256, 0.1, 3)  # Wait → Poll → CheckTask
+        usage = usage.model_copy(update={"state_transitions": usage.state_transitions + 1})
+    return usage
+
+
+def test_the_cost_of_one_task_per_item_shown_for_a_batched_job_is_a_lower_bound() -> None:
+    # GIVEN 10,000 items of 2 s run one per task (polled 3 times each), and in batches of 100 (6 polls)
+    alone = cost_block(_job_usage(10_000, 1, 3), "us-east-1", prices={})
+    batched = cost_block(_job_usage(10_000, 100, 6), "us-east-1", prices={}, items=10_000, tasks=100)
+
+    # WHEN the batched job's cost block estimates one task per item
+    estimate = batched["one_task_per_item"]
+
+    # THEN the estimate lies between the batched cost and what one task per item really costs, and the
+    # README's worked figure holds: $5.24 against $0.15, with a minute billed per task
+    assert estimate["tasks"] == 10_000
+    assert batched["total_usd"] < estimate["usd"] <= alone["total_usd"]
+    assert (round(alone["total_usd"], 2), round(batched["total_usd"], 2)) == (5.24, 0.15)
+    assert alone["fargate"]["spot"]["vcpu_seconds"] == 10_000 * 60
+    assert "one_task_per_item" not in alone
