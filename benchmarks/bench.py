@@ -285,7 +285,7 @@ def p8_small_items(work: Path, quick: bool) -> Figure:
         seeded = time.monotonic()
         _seed_objects(cloud, "data/p8/", count)
         seeding = time.monotonic() - seeded
-        runner = JobRunner(cloud, progress=None)
+        runner = JobRunner(cloud, progress=sys.stderr)  # a line every 5 s: a long run shows its pace
         watch = runner.submit(manifest)
         (summary,) = runner.wait([watch], timeout=3600)
     elapsed = time.monotonic() - started
