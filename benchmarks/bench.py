@@ -269,9 +269,12 @@ def _seed_objects(cloud: LocalCloud, prefix: str, count: int) -> None:
         backend.put_object(cloud.stack.bucket, f"{prefix}{number:06d}.csv", f"n\n{number}\n".encode())
 
 
+P8_OBJECTS = int(os.environ.get("SPOTMAP_P8_OBJECTS") or 100_000)  # a smaller run where 100,000 cannot
+
+
 def p8_small_items(work: Path, quick: bool) -> Figure:
     """a prefix job over 100,000 small objects, 100 per task"""
-    count = 2_000 if quick else 100_000
+    count = 2_000 if quick else P8_OBJECTS
     per_task = 100
     manifest = _manifest(
         work,
