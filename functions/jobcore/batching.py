@@ -220,8 +220,16 @@ def _read_record(s3: Any, state: ItemState) -> dict[int, BatchItemResult]:
 
 
 def _own_result(s3: Any, state: ItemState, index: int) -> BatchItemResult | None:
-    """An item's own result record (written as it finished), for a batch whose task did not finish."""
-    record = read_json(s3, state.bucket, layout.result_key(state.job_id, index))
+    """An item's own result record (written as it finished), for a batch whose task did not finish; None
+    when there is none, or when the caller may not read it (RecordFailure's role reads nothing: its
+    items then fail with the batch's reason)."""
+    try:
+        record = read_json(s3, state.bucket, layout.result_key(state.job_id, index))
+    except ClientError as error:
+        if error_code(error) not in ("AccessDenied", "403"):
+            raise
+        log.warning("cannot read the result record of item %s (%s): counted as not done", index, error)
+        return None
     if not isinstance(record, dict):
         return None
     return BatchItemResult(
