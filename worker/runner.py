@@ -24,7 +24,7 @@ from pydantic import ValidationError
 from jobcore import layout
 from jobcore.merge import finalize, merge, problems
 from jobcore.models import Item, JobDescriptor, ResultRecord
-from worker import checkpoints, heartbeat, logs, processors, storage
+from worker import batch, checkpoints, heartbeat, logs, processors, storage
 from worker.api import Context, get_processor, registered
 from worker.cancel import Cancellation
 from worker.errors import EXIT_CONFIG, EXIT_FAILED, EXIT_OK, ConfigError, ProcessingError, Terminated
@@ -144,6 +144,12 @@ def _task(env: Mapping[str, str], cancellation: Cancellation) -> int:
     item = _read_item(s3, config)
 
     scratch_root = config.scratch_dir or Path(tempfile.mkdtemp(prefix="spotmap-"))
+    if item.batch is not None:  # many items in this task (jobcore.batching): worker/batch.py runs them
+        try:
+            return batch.run_batch(s3, config, job, spec, item, cancellation, env, started_at, scratch_root)
+        finally:
+            if config.scratch_dir is None:
+                shutil.rmtree(scratch_root, ignore_errors=True)
     workdir = scratch_root / f"{config.job_id}-{config.index}-attempt-{config.attempt}"
     try:
         try:

@@ -19,7 +19,7 @@ from typing import Any
 from botocore.exceptions import ClientError
 from pydantic import BaseModel, ValidationError
 
-from jobcore import layout
+from jobcore import billing, layout
 from jobcore.models import Capacity, Usage
 from jobcore.store import list_keys, put_json, read_json
 
@@ -95,6 +95,6 @@ def estimated_usage(records: list[LaunchRecord], until: datetime | None) -> Usag
             else record.launched_at.replace(tzinfo=timezone.utc)
         )
         end = end if end.tzinfo else end.replace(tzinfo=timezone.utc)
-        seconds = max(0.0, (end - start).total_seconds())
+        seconds = billing.billed_duration((end - start).total_seconds())  # a minute at least, as AWS bills
         usage = usage.add_task(record.capacity, record.vcpu, record.gb, seconds)
     return usage

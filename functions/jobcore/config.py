@@ -94,6 +94,9 @@ class StartJobSettings(Settings):
     # The worker task's size (TaskCpu units, TaskMemory MiB): with them, the job's plan warnings.
     task_cpu: int | None = Field(default=None, ge=1)
     task_memory: int | None = Field(default=None, ge=1)
+    # The template's batching default (jobcore.batching): 1 / 0 put one item in each task.
+    batch_max_items: int = Field(default=1, ge=1, le=1000)
+    batch_max_bytes: int = Field(default=0, ge=0)
 
     _lists = field_validator("processors", mode="before")(_comma_list)
 

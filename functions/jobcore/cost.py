@@ -6,7 +6,8 @@ figure and the summary says which table it used. Override any price with the SPO
 environment variable (JSON, either `{"<region>": {field: value}}` or `{field: value}` for every
 region) or the `prices` argument.
 
-This is an estimate: it counts the items' tasks, the Launch/Poll/RecordFailure invocations and
+Fargate is billed per task from the start of its image pull, at least a minute (jobcore.billing). This
+is an estimate: it counts the items' tasks, the Launch/Poll/RecordFailure invocations and
 their state transitions plus the parent execution's few transitions; S3 requests, CloudWatch and data
 transfer are not included.
 """
@@ -20,10 +21,15 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
+from jobcore.billing import MINIMUM_SECONDS as MINIMUM_TASK_SECONDS
 from jobcore.models import Usage
 
 SECONDS_PER_HOUR = 3600.0
 DEFAULT_REGION = "us-east-1"
+# The least an item run alone costs in orchestration: LaunchTask and one PollTask, and the transitions of
+# Launch, one Wait → Poll → CheckTask cycle and its end (jobcore.tasks' LAUNCH/POLL/FINAL_TRANSITIONS).
+MINIMUM_ITEM_INVOCATIONS = 2
+MINIMUM_ITEM_TRANSITIONS = 1 + 3 + 1
 PARENT_TRANSITIONS = 5  # CheckJob, ProcessItems, EvaluateJob, WithinTolerance, JobSucceeded/Fail
 
 
@@ -119,9 +125,51 @@ def cost_block(
     region: str,
     prices: dict[str, Any] | None = None,
     parent_transitions: int = PARENT_TRANSITIONS,
+    *,
+    items: int | None = None,
+    tasks: int | None = None,
 ) -> dict[str, Any]:
-    """The summary's `cost` block for the summed usage of a job's items."""
+    """The summary's `cost` block for the summed usage of a job's items. With `items` run in fewer
+    `tasks` (batches), it also estimates what one task per item would have cost."""
     total = usages if isinstance(usages, Usage) else sum(usages, Usage())
+    block = _priced(total, region, prices, parent_transitions)
+    if items is not None and tasks is not None and 0 < tasks < items:
+        alone = one_task_per_item(total, items, tasks)
+        block["one_task_per_item"] = {
+            "tasks": items,
+            "usd": _priced(alone, region, prices, parent_transitions)["total_usd"],
+            "estimate": (
+                "each item a task of the same size billed at least a minute (Fargate's minimum), "
+                "launched and polled once: a lower bound"
+            ),
+        }
+    return block
+
+
+def one_task_per_item(total: Usage, items: int, tasks: int) -> Usage:
+    """The usage the same job would have had with one task per item, at least: every item a task of the
+    batches' mean size billed no less than Fargate's minute (jobcore.billing), launched and polled once
+    (the fewest Lambda invocations and state transitions an item costs: Launch, one poll cycle, the end)."""
+    billed = max(total.task_seconds, items * MINIMUM_TASK_SECONDS)
+    scale = billed / total.task_seconds if total.task_seconds > 0 else 0.0
+    invoked = total.lambda_invocations
+    gb_seconds_per_invocation = total.lambda_gb_seconds / invoked if invoked else 0.0
+    invocations = max(total.lambda_invocations, items * MINIMUM_ITEM_INVOCATIONS)
+    return Usage(
+        spot_vcpu_seconds=total.spot_vcpu_seconds * scale,
+        spot_gb_seconds=total.spot_gb_seconds * scale,
+        on_demand_vcpu_seconds=total.on_demand_vcpu_seconds * scale,
+        on_demand_gb_seconds=total.on_demand_gb_seconds * scale,
+        lambda_invocations=invocations,
+        lambda_gb_seconds=gb_seconds_per_invocation * invocations,
+        state_transitions=max(total.state_transitions, items * MINIMUM_ITEM_TRANSITIONS),
+        task_seconds=billed,
+    )
+
+
+def _priced(
+    total: Usage, region: str, prices: dict[str, Any] | None, parent_transitions: int
+) -> dict[str, Any]:
     used_region, table = price_table(region, prices)
 
     def fargate(vcpu_s: float, gb_s: float, vcpu_hour: float, gb_hour: float) -> float:

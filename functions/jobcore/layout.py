@@ -5,6 +5,7 @@ data/<...>                        inputs that job manifests refer to; uploads he
 jobs/<job_id>/job.json            the job descriptor (source, processor, item count)
 jobs/<job_id>/items.json          the item list the Distributed Map reads
 jobs/<job_id>/results/<index>.json        an item's result record, written last by the worker
+jobs/<job_id>/results/batch-<index>.json  a batch task's record (its items' results), written last
 jobs/<job_id>/outcomes/<status>/<index>.json  an item's final outcome (attempts, usage, reason)
 jobs/<job_id>/errors/<index>/attempt-<n>.json why a worker attempt failed (its last error line)
 jobs/<job_id>/attempts/<index>/attempt-<n>.json a task LaunchTask started (capacity, size, launch time)
@@ -53,6 +54,12 @@ def results_prefix(job_id: str) -> str:
 
 def result_key(job_id: str, index: int) -> str:
     return f"{results_prefix(job_id)}{index}.json"
+
+
+def batch_record_key(job_id: str, index: int) -> str:
+    """A batch task's record (jobcore.batching), keyed by the batch's first item; under results/ (the
+    worker may write there) with a name `<index>.json` listings never take for an item's."""
+    return f"{results_prefix(job_id)}batch-{index}.json"
 
 
 def outcomes_prefix(job_id: str, status: str | None = None) -> str:

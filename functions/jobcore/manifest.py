@@ -11,6 +11,9 @@ Sources:
 
 A rerun manifest names an earlier job instead, and runs its failed items again (jobcore.rerun):
     {"rerun": {"job_id": "<earlier job>"}}
+Optional: "batch": {"max_items": N, "max_bytes": B} groups the items into tasks (jobcore.batching; for
+keys, prefix, items and count; max_bytes for keys and prefix); "batch": null turns the template's default
+(BatchMaxItems / BatchMaxBytes) off for this job.
 
 The source's fields may also be given at the top level of the manifest (not both). Objects must live
 under data/ (inputs that start nothing themselves) or input/: the worker may read only those and jobs/.
@@ -26,7 +29,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from jobcore import layout
+from jobcore import batching, layout
 from jobcore.models import Item
 
 MAX_MANIFEST_BYTES = 64 * 1024 * 1024
@@ -110,6 +113,7 @@ class Manifest(BaseModel):
     processor: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
     params: dict[str, Any] = Field(default_factory=dict)
     source: Source
+    batch: batching.BatchSpec | None = None
 
     @model_validator(mode="before")
     @classmethod
@@ -130,6 +134,11 @@ class Manifest(BaseModel):
     @property
     def empty_result(self) -> Any:
         return EMPTY_RESULTS.get(self.processor)
+
+    @property
+    def batch_given(self) -> bool:
+        """The manifest says how to batch (`"batch": null` included): the template's default is off."""
+        return "batch" in self.model_fields_set
 
 
 class RerunTarget(BaseModel):
@@ -188,6 +197,9 @@ def parse_manifest(body: bytes, key: str, processors: list[str] | None = None) -
             f"invalid manifest {key}: processor: {spec.processor!r} is not provided by the worker image "
             f"(Processors: {', '.join(processors)})"
         )
+    batch_problem = batching.manifest_problem(spec.batch, spec.source.kind)
+    if batch_problem is not None:
+        raise ManifestError(f"invalid manifest {key}: batch: {batch_problem}")
     check_processor_params(spec, key)
     return spec
 
@@ -251,15 +263,6 @@ def describe_errors(error: ValidationError) -> str:
 def object_items(bucket: str, keys: Iterator[str]) -> Iterator[Item]:
     for index, key in enumerate(keys):
         yield Item(index=index, bucket=bucket, key=key)
-
-
-def listed_keys(s3: Any, bucket: str, prefix: str) -> Iterator[str]:
-    """Data objects under the prefix, page by page (folder markers and manifests skipped)."""
-    for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
-        for entry in page.get("Contents", []):
-            key = entry["Key"]
-            if not key.endswith("/") and not key.endswith(layout.MANIFEST_SUFFIX):
-                yield key
 
 
 def param_items(entries: list[dict[str, Any]]) -> Iterator[Item]:

@@ -9,7 +9,7 @@ from __future__ import annotations
 from enum import Enum
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, SerializerFunctionWrapHandler, model_serializer
 
 
 class TaskStatus(str, Enum):
@@ -61,6 +61,32 @@ class Item(BaseModel):
     end: int | None = Field(default=None, ge=0)
     header_end: int = Field(default=0, ge=0)
     params: dict[str, Any] = Field(default_factory=dict)
+    # A batch (jobcore.batching): the items one task runs, in index order, each with its own index (the
+    # job's item index). The batch itself takes its first item's index; its members' `bucket` is None
+    # (the job bucket), to keep the Map item small.
+    batch: list[Item] | None = None
+
+    @model_serializer(mode="wrap")
+    def _no_empty_batch(self, handler: SerializerFunctionWrapHandler) -> Any:
+        """An item that is not a batch serialises exactly as before batches existed (SPOTMAP_ITEM, ITEM);
+        a batch's items leave out their empty fields, so that a batch fits ECS's 8 KiB of overrides
+        (ITEM) more often: they read back the same."""
+        data = handler(self)
+        if isinstance(data, dict):
+            if data.get("batch") is None:
+                data.pop("batch", None)
+            else:
+                data["batch"] = [
+                    {
+                        name: value
+                        for name, value in member.items()
+                        if value is not None
+                        and not (name == "header_end" and value == 0)
+                        and not (name == "params" and value == {})
+                    }
+                    for member in data["batch"]
+                ]
+        return data
 
 
 class Usage(BaseModel):
@@ -73,6 +99,9 @@ class Usage(BaseModel):
     lambda_invocations: int = 0
     lambda_gb_seconds: float = 0.0
     state_transitions: int = 0
+    # The tasks' billed seconds whatever their size (jobcore.billing: a minute at least per task): with the
+    # vCPU- and GB-seconds it gives the tasks' mean size, for the cost of one task per item (jobcore.cost).
+    task_seconds: float = 0.0
 
     def add_task(self, capacity: Capacity, vcpu: float, gb: float, seconds: float) -> Usage:
         if capacity is Capacity.SPOT:
@@ -80,12 +109,14 @@ class Usage(BaseModel):
                 update={
                     "spot_vcpu_seconds": self.spot_vcpu_seconds + vcpu * seconds,
                     "spot_gb_seconds": self.spot_gb_seconds + gb * seconds,
+                    "task_seconds": self.task_seconds + seconds,
                 }
             )
         return self.model_copy(
             update={
                 "on_demand_vcpu_seconds": self.on_demand_vcpu_seconds + vcpu * seconds,
                 "on_demand_gb_seconds": self.on_demand_gb_seconds + gb * seconds,
+                "task_seconds": self.task_seconds + seconds,
             }
         )
 
@@ -187,6 +218,10 @@ class ItemOutcome(BaseModel):
     partial_omitted: bool = False
     # A succeeded item's checkpoint resumptions, copied from its result record (None: it never resumed)
     resumption: Resumption | None = None
+    # Batches (jobcore.batching): the index of the batch (its first item) whose task ran this item; and,
+    # in a batch's own outcome only, its items' outcomes, compact (index, status, partial or reason).
+    batch_index: int | None = None
+    items: list[dict[str, Any]] | None = None
 
     @classmethod
     def of(cls, state: ItemState, partial: Any = None, resumption: Any = None) -> ItemOutcome:
@@ -211,11 +246,16 @@ class ItemOutcome(BaseModel):
     def for_state_output(self, limit: int) -> ItemOutcome:
         """This record as a child's output: the same document, without the partial (and saying so)
         when its JSON is larger than `limit` bytes."""
+        if self.items is not None:
+            from jobcore.batching import batch_outcome_for_state_output  # batches are their own module
+
+            return batch_outcome_for_state_output(self, limit)
         if self.partial is None or len(self.model_dump_json().encode("utf-8")) <= limit:
             return self
         return self.model_copy(update={"partial": None, "partial_omitted": True})
 
 
+Item.model_rebuild()  # its `batch` field names Item itself
 ItemState.model_rebuild()  # its `outcome` field names ItemOutcome, defined after it
 
 
@@ -261,6 +301,10 @@ class JobDescriptor(BaseModel):
     item_count: int
     created_at: str
     empty_result: Any = None  # the result of a job with no items (e.g. a header-only CSV)
+    # Batches (jobcore.batching): how items were grouped into tasks, and the Map items (tasks) it made;
+    # None for a job of one item per task.
+    batch: dict[str, Any] | None = None
+    task_count: int | None = None
     error: str | None = None  # set when the job was rejected before it started (bad manifest)
     rerun: RerunOrigin | None = None  # set for a rerun of an earlier job's failed items
     # What a limit, not the work, will do to the job's pace (jobcore.planning): the summary repeats them.

@@ -19,7 +19,7 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from jobcore import layout, manifest, planning, rerun
+from jobcore import batching, layout, manifest, planning, rerun
 from jobcore.config import StartJobSettings
 from jobcore.ids import job_id_for
 from jobcore.models import InputObject, Item, JobDescriptor
@@ -233,26 +233,46 @@ def _build_manifest_job(
     if isinstance(parsed, manifest.RerunManifest):
         return _build_rerun_job(s3, job_id, source, created_at, parsed)
     spec = parsed
-    items = manifest_items(s3, source.bucket, source.key, spec, settings.shard_size_mb)
+    origin = spec.source
+    batch = batching.effective_spec(origin.kind, settings, spec.batch, spec.batch_given)
+    sizes: dict[str, int] = {}  # object sizes a prefix listing gives, for max_bytes
+    items = manifest_items(s3, source.bucket, source.key, spec, settings.shard_size_mb, sizes)
+    batcher: batching.Batcher | None = None
+    if batch is not None:
+        size_of = (
+            (lambda item: sizes[item.key or ""])
+            if origin.prefix is not None
+            else batching.head_size(s3, source.bucket)
+        )
+        batcher = batching.Batcher(batch, size_of)
+        items = batcher(items)
     count = write_items(s3, source.bucket, job_id, items)
     descriptor = JobDescriptor(
         job_id=job_id,
         input=source,
         processor=spec.processor,
         params=spec.params,
-        item_count=count,
+        item_count=batcher.items if batcher is not None else count,
         created_at=created_at,
         empty_result=spec.empty_result,
+        batch=batch.model_dump(exclude_none=True) if batch is not None else None,
+        task_count=count if batcher is not None else None,
     )
     write_descriptor(s3, descriptor)
     return descriptor
 
 
 def manifest_items(
-    s3: Any, bucket: str, manifest_key: str, spec: manifest.Manifest, shard_size_mb: float
+    s3: Any,
+    bucket: str,
+    manifest_key: str,
+    spec: manifest.Manifest,
+    shard_size_mb: float,
+    sizes: dict[str, int] | None = None,
 ) -> Iterable[Item]:
-    """The items of a job manifest, exactly as StartJob writes them (also what `spotmap plan` counts).
-    `s3` is needed for the shard and prefix sources only (it reads or lists the bucket)."""
+    """The items of a job manifest before batching, exactly as StartJob writes them (also what `spotmap
+    plan` counts). `s3` is needed for the shard and prefix sources only (it reads or lists the bucket);
+    a prefix listing notes each object's size in `sizes` (batching by bytes needs them)."""
     origin = spec.source
     items: Iterable[Item]
     if origin.shard is not None:
@@ -283,7 +303,8 @@ def manifest_items(
     elif origin.keys is not None:
         items = manifest.object_items(bucket, iter(origin.keys))
     elif origin.prefix is not None:
-        items = manifest.object_items(bucket, manifest.listed_keys(s3, bucket, origin.prefix))
+        listed = batching.listed_objects(s3, bucket, origin.prefix, sizes if sizes is not None else {})
+        items = manifest.object_items(bucket, listed)
     elif origin.items is not None:
         items = manifest.param_items(origin.items)
     else:

@@ -25,7 +25,7 @@ from datetime import datetime, timezone
 from fractions import Fraction
 from typing import Any, NamedTuple, TypeVar
 
-from jobcore import attempts, layout, map_results, merge, rerun
+from jobcore import attempts, batching, layout, map_results, merge, rerun
 from jobcore.budget import bound_strings, truncate
 from jobcore.cost import PARENT_TRANSITIONS, cost_block
 from jobcore.models import CLOSED_STATUSES, ExecutionStatus, JobDescriptor, Usage
@@ -282,7 +282,11 @@ def build_summary(
             inherited += 1
 
     if manifest is not None:
-        for outcome in _result_file_outcomes(s3, bucket, manifest, reads):
+        for outcome in (
+            entry
+            for child in _result_file_outcomes(s3, bucket, manifest, reads)
+            for entry in batching.item_outcomes(child)  # a batch's child carries its items' outcomes
+        ):
             index = outcome["index"]
             partial = outcome.get("partial")
             if not 0 <= index < size or index in failed or index in succeeded or partial is None:
@@ -423,6 +427,11 @@ def build_summary(
         "items": counts,
         "attempts": {**items.attempts, "estimated": estimated},
         "checkpoints": items.checkpoints.block(),
+        # ECS tasks apart from items: a batched job runs many items per task (jobcore.batching)
+        "tasks": {
+            "total": descriptor.task_count if descriptor and descriptor.task_count is not None else total,
+            "launched": items.attempts["launched"],
+        },
         "failures": failures,
         "result": result,
         "output_prefix": f"{layout.OUTPUT_PREFIX}{job_id}/",
@@ -433,7 +442,12 @@ def build_summary(
         },
         "error": _job_error(job_id, descriptor, str(execution.get("status")), execution, merge_error),
         "cost": cost_block(
-            items.usage.total(), region_of(str(execution.get("arn") or "")), prices, PARENT_TRANSITIONS
+            items.usage.total(),
+            region_of(str(execution.get("arn") or "")),
+            prices,
+            PARENT_TRANSITIONS,
+            items=total,
+            tasks=descriptor.task_count if descriptor else None,
         ),
     }
     if descriptor is not None and descriptor.warnings:

@@ -16,7 +16,7 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from jobcore import attempts, completion, layout, polling
+from jobcore import attempts, batching, billing, completion, layout, polling
 from jobcore.config import LaunchSettings, PollSettings
 from jobcore.errors import (
     AttemptsExhausted,
@@ -389,7 +389,7 @@ def classify_stopped(
     stopped_at = task.get("stoppedAt") or now
     seconds = _task_seconds(task, stopped_at)
     delay = (now - stopped_at).total_seconds() if isinstance(stopped_at, datetime) else None
-    state = _with_task_usage(state, task, seconds).model_copy(
+    state = _with_task_usage(state, task, billing.billed_seconds(task, stopped_at)).model_copy(
         update={
             "task_seconds": round(seconds, 3),
             "log": log_location(settings, state.task_arn or task.get("taskArn") or ""),
@@ -508,7 +508,7 @@ def _still_running(
             )
         except ClientError as error:  # already stopping: the item fails as timed out either way
             log.warning("stop_task failed for %s: %s", state.task_arn, error)
-        state = _with_task_usage(state, task, elapsed if task.get("startedAt") else 0.0).model_copy(
+        state = _with_task_usage(state, task, billing.billed_seconds(task, now)).model_copy(
             update={"task_seconds": round(elapsed, 3), "log": log_location(settings, state.task_arn or "")}
         )
         state = _with_attempt(state, task, now, "failed")
@@ -534,8 +534,9 @@ def _still_running(
 
 
 def _read_result(s3: Any, state: ItemState) -> dict[str, Any] | None:
-    """The item's result record, or None: its existence is what makes an exit code 0 a success."""
-    record = read_json(s3, state.bucket, layout.result_key(state.job_id, state.item.index))
+    """The item's result record (a batch's record for a batch), or None: its existence is what makes an
+    exit code 0 a success."""
+    record = read_json(s3, state.bucket, batching.task_result_key(state.job_id, state.item))
     return record if isinstance(record, dict) else None
 
 
@@ -567,7 +568,9 @@ def _finish(
 
 
 def write_outcome(s3: Any, state: ItemState, partial: Any = None, resumption: Any = None) -> ItemOutcome:
-    """jobs/<job_id>/outcomes/<status>/<index>.json: the item's final record."""
+    """jobs/<job_id>/outcomes/<status>/<index>.json: the item's final record (one per item of a batch)."""
+    if state.item.batch is not None:
+        return batching.write_batch_outcome(s3, state)
     outcome = ItemOutcome.of(state, partial, resumption)
     key = layout.outcome_key(state.job_id, state.item.index, outcome.status.value)
     put_json(s3, state.bucket, key, outcome.model_dump_json().encode("utf-8"))

@@ -49,6 +49,11 @@ def task(state: dict[str, Any], **fields: Any) -> dict[str, Any]:
     return described
 
 
+# Fargate bills from the start of the image pull (jobcore.billing): a stopped task's usage is its run
+# time plus this pull, at least a minute.
+PULL_SECONDS = 30
+
+
 def stopped(
     state: dict[str, Any], exit_code: int | None, seconds: float = 600, **fields: Any
 ) -> dict[str, Any]:
@@ -62,6 +67,9 @@ def stopped(
         state,
         lastStatus="STOPPED",
         desiredStatus="STOPPED",
+        # as ECS describes a task that ran: created, then its image pulled for PULL_SECONDS, then started
+        createdAt=started - timedelta(seconds=PULL_SECONDS + 2),
+        pullStartedAt=started - timedelta(seconds=PULL_SECONDS),
         startedAt=started,
         stoppedAt=started + timedelta(seconds=seconds),
         containers=[container],
@@ -173,8 +181,9 @@ def test_spot_interruption_relaunches(
 
     # THEN the item goes back to Launch, the interruption counted, the Spot time paid for, no outcome
     assert result["status"] == "INTERRUPTED" and result["spot_interruptions"] == 1
-    assert result["usage"]["spot_vcpu_seconds"] == pytest.approx(400)
-    assert result["usage"]["spot_gb_seconds"] == pytest.approx(800)
+    # (billed from the image pull: 400 s of run + 30 s of pull, was 400 before the pull was billed)
+    assert result["usage"]["spot_vcpu_seconds"] == pytest.approx(400 + PULL_SECONDS)
+    assert result["usage"]["spot_gb_seconds"] == pytest.approx(2 * (400 + PULL_SECONDS))
     assert outcomes(s3, state) == []
 
 
@@ -208,8 +217,9 @@ def test_exit_0_with_a_result_succeeds_and_records_usage(
     assert result["status"] == "SUCCEEDED" and result["reason"] is None
     recorded = outcome(s3, state, "SUCCEEDED")
     assert recorded["task_seconds"] == pytest.approx(600)
-    assert recorded["usage"]["on_demand_vcpu_seconds"] == pytest.approx(600)
-    assert recorded["usage"]["on_demand_gb_seconds"] == pytest.approx(1200)
+    # billed from the image pull (jobcore.billing): the run's 600 s and the pull's 30 s (was 600)
+    assert recorded["usage"]["on_demand_vcpu_seconds"] == pytest.approx(600 + PULL_SECONDS)
+    assert recorded["usage"]["on_demand_gb_seconds"] == pytest.approx(2 * (600 + PULL_SECONDS))
     assert recorded["usage"]["state_transitions"] == state["usage"]["state_transitions"] + 4
     assert recorded["attempts"] == 1
 
