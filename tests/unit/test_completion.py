@@ -85,7 +85,8 @@ def test_an_event_is_classified_exactly_as_a_poll(s3: Any, case: str) -> None:
     fields = ("status", "reason", "spot_interruptions", "task_seconds", "detection_delay_seconds", "history")
     assert by_event.state.model_dump(include=set(fields)) == by_poll.state.model_dump(include=set(fields))
     assert by_event.interrupted == by_poll.interrupted == (case == "spot-interrupted")
-    assert by_event.state.usage.spot_vcpu_seconds == by_poll.state.usage.spot_vcpu_seconds == 1200
+    # Fargate bills from the image pull (createdAt here: no pullStartedAt), 40 s before startedAt
+    assert by_event.state.usage.spot_vcpu_seconds == by_poll.state.usage.spot_vcpu_seconds == 1240
     # AND the event path costs fewer state transitions (CheckTask, not a Wait/Poll/CheckTask cycle)
     spent = by_poll.state.usage.state_transitions - by_event.state.usage.state_transitions
     assert spent == tasks.POLL_TRANSITIONS - completion.EVENT_TRANSITIONS
