@@ -5,32 +5,34 @@ from __future__ import annotations
 
 from typing import Any
 
-from aws_lambda_powertools.utilities.data_classes import EventBridgeEvent
+from aws_lambda_powertools.utilities.parser import envelopes, event_parser
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from jobcore import aws
 from jobcore.config import StopJobTasksSettings
 from jobcore.executions import ExecutionStatusChange, is_job_execution
+from jobcore.models import ExecutionStatus
 from jobcore.observability import count, handler, log_job, logger, settings_loader
 from jobcore.tasks import stop_job_tasks
 
-STOPPING_STATUSES = frozenset({"FAILED", "TIMED_OUT", "ABORTED"})
+STOPPING_STATUSES = frozenset({ExecutionStatus.FAILED, ExecutionStatus.TIMED_OUT, ExecutionStatus.ABORTED})
 
 settings = settings_loader(StopJobTasksSettings)
 
 
 @handler
-def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+@event_parser(model=ExecutionStatusChange, envelope=envelopes.EventBridgeEnvelope)
+def lambda_handler(change: ExecutionStatusChange, context: LambdaContext) -> dict[str, Any]:
     config = settings()
-    change = ExecutionStatusChange.model_validate(EventBridgeEvent(event).detail)
     log_job(change.name)
+    status = change.status.value
     relevant, why_not = is_job_execution(change, config.state_machine_arn)
     if change.status not in STOPPING_STATUSES or not relevant:
-        reason = why_not or f"status {change.status}"
+        reason = why_not or f"status {status}"
         count("EventsIgnored")
         logger.info("nothing to stop", extra={"reason": reason})
         return {"job_id": change.name, "stopped": 0, "ignored": reason}
-    stopped = stop_job_tasks(aws.ecs(), config.cluster_arn, change.name, change.status)
+    stopped = stop_job_tasks(aws.ecs(), config.cluster_arn, change.name, status)
     count("TasksStopped", stopped)
-    logger.info("job tasks stopped", extra={"stopped": stopped, "status": change.status})
+    logger.info("job tasks stopped", extra={"stopped": stopped, "status": status})
     return {"job_id": change.name, "stopped": stopped}

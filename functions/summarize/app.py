@@ -11,7 +11,7 @@ import dataclasses
 from typing import Any
 
 from aws_lambda_powertools.metrics import MetricUnit
-from aws_lambda_powertools.utilities.data_classes import EventBridgeEvent
+from aws_lambda_powertools.utilities.parser import envelopes, event_parser
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from jobcore import aws, notify
@@ -24,14 +24,15 @@ settings = settings_loader(SummarizeSettings)
 
 
 @handler
-def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+@event_parser(model=ExecutionStatusChange, envelope=envelopes.EventBridgeEnvelope)
+def lambda_handler(change: ExecutionStatusChange, context: LambdaContext) -> dict[str, Any]:
     config = settings()
-    change = ExecutionStatusChange.model_validate(EventBridgeEvent(event).detail)
     log_job(change.name)
+    status = change.status.value
     if not change.closed:
         count("EventsIgnored")
-        logger.info("execution not closed, ignored", extra={"status": change.status})
-        return {"job_id": change.name, "summary_key": None, "ignored": f"status {change.status}"}
+        logger.info("execution not closed, ignored", extra={"status": status})
+        return {"job_id": change.name, "summary_key": None, "ignored": f"status {status}"}
     relevant, why_not = is_job_execution(change, config.state_machine_arn)
     if not relevant:
         count("EventsIgnored")
@@ -57,7 +58,7 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
             "summary_key": key,
             "report_key": written.report_key,
             "status": summary["status"],
-            "execution_status": change.status,
+            "execution_status": status,
             "items": summary["items"],
             "reads": dataclasses.asdict(reads),  # result files vs objects read one by one
         },
