@@ -30,6 +30,11 @@ class ExecutionStatusChange(BaseModel):
     cause: str | None = None
 
     @property
+    def job_id(self) -> str:
+        """A job's execution is named after it."""
+        return self.name
+
+    @property
     def closed(self) -> bool:
         return self.status in CLOSED_STATUSES
 

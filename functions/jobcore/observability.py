@@ -15,6 +15,7 @@ from typing import Any, Protocol, TypeVar
 
 from aws_lambda_powertools import Logger, Metrics, Tracer
 from aws_lambda_powertools.metrics import MetricUnit
+from aws_lambda_powertools.utilities.parser import envelopes, event_parser
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from jobcore.config import Settings
@@ -25,6 +26,7 @@ tracer = Tracer()
 metrics = Metrics()
 
 S = TypeVar("S", bound=Settings)
+E = TypeVar("E", bound="JobEvent")
 S_co = TypeVar("S_co", bound=Settings, covariant=True)
 R = TypeVar("R")
 Handler = Callable[[Any, LambdaContext], R]
@@ -43,6 +45,34 @@ def handler(function: Handler[R]) -> Handler[R]:
     flushed: Handler[R] = metrics.log_metrics(traced)
     contextual: Handler[R] = logger.inject_lambda_context(flushed)
     return contextual
+
+
+class JobEvent(Protocol):
+    """An event's typed detail that says which job it is about."""
+
+    @property
+    def job_id(self) -> str: ...
+
+
+def eventbridge_handler(
+    detail: type[E],
+) -> Callable[[Callable[[E, LambdaContext], R]], Handler[R]]:
+    """A handler of EventBridge events (e.g. "Step Functions Execution Status Change"): Powertools'
+    event_parser validates the event with its EventBridge envelope into the typed `detail` model, a bad
+    event failing the invocation with a ValidationError that names the field, and every log line of
+    the invocation names the detail's job."""
+
+    def decorate(function: Callable[[E, LambdaContext], R]) -> Handler[R]:
+        @functools.wraps(function)
+        def for_job(event: E, context: LambdaContext) -> R:
+            log_job(event.job_id)
+            return function(event, context)
+
+        parse = event_parser(model=detail, envelope=envelopes.EventBridgeEnvelope)
+        parsed: Handler[R] = parse(for_job)
+        return handler(parsed)
+
+    return decorate
 
 
 def settings_loader(settings_class: type[S]) -> SettingsLoader[S]:

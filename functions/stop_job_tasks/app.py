@@ -5,14 +5,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from aws_lambda_powertools.utilities.parser import envelopes, event_parser
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from jobcore import aws
 from jobcore.config import StopJobTasksSettings
 from jobcore.executions import ExecutionStatusChange, is_job_execution
 from jobcore.models import ExecutionStatus
-from jobcore.observability import count, handler, log_job, logger, settings_loader
+from jobcore.observability import count, eventbridge_handler, logger, settings_loader
 from jobcore.tasks import stop_job_tasks
 
 STOPPING_STATUSES = frozenset({ExecutionStatus.FAILED, ExecutionStatus.TIMED_OUT, ExecutionStatus.ABORTED})
@@ -20,11 +19,9 @@ STOPPING_STATUSES = frozenset({ExecutionStatus.FAILED, ExecutionStatus.TIMED_OUT
 settings = settings_loader(StopJobTasksSettings)
 
 
-@handler
-@event_parser(model=ExecutionStatusChange, envelope=envelopes.EventBridgeEnvelope)
+@eventbridge_handler(ExecutionStatusChange)
 def lambda_handler(change: ExecutionStatusChange, context: LambdaContext) -> dict[str, Any]:
     config = settings()
-    log_job(change.name)
     status = change.status.value
     relevant, why_not = is_job_execution(change, config.state_machine_arn)
     if change.status not in STOPPING_STATUSES or not relevant:

@@ -11,23 +11,20 @@ import dataclasses
 from typing import Any
 
 from aws_lambda_powertools.metrics import MetricUnit
-from aws_lambda_powertools.utilities.parser import envelopes, event_parser
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from jobcore import aws, notify
 from jobcore.config import SummarizeSettings
 from jobcore.executions import ExecutionStatusChange, is_job_execution
-from jobcore.observability import count, handler, log_job, logger, metrics, settings_loader
+from jobcore.observability import count, eventbridge_handler, logger, metrics, settings_loader
 from jobcore.summary import Reads, summarize_job
 
 settings = settings_loader(SummarizeSettings)
 
 
-@handler
-@event_parser(model=ExecutionStatusChange, envelope=envelopes.EventBridgeEnvelope)
+@eventbridge_handler(ExecutionStatusChange)
 def lambda_handler(change: ExecutionStatusChange, context: LambdaContext) -> dict[str, Any]:
     config = settings()
-    log_job(change.name)
     status = change.status.value
     if not change.closed:
         count("EventsIgnored")
