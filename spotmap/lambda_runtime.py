@@ -68,6 +68,10 @@ def zygote(fd: int) -> None:
 
 
 PRELOADED_SERVICES = ("s3", "ecs", "stepfunctions")
+# Modules whose import is part of an instance's init phase: jobcore.observability makes the handlers'
+# Logger, Tracer and Metrics from the function's own environment (POWERTOOLS_SERVICE_NAME, the metrics
+# namespace), so each instance imports it itself, as in Lambda; the zygote never keeps it.
+INIT_PHASE_MODULES = ("jobcore.observability",)
 
 
 def _preload(handlers: list[list[str]]) -> None:
@@ -75,32 +79,41 @@ def _preload(handlers: list[list[str]]) -> None:
 
     Measured here, a cold start spent ~0.3 s of CPU on these (pydantic models, Powertools modules,
     botocore's JSON models) although every instance loads the same ones. The handler modules themselves
-    are not imported: their module-level code (Logger, Metrics, settings) is the init phase each
-    instance runs with its own function's environment, as in Lambda. Clients are created with
-    placeholder credentials and region, so the zygote never resolves a credential chain."""
+    are not imported, nor INIT_PHASE_MODULES (only what these import): their module-level code (Logger,
+    Metrics, settings) is the init phase each instance runs with its own function's environment, as in
+    Lambda. Clients are created with placeholder credentials and region, so the zygote never resolves a
+    credential chain."""
     import ast
 
     import boto3
 
-    for code_dir, handler in handlers:
-        source = Path(code_dir, *handler.rsplit(".", 1)[0].split(".")).with_suffix(".py")
+    def imports_of(code_dir: str, module: str) -> set[str]:
+        source = Path(code_dir, *module.split(".")).with_suffix(".py")
         try:
             tree = ast.parse(source.read_text(encoding="utf-8"))
         except (OSError, SyntaxError):
-            continue  # the instance reports it, as Lambda reports an init error
+            return set()  # the instance reports it, as Lambda reports an init error
         names = {alias.name for node in tree.body if isinstance(node, ast.Import) for alias in node.names}
         names |= {
             node.module
             for node in tree.body
             if isinstance(node, ast.ImportFrom) and node.module and not node.level
         }
+        for name in names.intersection(INIT_PHASE_MODULES):  # what they import is preloaded instead
+            names |= imports_of(code_dir, name)
+        return names
+
+    for code_dir, handler in handlers:
+        names = imports_of(code_dir, handler.rsplit(".", 1)[0])
         sys.path.insert(0, code_dir)
         try:
-            for name in sorted(names):
+            for name in sorted(names.difference(INIT_PHASE_MODULES)):
                 with contextlib.suppress(Exception):  # the instance's own import says what is wrong
                     importlib.import_module(name)
         finally:
             sys.path.remove(code_dir)
+    for name in INIT_PHASE_MODULES:  # in case a preloaded module imported one after all
+        sys.modules.pop(name, None)
     with contextlib.suppress(ImportError):
         import aws_xray_sdk.core  # noqa: F401 - Powertools' Tracer() imports it (~0.23 s) even when disabled
     # fills the default session's model and endpoint caches, which the instances inherit

@@ -4,21 +4,21 @@ from __future__ import annotations
 
 import signal
 
+from jobcore.settings import ConfigError
+
+__all__ = ["EXIT_CONFIG", "EXIT_FAILED", "EXIT_OK", "ConfigError", "ProcessingError", "Terminated"]
+
 EXIT_OK = 0
 EXIT_FAILED = 1
-EXIT_CONFIG = 2
+# ConfigError is jobcore's, the one class the functions' settings raise too: the worker or the job is
+# misconfigured (missing environment, unknown processor, bad params).
+EXIT_CONFIG = ConfigError.exit_code
 
 
 class ProcessingError(Exception):
     """The item cannot be processed (bad input, a failing command, ...): exit 1, no result record."""
 
     exit_code = EXIT_FAILED
-
-
-class ConfigError(Exception):
-    """The worker or the job is misconfigured (missing environment, unknown processor, bad params): exit 2."""
-
-    exit_code = EXIT_CONFIG
 
 
 class Terminated(BaseException):  # noqa: N818 - it is a stop request, not an error

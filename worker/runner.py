@@ -13,17 +13,17 @@ import os
 import shutil
 import tempfile
 from collections.abc import Mapping
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 from botocore.exceptions import ClientError
-from pydantic import ValidationError
+from pydantic import Field, ValidationError
 
 from jobcore import layout
 from jobcore.merge import finalize, merge, problems
 from jobcore.models import Item, JobDescriptor, ResultRecord
+from jobcore.settings import NonNegativeInt, Settings
 from worker import batch, checkpoints, heartbeat, logs, processors, storage
 from worker.api import Context, get_processor, registered
 from worker.cancel import Cancellation
@@ -35,49 +35,20 @@ LOG = logs.get_logger()
 processors.discover()
 
 
-@dataclass(frozen=True)
-class WorkerConfig:
-    """The task's environment, parsed once; every problem is reported at once (exit 2)."""
+class WorkerConfig(Settings):
+    """The task's environment, parsed once (pydantic-settings, as the functions' settings); every
+    problem is reported at once as ConfigError (exit 2)."""
 
-    bucket: str
-    job_id: str
-    index: int
-    attempt: int
-    item_json: str | None
-    job_json: str | None
-    scratch_dir: Path | None
-    processor_modules: str | None
+    config_error_heading: ClassVar[str] = "bad worker configuration"
 
-    @classmethod
-    def from_env(cls, env: Mapping[str, str]) -> WorkerConfig:
-        problems = [
-            f"{name} is not set"
-            for name in ("JOB_BUCKET", "JOB_ID", "ITEM_INDEX", "ATTEMPT")
-            if not env.get(name)
-        ]
-        numbers: dict[str, int] = {}
-        for name in ("ITEM_INDEX", "ATTEMPT"):
-            value = env.get(name)
-            if value:
-                try:
-                    numbers[name] = int(value)
-                except ValueError:
-                    numbers[name] = -1
-                if numbers[name] < 0:
-                    problems.append(f"{name} must be a non-negative integer, not {value!r}")
-        if problems:
-            raise ConfigError("bad worker configuration: " + "; ".join(problems))
-        scratch = env.get("SCRATCH_DIR")
-        return cls(
-            bucket=env["JOB_BUCKET"],
-            job_id=env["JOB_ID"],
-            index=numbers["ITEM_INDEX"],
-            attempt=numbers["ATTEMPT"],
-            item_json=env.get("ITEM") or None,
-            job_json=env.get("JOB") or None,
-            scratch_dir=Path(scratch) if scratch else None,
-            processor_modules=env.get("SPOTMAP_PROCESSOR_MODULES") or None,
-        )
+    bucket: str = Field(alias="JOB_BUCKET")
+    job_id: str = Field(alias="JOB_ID")
+    index: NonNegativeInt = Field(alias="ITEM_INDEX")
+    attempt: NonNegativeInt = Field(alias="ATTEMPT")
+    item_json: str | None = Field(default=None, alias="ITEM")
+    job_json: str | None = Field(default=None, alias="JOB")
+    scratch_dir: Path | None = Field(default=None, alias="SCRATCH_DIR")
+    processor_modules: str | None = Field(default=None, alias="SPOTMAP_PROCESSOR_MODULES")
 
 
 def preload() -> None:

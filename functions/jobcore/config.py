@@ -1,4 +1,5 @@
-"""Each function's settings, read once from its environment into one typed, validated object.
+"""Each function's settings, read once from its environment into one typed, validated object
+(jobcore/settings.py: pydantic-settings, one ConfigError).
 
 Variable names are the ones template.yaml sets (field name in upper case). A missing or malformed
 variable fails the first invocation with a message that names the variable, rather than surfacing
@@ -8,48 +9,27 @@ later as a KeyError or a confusing AWS error.
 from __future__ import annotations
 
 import math
-import os
-from collections.abc import Mapping
-from typing import Any, Literal, TypeVar
+from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import Field, field_validator, model_validator
 
-T = TypeVar("T", bound="Settings")
+from jobcore.settings import CommaList, ConfigError, Settings
 
-
-class ConfigError(RuntimeError):
-    """The function's environment is missing a variable or has a malformed one."""
-
-
-class Settings(BaseModel):
-    model_config = ConfigDict(alias_generator=str.upper, populate_by_name=True, frozen=True, extra="ignore")
-
-    @classmethod
-    def from_env(cls: type[T], environ: Mapping[str, str] | None = None) -> T:
-        source = os.environ if environ is None else environ
-        # An empty variable means "not set": optional settings take their default, required ones fail.
-        values = {name: value for name, value in source.items() if value.strip() != ""}
-        try:
-            return cls.model_validate(values)
-        except ValidationError as error:
-            problems = "; ".join(_describe(problem) for problem in error.errors())
-            raise ConfigError(f"{cls.__name__}: invalid environment: {problems}") from None
-
-
-def _describe(problem: Any) -> str:
-    name = ".".join(str(part) for part in problem.get("loc", ())) or "environment"
-    if problem.get("type") == "missing":
-        return f"{name} is not set"
-    got = problem.get("input")
-    shown = f" (got {got!r})" if isinstance(got, str) else ""
-    message = str(problem.get("msg", "")).removeprefix("Value error, ")
-    return f"{message}" if name == "environment" else f"{name}: {message}{shown}"
-
-
-def _comma_list(value: Any) -> Any:
-    if isinstance(value, str):
-        return [part.strip() for part in value.split(",") if part.strip()]
-    return value
+__all__ = [
+    "ConfigError",
+    "EvaluateJobSettings",
+    "LambdaUsageSettings",
+    "LaunchSettings",
+    "PollBounds",
+    "PollSettings",
+    "ReconcileSettings",
+    "RecordFailureSettings",
+    "Settings",
+    "StartJobSettings",
+    "StopJobTasksSettings",
+    "SummarizeSettings",
+    "wait_seconds",
+]
 
 
 def wait_seconds(value: float) -> int:
@@ -90,7 +70,7 @@ class StartJobSettings(Settings):
     shard_size_mb: float = Field(gt=0)
     max_concurrency: int = Field(ge=1)
     # The processors the worker image provides; a manifest naming another is rejected. Empty: any.
-    processors: list[str] = Field(default_factory=list)
+    processors: CommaList = Field(default_factory=list)
     # The worker task's size (TaskCpu units, TaskMemory MiB): with them, the job's plan warnings.
     task_cpu: int | None = Field(default=None, ge=1)
     task_memory: int | None = Field(default=None, ge=1)
@@ -98,15 +78,13 @@ class StartJobSettings(Settings):
     batch_max_items: int = Field(default=1, ge=1, le=1000)
     batch_max_bytes: int = Field(default=0, ge=0)
 
-    _lists = field_validator("processors", mode="before")(_comma_list)
-
 
 class LaunchSettings(LambdaUsageSettings):
     cluster_arn: str = Field(min_length=1)
     task_definition_arn: str = Field(min_length=1)
     container_name: str = Field(min_length=1)
-    subnet_ids: list[str] = Field(default_factory=list)
-    security_group_ids: list[str] = Field(default_factory=list)
+    subnet_ids: CommaList = Field(default_factory=list)
+    security_group_ids: CommaList = Field(default_factory=list)
     assign_public_ip: Literal["ENABLED", "DISABLED"] = "DISABLED"
     max_attempts: int = Field(ge=1)
     spot_attempts_before_on_demand: int = Field(ge=0)
@@ -120,8 +98,6 @@ class LaunchSettings(LambdaUsageSettings):
     item_timeout_minutes: float | None = Field(default=None, gt=0)
     # The heartbeat period of a waiting launch, for an item state that does not carry its own.
     task_heartbeat_seconds: int | None = Field(default=None, ge=1)
-
-    _lists = field_validator("subnet_ids", "security_group_ids", mode="before")(_comma_list)
 
     @field_validator("assign_public_ip", mode="before")
     @classmethod

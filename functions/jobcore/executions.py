@@ -1,5 +1,6 @@
 """Step Functions executions: telling a job's parent execution from the Map's child executions, and
-reading "Step Functions Execution Status Change" events."""
+reading "Step Functions Execution Status Change" events (the `detail` model that Powertools'
+`event_parser` with its EventBridgeEnvelope validates the handlers' events into)."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict
 
-from jobcore.models import CLOSED_STATUSES
+from jobcore.models import CLOSED_STATUSES, ExecutionStatus
 from jobcore.summary import execution_info
 
 CLOSED = frozenset(status.value for status in CLOSED_STATUSES)
@@ -15,26 +16,31 @@ CLOSED = frozenset(status.value for status in CLOSED_STATUSES)
 
 class ExecutionStatusChange(BaseModel):
     """The `detail` of a status-change event. `input`/`output` may be left out of large events, so
-    nothing here relies on them."""
+    nothing here relies on them. A status Step Functions does not have fails validation, naming it."""
 
     model_config = ConfigDict(extra="ignore")
 
     executionArn: str  # noqa: N815 - the event's own field names
     stateMachineArn: str  # noqa: N815
     name: str
-    status: str
+    status: ExecutionStatus
     startDate: int | None = None  # noqa: N815 - epoch milliseconds
     stopDate: int | None = None  # noqa: N815
     error: str | None = None
     cause: str | None = None
 
     @property
+    def job_id(self) -> str:
+        """A job's execution is named after it."""
+        return self.name
+
+    @property
     def closed(self) -> bool:
-        return self.status in CLOSED
+        return self.status in CLOSED_STATUSES
 
     def execution(self) -> dict[str, Any]:
         return execution_info(
-            self.executionArn, self.status, self.startDate, self.stopDate, self.error, self.cause
+            self.executionArn, self.status.value, self.startDate, self.stopDate, self.error, self.cause
         )
 
 

@@ -10,11 +10,11 @@ held whole.
 
 from __future__ import annotations
 
-import codecs
 import json
 from collections.abc import Iterable, Iterator
 from typing import Any
 
+import ijson
 from botocore.exceptions import ClientError
 
 from jobcore import layout
@@ -22,7 +22,6 @@ from jobcore.store import is_not_found
 
 MANIFEST_NAME = "manifest.json"
 CHUNK_BYTES = 256 * 1024
-_WHITESPACE = " \t\n\r"
 
 
 def newest_manifest_key(s3: Any, bucket: str, job_id: str) -> str | None:
@@ -45,59 +44,28 @@ def result_file_keys(manifest: dict[str, Any], status: str) -> list[str]:
 
 
 def iter_json_array(chunks: Iterable[bytes]) -> Iterator[Any]:
-    """The elements of one JSON array, decoded as its bytes arrive: only the element being read and
-    the current chunk are held."""
-    decoder = json.JSONDecoder()
-    utf8 = codecs.getincrementaldecoder("utf-8")()
-    source = iter(chunks)
-    text, pos, ended = "", 0, False
-    expect = "["  # then a value or "]", then "," or "]"
-
-    def more() -> bool:
-        nonlocal text, pos, ended
-        if ended:
-            return False
-        chunk = next(source, None)
-        if chunk is None:
-            ended = True
-            text = text[pos:] + utf8.decode(b"", final=True)
-        else:
-            text = text[pos:] + utf8.decode(chunk)
-        pos = 0
-        return True
-
-    while True:
-        while pos < len(text) and text[pos] in _WHITESPACE:
-            pos += 1
-        if pos == len(text):
-            if more():
-                continue
-            raise ValueError("result file ended inside its JSON array")
-        char = text[pos]
-        if expect == "[":
-            if char != "[":
-                raise ValueError(f"result file is not a JSON array (starts with {char!r})")
-            pos, expect = pos + 1, "first"
-        elif expect in ("first", "next") and char == "]":
-            return
-        elif expect == "next":
-            if char != ",":
-                raise ValueError(f"unexpected {char!r} between result records")
-            pos, expect = pos + 1, "value"
-        else:
-            try:
-                value, end = decoder.raw_decode(text, pos)
-            except json.JSONDecodeError:
-                if more():
-                    continue
-                raise
-            if not isinstance(value, (dict, list, str)) and not ended:
-                # a number is complete only once what follows it has arrived ("1" may be "1.5")
-                following = text[end:].lstrip(_WHITESPACE)
-                if (not following or following[0] not in ",]") and more():
-                    continue
-            yield value
-            pos, expect = end, "next"
+    """The elements of one JSON array, decoded by ijson as its bytes arrive: only the current chunk and
+    the elements completed in it are held. Numbers come out as int or float (as json.loads gives them).
+    A document that is not one whole JSON array is a ValueError."""
+    completed = ijson.sendable_list()
+    parser = ijson.items_coro(completed, "item", use_float=True)
+    started = False
+    try:
+        for chunk in chunks:
+            if not started and chunk.strip():
+                first = chr(chunk.lstrip()[0])
+                if first != "[":
+                    raise ValueError(f"result file is not a JSON array (starts with {first!r})")
+                started = True
+            parser.send(chunk)
+            yield from completed
+            del completed[:]
+        if not started:
+            raise ValueError("result file is empty")
+        parser.close()  # an array left open fails here
+    except ijson.JSONError as error:
+        raise ValueError(f"result file is not a whole JSON array: {error}") from None
+    yield from completed
 
 
 def stream_records(s3: Any, bucket: str, key: str) -> Iterator[dict[str, Any]]:

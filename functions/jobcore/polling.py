@@ -27,8 +27,11 @@ import math
 import statistics
 import threading
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
+
+from cachetools import TLRUCache
 
 from jobcore import layout
 
@@ -59,29 +62,30 @@ def next_wait(elapsed_s: float, expected_s: float | None, min_s: float, max_s: f
 
 class _ExpectationCache:
     """Per-job expected durations kept for a while: a warm Lambda instance polls many items of the
-    same job, and one S3 listing per job every 5 s (60 s once known) is plenty."""
+    same job, and one S3 listing per job every 5 s (60 s once known) is plenty. A cachetools TLRUCache:
+    each entry's time to live depends on its value, and an instance that lives through many jobs keeps
+    the 256 most recent."""
 
-    def __init__(self, unknown_ttl_s: float, known_ttl_s: float):
-        self._unknown_ttl_s = unknown_ttl_s
-        self._known_ttl_s = known_ttl_s
-        self._entries: dict[tuple[str, str], tuple[float, float | None]] = {}
-        self._lock = threading.Lock()
+    def __init__(
+        self, unknown_ttl_s: float, known_ttl_s: float, timer: Callable[[], float] = time.monotonic
+    ):
+        def expires(key: tuple[str, str], value: float | None, now: float) -> float:
+            return now + (unknown_ttl_s if value is None else known_ttl_s)
+
+        self._entries: TLRUCache[tuple[str, str], float | None] = TLRUCache(
+            maxsize=256, ttu=expires, timer=timer
+        )
+        self._lock = threading.Lock()  # cachetools' caches are not thread-safe
 
     def get(self, bucket: str, job_id: str) -> tuple[bool, float | None]:
         with self._lock:
-            entry = self._entries.get((bucket, job_id))
-        if entry is None:
-            return False, None
-        ttl_s = self._unknown_ttl_s if entry[1] is None else self._known_ttl_s
-        if time.monotonic() - entry[0] > ttl_s:
-            return False, None
-        return True, entry[1]
+            if (bucket, job_id) not in self._entries:
+                return False, None
+            return True, self._entries[(bucket, job_id)]
 
     def put(self, bucket: str, job_id: str, value: float | None) -> None:
         with self._lock:
-            if len(self._entries) > 256:  # an instance can live through many jobs
-                self._entries.clear()
-            self._entries[(bucket, job_id)] = (time.monotonic(), value)
+            self._entries[(bucket, job_id)] = value
 
     def clear(self) -> None:
         with self._lock:

@@ -15,6 +15,7 @@ from datetime import datetime, timezone
 from typing import Any
 
 from botocore.exceptions import ClientError
+from cachetools import LRUCache
 
 from jobcore import attempts, batching, billing, completion, layout, polling
 from jobcore.config import LaunchSettings, PollSettings
@@ -98,8 +99,8 @@ def container_overrides(
     return {"containerOverrides": [{"name": container_name, "environment": environment}]}
 
 
-_descriptors: dict[tuple[str, str], str] = {}
-_DESCRIPTORS_KEPT = 64
+# A job's descriptor never changes once StartJob wrote it: kept without expiry, the 64 most recent jobs.
+_descriptors: LRUCache[tuple[str, str], str] = LRUCache(maxsize=64)
 
 
 def clear_descriptor_cache() -> None:
@@ -121,8 +122,6 @@ def descriptor_json(s3: Any, bucket: str, job_id: str) -> str | None:
     if not isinstance(descriptor, dict):
         return None
     text = json.dumps(descriptor, separators=(",", ":"), ensure_ascii=False)
-    if len(_descriptors) >= _DESCRIPTORS_KEPT:
-        _descriptors.clear()
     _descriptors[(bucket, job_id)] = text
     return text
 

@@ -7,12 +7,9 @@ AttemptsExhausted / LaunchFailed (caught and recorded)."""
 
 from __future__ import annotations
 
-import functools
 import time
 from typing import Any
 
-from aws_lambda_powertools import Logger, Metrics, Tracer
-from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from pydantic import BaseModel, Field
 
@@ -20,18 +17,12 @@ from jobcore import aws
 from jobcore.config import LaunchSettings
 from jobcore.errors import CapacityUnavailable, LaunchThrottled, SpotmapError
 from jobcore.models import ItemState
+from jobcore.observability import count, handler, log_item, logger, settings_loader
 from jobcore.tasks import launch_task
-
-logger = Logger()
-tracer = Tracer()
-metrics = Metrics()
 
 _ERROR_METRICS = {CapacityUnavailable: "CapacityUnavailable", LaunchThrottled: "LaunchThrottled"}
 
-
-@functools.cache
-def settings() -> LaunchSettings:
-    return LaunchSettings.from_env()
+settings = settings_loader(LaunchSettings)
 
 
 class LaunchRequest(BaseModel):
@@ -41,14 +32,11 @@ class LaunchRequest(BaseModel):
     task_token: str | None = Field(default=None, min_length=1)
 
 
-@logger.inject_lambda_context
-@tracer.capture_lambda_handler
-@metrics.log_metrics
+@handler
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     started = time.perf_counter()
     request = LaunchRequest.model_validate(event)
-    state = request.state
-    logger.append_keys(job_id=state.job_id, item_index=state.item.index)
+    state = log_item(request.state)
     config = settings()
     try:
         result = launch_task(
@@ -62,16 +50,14 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
         )
     except SpotmapError as error:
         # The state machine retries or records these; the metric shows how often each happens.
-        metrics.add_metric(
-            name=_ERROR_METRICS.get(type(error), "LaunchErrors"), unit=MetricUnit.Count, value=1
-        )
+        count(_ERROR_METRICS.get(type(error), "LaunchErrors"))
         logger.warning("launch failed", extra={"error": type(error).__name__, "detail": str(error)})
         raise
-    metrics.add_metric(name="ItemsLaunched", unit=MetricUnit.Count, value=1)
+    count("ItemsLaunched")
     if request.retry_count:
-        metrics.add_metric(name="CapacityRetries", unit=MetricUnit.Count, value=request.retry_count)
+        count("CapacityRetries", request.retry_count)
     if result.fell_back_to_on_demand:
-        metrics.add_metric(name="OnDemandFallbacks", unit=MetricUnit.Count, value=1)
+        count("OnDemandFallbacks")
     logger.info(
         "task launched",
         extra={

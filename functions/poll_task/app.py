@@ -3,39 +3,27 @@ runs, how long to wait before looking again. Input and output: ItemState."""
 
 from __future__ import annotations
 
-import functools
 import time
 from typing import Any
 
-from aws_lambda_powertools import Logger, Metrics, Tracer
-from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from jobcore import aws, completion
 from jobcore.config import PollSettings
 from jobcore.models import ItemState, TaskStatus
+from jobcore.observability import count, handler, log_item, logger, settings_loader
 from jobcore.tasks import poll_task
-
-logger = Logger()
-tracer = Tracer()
-metrics = Metrics()
 
 _FINAL_METRICS = {TaskStatus.SUCCEEDED: "ItemsSucceeded", TaskStatus.FAILED: "ItemsFailed"}
 
-
-@functools.cache
-def settings() -> PollSettings:
-    return PollSettings.from_env()
+settings = settings_loader(PollSettings)
 
 
-@logger.inject_lambda_context
-@tracer.capture_lambda_handler
-@metrics.log_metrics
+@handler
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     started = time.perf_counter()
-    state = ItemState.model_validate(event)
-    logger.append_keys(job_id=state.job_id, item_index=state.item.index)
-    metrics.add_metric(name="TaskPolls", unit=MetricUnit.Count, value=1)
+    state = log_item(ItemState.model_validate(event))
+    count("TaskPolls")
     if state.wait_error is not None:  # no task event within a heartbeat period: the backstop polls
         logger.info("resuming after the wait for the task event ended", extra={"error": state.wait_error})
         state = completion.resume_after_wait(aws.s3(), state)
@@ -50,10 +38,10 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
         result = poll_task(aws.ecs(), aws.s3(), settings(), state, started=started)
     new_state = result.state
     if result.interrupted:
-        metrics.add_metric(name="SpotInterruptions", unit=MetricUnit.Count, value=1)
+        count("SpotInterruptions")
         logger.warning("Spot interruption", extra={"task_arn": state.task_arn, "reason": new_state.reason})
     elif new_state.status in _FINAL_METRICS:
-        metrics.add_metric(name=_FINAL_METRICS[new_state.status], unit=MetricUnit.Count, value=1)
+        count(_FINAL_METRICS[new_state.status])
         logger.info(
             "item finished",
             extra={

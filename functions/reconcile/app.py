@@ -3,31 +3,20 @@ the tasks still running for jobs that failed, timed out or were aborted."""
 
 from __future__ import annotations
 
-import functools
 from datetime import timedelta
 from typing import Any
 
-from aws_lambda_powertools import Logger, Metrics, Tracer
-from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from jobcore import aws
 from jobcore.config import ReconcileSettings
+from jobcore.observability import count, handler, logger, settings_loader
 from jobcore.reconciling import reconcile
 
-logger = Logger()
-tracer = Tracer()
-metrics = Metrics()
+settings = settings_loader(ReconcileSettings)
 
 
-@functools.cache
-def settings() -> ReconcileSettings:
-    return ReconcileSettings.from_env()
-
-
-@logger.inject_lambda_context
-@tracer.capture_lambda_handler
-@metrics.log_metrics
+@handler
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     config = settings()
     report = reconcile(
@@ -40,8 +29,8 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
         lookback=timedelta(days=config.reconcile_lookback_days),
         max_executions=config.reconcile_max_executions,
     )
-    metrics.add_metric(name="ExecutionsChecked", unit=MetricUnit.Count, value=report.checked)
-    metrics.add_metric(name="SummariesReconciled", unit=MetricUnit.Count, value=report.written)
-    metrics.add_metric(name="TasksStopped", unit=MetricUnit.Count, value=report.tasks_stopped)
+    count("ExecutionsChecked", report.checked)
+    count("SummariesReconciled", report.written)
+    count("TasksStopped", report.tasks_stopped)
     logger.info("reconciled", extra=report.as_dict())
     return report.as_dict()

@@ -10,24 +10,16 @@ import functools
 from typing import Any
 from urllib.parse import unquote_plus
 
-from aws_lambda_powertools import Logger, Metrics, Tracer
-from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.data_classes import S3Event, S3EventBridgeNotificationEvent
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from jobcore import aws, planning
 from jobcore.config import StartJobSettings
 from jobcore.errors import JobStartFailed
+from jobcore.observability import count, handler, log_job, logger, settings_loader
 from jobcore.starting import Upload, start_job
 
-logger = Logger()
-tracer = Tracer()
-metrics = Metrics()
-
-
-@functools.cache
-def settings() -> StartJobSettings:
-    return StartJobSettings.from_env()
+settings = settings_loader(StartJobSettings)
 
 
 @functools.cache
@@ -68,9 +60,7 @@ def uploads_from_event(event: dict[str, Any]) -> list[Upload]:
     ]
 
 
-@logger.inject_lambda_context
-@tracer.capture_lambda_handler
-@metrics.log_metrics
+@handler
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     config = settings()
     started: list[dict[str, Any]] = []
@@ -80,7 +70,7 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
         if upload.bucket != config.job_bucket:
             skip = f"bucket {upload.bucket!r} is not the job bucket {config.job_bucket!r}"
         if skip:
-            metrics.add_metric(name="EventsSkipped", unit=MetricUnit.Count, value=1)
+            count("EventsSkipped")
             logger.info("not a job trigger, skipped", extra={"bucket": upload.bucket, "reason": skip})
             continue
         try:
@@ -92,19 +82,19 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
             failed.append(upload.keys[0])
             continue
         if job is None:
-            metrics.add_metric(name="EventsSkipped", unit=MetricUnit.Count, value=1)
+            count("EventsSkipped")
             continue
-        logger.append_keys(job_id=job.job_id)
+        log_job(job.job_id)
         if job.already_started or job.duplicate:
-            metrics.add_metric(name="DuplicateEvents", unit=MetricUnit.Count, value=1)
+            count("DuplicateEvents")
             logger.info(
                 "duplicate event: job already exists",
                 extra={"key": job.key, "already_started": job.already_started},
             )
         else:
-            metrics.add_metric(name="JobsStarted", unit=MetricUnit.Count, value=1)
+            count("JobsStarted")
             if job.rejected:
-                metrics.add_metric(name="JobsRejected", unit=MetricUnit.Count, value=1)
+                count("JobsRejected")
             logger.info(
                 "job started", extra={"key": job.key, "items": job.item_count, "rejected": job.rejected}
             )
@@ -119,7 +109,7 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
             }
         )
     if failed:
-        metrics.add_metric(name="JobStartFailures", unit=MetricUnit.Count, value=len(failed))
+        count("JobStartFailures", len(failed))
         # Raising makes Lambda retry the event; the jobs that did start are idempotent.
         raise JobStartFailed(f"could not start jobs for {failed}")
     return {"jobs": started}

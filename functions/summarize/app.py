@@ -8,43 +8,31 @@ omitted, so it is not used)."""
 from __future__ import annotations
 
 import dataclasses
-import functools
 from typing import Any
 
-from aws_lambda_powertools import Logger, Metrics, Tracer
 from aws_lambda_powertools.metrics import MetricUnit
-from aws_lambda_powertools.utilities.data_classes import EventBridgeEvent
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from jobcore import aws, notify
 from jobcore.config import SummarizeSettings
 from jobcore.executions import ExecutionStatusChange, is_job_execution
+from jobcore.observability import count, eventbridge_handler, logger, metrics, settings_loader
 from jobcore.summary import Reads, summarize_job
 
-logger = Logger()
-tracer = Tracer()
-metrics = Metrics()
+settings = settings_loader(SummarizeSettings)
 
 
-@functools.cache
-def settings() -> SummarizeSettings:
-    return SummarizeSettings.from_env()
-
-
-@logger.inject_lambda_context
-@tracer.capture_lambda_handler
-@metrics.log_metrics
-def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+@eventbridge_handler(ExecutionStatusChange)
+def lambda_handler(change: ExecutionStatusChange, context: LambdaContext) -> dict[str, Any]:
     config = settings()
-    change = ExecutionStatusChange.model_validate(EventBridgeEvent(event).detail)
-    logger.append_keys(job_id=change.name)
+    status = change.status.value
     if not change.closed:
-        metrics.add_metric(name="EventsIgnored", unit=MetricUnit.Count, value=1)
-        logger.info("execution not closed, ignored", extra={"status": change.status})
-        return {"job_id": change.name, "summary_key": None, "ignored": f"status {change.status}"}
+        count("EventsIgnored")
+        logger.info("execution not closed, ignored", extra={"status": status})
+        return {"job_id": change.name, "summary_key": None, "ignored": f"status {status}"}
     relevant, why_not = is_job_execution(change, config.state_machine_arn)
     if not relevant:
-        metrics.add_metric(name="EventsIgnored", unit=MetricUnit.Count, value=1)
+        count("EventsIgnored")
         logger.info("not a job execution, ignored", extra={"reason": why_not})
         return {"job_id": change.name, "summary_key": None, "ignored": why_not}
 
@@ -60,14 +48,14 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
         message_id = notify.publish(aws.sns(), config.notification_topic_arn, summary, config.job_bucket)
         logger.info("notification published", extra={"message_id": message_id})
     succeeded = summary["status"] == "SUCCEEDED"  # not when the job is unknown or its results do not merge
-    metrics.add_metric(name="JobsSucceeded" if succeeded else "JobsFailed", unit=MetricUnit.Count, value=1)
+    count("JobsSucceeded" if succeeded else "JobsFailed")
     logger.info(
         "summary written",
         extra={
             "summary_key": key,
             "report_key": written.report_key,
             "status": summary["status"],
-            "execution_status": change.status,
+            "execution_status": status,
             "items": summary["items"],
             "reads": dataclasses.asdict(reads),  # result files vs objects read one by one
         },

@@ -158,3 +158,18 @@ def test_summarize_took_the_succeeded_items_from_the_result_files(job: Job) -> N
     for field in ("items", "attempts", "failures", "result", "cost", "error"):
         assert job.summary[field] == per_item[field], field
     assert job.summary["result"] == {"runs": ITEMS - 1, "xs": [x for x in range(ITEMS) if x != FAILING]}
+
+
+def test_each_lambda_instance_observes_with_its_own_functions_environment(job: Job) -> None:
+    # GIVEN what Summarize's instances logged (the local cloud forks them from one preloading process)
+    log = job.state_dir / "logs" / "lambda" / "SummarizeFunction.log"
+    text = log.read_text(encoding="utf-8")
+    lines = [json.loads(line) for line in text.splitlines() if line.startswith("{")]
+
+    # THEN its log lines name the service the template gives the function, and its metrics are published
+    # in the template's namespace (Logger and Metrics are made in each instance's init phase, as in Lambda)
+    written = [line for line in lines if line.get("message") == "summary written"]
+    assert written and {line["service"] for line in written} == {"summarize"}
+    emf = [line for line in lines if "_aws" in line]
+    assert emf and {line["_aws"]["CloudWatchMetrics"][0]["Namespace"] for line in emf} == {"spotmap"}
+    assert any("JobsSucceeded" in line or "JobsFailed" in line for line in emf)

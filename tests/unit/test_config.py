@@ -41,3 +41,21 @@ def test_missing_and_malformed_variables_are_named() -> None:
 def test_poll_bounds_must_be_ordered() -> None:
     with pytest.raises(ConfigError, match="POLL_MAX_SECONDS"):
         PollSettings.from_env({**FUNCTION_ENV, "POLL_MAX_SECONDS": "5"})
+
+
+def test_functions_and_worker_share_one_config_error() -> None:
+    # GIVEN the worker's environment with two problems
+    from worker.errors import EXIT_CONFIG
+    from worker.errors import ConfigError as WorkerConfigError
+    from worker.runner import WorkerConfig
+
+    env = {"JOB_BUCKET": "bucket", "JOB_ID": "job-1", "ITEM_INDEX": "one", "ATTEMPT": " "}
+
+    # WHEN it is read THEN the one ConfigError names both, and the worker exits 2 with it
+    with pytest.raises(ConfigError) as raised:
+        WorkerConfig.from_env(env)
+    assert WorkerConfigError is ConfigError and EXIT_CONFIG == ConfigError.exit_code == 2
+    assert str(raised.value) == (
+        "bad worker configuration: ITEM_INDEX must be a non-negative integer (got 'one'); ATTEMPT is not set"
+    )
+

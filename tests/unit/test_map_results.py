@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import tracemalloc
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -74,3 +76,31 @@ def test_no_manifest_means_no_result_files(s3: Any) -> None:
         {"ResultFiles": {"SUCCEEDED": [{"Key": "k", "Size": 2}]}}, "SUCCEEDED"
     ) == ["k"]
     assert map_results.result_file_keys({}, "SUCCEEDED") == []
+
+
+def test_a_long_array_is_decoded_in_the_memory_of_a_short_one() -> None:
+    # GIVEN result files of 2,000 and 16,000 records, arriving in chunks of 256 KiB
+    record = json.dumps({"Status": "SUCCEEDED", "Output": json.dumps({"index": 1, "note": "y" * 200})})
+
+    def chunks(count: int) -> Iterator[bytes]:
+        yield b"["
+        pending = b""
+        for index in range(count):
+            pending += (b"," if index else b"") + record.encode()
+            if len(pending) > map_results.CHUNK_BYTES:
+                yield pending
+                pending = b""
+        yield pending + b"]"
+
+    # WHEN each is decoded
+    peaks = []
+    for count in (2000, 16000):
+        tracemalloc.start()
+        try:
+            assert sum(1 for _ in iter_json_array(chunks(count))) == count
+            peaks.append(tracemalloc.get_traced_memory()[1])
+        finally:
+            tracemalloc.stop()
+
+    # THEN eight times the records took no more memory: nothing but a chunk and its records is held
+    assert peaks[1] < peaks[0] + 256 * 1024

@@ -122,7 +122,7 @@ def test_expected_duration_is_the_median_of_finished_items_and_is_cached(s3: Any
     put_outcome(s3, "job-a", 9, 10_000.0)
     second = expected_duration(s3, "spotmap-jobbucket", "job-a")
 
-    # THEN it is the median, and the second read came from the 15 s cache
+    # THEN it is the median, and the second read came from the instance's cache (60 s once known)
     assert first == 200.0
     assert second == 200.0
     polling.clear_cache()
@@ -131,3 +131,23 @@ def test_expected_duration_is_the_median_of_finished_items_and_is_cached(s3: Any
 
 def test_no_finished_item_means_no_expectation(s3: Any) -> None:
     assert expected_duration(s3, "spotmap-jobbucket", "job-without-outcomes") is None
+
+
+def test_an_expectation_is_kept_briefly_while_unknown_and_longer_once_known() -> None:
+    # GIVEN the instance's cache of expectations, on a clock the test moves
+    now = [1000.0]
+    cache = polling._ExpectationCache(5.0, 60.0, timer=lambda: now[0])
+    cache.put("bucket", "job-unknown", None)
+    cache.put("bucket", "job-known", 200.0)
+
+    # WHEN 4 s pass THEN both are still kept
+    now[0] += 4
+    assert cache.get("bucket", "job-unknown") == (True, None)
+    assert cache.get("bucket", "job-known") == (True, 200.0)
+
+    # WHEN 6 s have passed THEN the unknown one is read again, the known one kept until 60 s
+    now[0] += 2
+    assert cache.get("bucket", "job-unknown") == (False, None)
+    assert cache.get("bucket", "job-known") == (True, 200.0)
+    now[0] += 55
+    assert cache.get("bucket", "job-known") == (False, None)

@@ -106,10 +106,10 @@ def test_results_are_split_into_files_of_bounded_size_in_the_order_given() -> No
     # WHEN they are written with files of at most 1,000 bytes
     key = write_results(bucket.put, BUCKET, "p", RUN, [child(i) for i in order], max_file_bytes=1000)
 
-    # THEN several files were needed, none above the bound, and together they hold every child once,
-    # in the order given (AWS does not sort by item either)
+    # THEN one file per child was needed (a child's record is over half the bound), none above the bound,
+    # and together they hold every child once, in the order given (AWS does not sort by item either)
     files = bucket.json(key)["ResultFiles"]["SUCCEEDED"]
-    assert len(files) > 3
+    assert len(files) == 20
     assert [entry["Key"].rsplit("/", 1)[1] for entry in files] == [
         f"SUCCEEDED_{n}.json" for n in range(len(files))
     ]

@@ -348,11 +348,12 @@ def test_every_s3_grant_is_prefix_scoped_and_nothing_writes_input(resources: dic
 
 # ------------------------------------------------------------------------------------- hardening
 def test_every_function_runs_python313_and_logs_to_a_log_group_with_retention(
-    resources: dict[str, Any],
+    source: dict[str, Any], resources: dict[str, Any]
 ) -> None:
-    # GIVEN every Lambda function of the expanded template
+    # GIVEN every Lambda function of the expanded template: one for each function of the source template
     functions = {k: v for k, v in resources.items() if v["Type"] == "AWS::Lambda::Function"}
-    assert len(functions) >= 8
+    declared = {k for k, v in source["Resources"].items() if v["Type"] == "AWS::Serverless::Function"}
+    assert set(functions) == declared and len(declared) >= 8
     for logical_id, function in functions.items():
         props = function["Properties"]
         # THEN it runs a supported runtime, traced, logging JSON ...
