@@ -109,6 +109,9 @@ class LaunchSettings(LambdaUsageSettings):
     # Optional: with it (and read access to jobs/*), the first wait after a launch already uses the
     # job's typical task duration instead of POLL_MIN_SECONDS.
     poll_max_seconds: float | None = Field(default=None, ge=0)
+    # Optional: with it, a launch that RunTask keeps throttling fails as LaunchTimedOut once it has
+    # waited this long (the state machine retries throttling with no practical count limit).
+    item_timeout_minutes: float | None = Field(default=None, gt=0)
 
     _lists = field_validator("subnet_ids", "security_group_ids", mode="before")(_comma_list)
 

@@ -8,6 +8,7 @@ jobs/<job_id>/results/<index>.json        an item's result record, written last 
 jobs/<job_id>/outcomes/<status>/<index>.json  an item's final outcome (attempts, usage, reason)
 jobs/<job_id>/errors/<index>/attempt-<n>.json why a worker attempt failed (its last error line)
 jobs/<job_id>/attempts/<index>/attempt-<n>.json a task LaunchTask started (capacity, size, launch time)
+jobs/<job_id>/launch-retries/<index>/attempt-<n>.json what RunTask refused while that launch waited
 jobs/<job_id>/map-results/<map-run-id>/   the Distributed Map's ResultWriter: manifest.json and
                                   SUCCEEDED_<n>.json / FAILED_<n>.json (child execution records)
 output/<job_id>/<index>/attempt-<n>/...   what a worker attempt writes
@@ -76,6 +77,11 @@ def attempts_prefix(job_id: str) -> str:
 
 def attempt_key(job_id: str, index: int, attempt: int) -> str:
     return f"{attempts_prefix(job_id)}{index}/attempt-{attempt}.json"
+
+
+def launch_retries_key(job_id: str, index: int, attempt: int) -> str:
+    """The tally of throttled RunTask calls and capacity shortages of one launch (jobcore.launch_retries)."""
+    return f"{job_prefix(job_id)}launch-retries/{index}/attempt-{attempt}.json"
 
 
 def output_prefix(job_id: str, index: int, attempt: int) -> str:

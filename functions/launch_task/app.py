@@ -1,8 +1,9 @@
 """LaunchTask: start an item's next ECS task (Fargate Spot, or on-demand after repeated trouble).
 
 Input `{"state": ItemState, "retry_count": $$.State.RetryCount}`; output the new ItemState. Failures
-are raised as CapacityUnavailable / LaunchThrottled (retried by the state machine) or
-AttemptsExhausted / LaunchFailed (caught and recorded)."""
+are raised as CapacityUnavailable / LaunchThrottled (retried by the state machine; each refusal is
+tallied in S3, jobcore.launch_retries) or AttemptsExhausted / LaunchFailed / LaunchTimedOut (caught and
+recorded)."""
 
 from __future__ import annotations
 
@@ -64,8 +65,12 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
         logger.warning("launch failed", extra={"error": type(error).__name__, "detail": str(error)})
         raise
     metrics.add_metric(name="ItemsLaunched", unit=MetricUnit.Count, value=1)
-    if request.retry_count:
-        metrics.add_metric(name="CapacityRetries", unit=MetricUnit.Count, value=request.retry_count)
+    if result.capacity_retries:
+        metrics.add_metric(name="CapacityRetries", unit=MetricUnit.Count, value=result.capacity_retries)
+    if result.throttled_run_task_calls:
+        metrics.add_metric(
+            name="ThrottledRunTaskCalls", unit=MetricUnit.Count, value=result.throttled_run_task_calls
+        )
     if result.fell_back_to_on_demand:
         metrics.add_metric(name="OnDemandFallbacks", unit=MetricUnit.Count, value=1)
     logger.info(
