@@ -215,13 +215,17 @@ def p4_scale(work: Path, quick: bool) -> Figure:
         summary["failures"][:3],
         summary.get("error"),
     )
+    attempts = summary["attempts"]
     return Figure(
         "P4",
         f"scale, one {count:,}-item job",
         f"{elapsed / 60:.1f} min",
         "<= 10 min",
         elapsed <= 600,
-        f"{count / elapsed:.1f} items/s",
+        f"{count / elapsed:.1f} items/s; {count - summary['items']['succeeded']} items lost; "
+        f"throttled RunTask calls {attempts.get('throttled_run_task_calls', 0):,} (summary), "
+        f"capacity retries {attempts['capacity_retries']}, on-demand fallbacks "
+        f"{attempts['on_demand_fallbacks']}",
     )
 
 
