@@ -1,4 +1,4 @@
-"""`make bench`: the six figures of docs/benchmarks.md, measured in one go on this machine.
+"""`make bench`: the seven figures of docs/benchmarks.md, measured in one go on this machine.
 
     P1 speedup      CPU-bound csv-profile: one process over the whole file vs `spotmap local run`
     P2 overhead     1,000 no-op items end to end: seconds per item
@@ -6,6 +6,7 @@
     P4 scale        one 10,000-item job end to end locally
     P5 aggregation  Summarize over 10,000 result records
     P6 memory       StartJob's peak memory while sharding a 1 GB object
+    P7 orchestration  (state transitions + Lambda) as a share of Spot compute, 20-minute items
 
 Benchmarks measure; they never fail on a time. Each figure is printed next to its target.
 Options: --only P1,P3 runs a subset; --quick shrinks every workload (to check the harness itself).
@@ -153,13 +154,27 @@ def p2_overhead(work: Path, quick: bool) -> Figure:
     )
 
 
-def p3_polling(work: Path, quick: bool) -> Figure:
-    # 20-minute tasks and the template's poll bounds (10 s, 900 s), all scaled by the same factor;
-    # a Wait takes whole seconds, so the scaled minimum is rounded up to 1 s
+# 20-minute tasks and the template's poll bounds (10 s, 900 s), all scaled by the same factor; a Wait
+# takes whole seconds, so the scaled minimum is rounded up to 1 s
+SCALE_FACTOR = 1 / 60
+TASK_MINUTES = 20
+
+
+@dataclass
+class ScaledJob:
+    """A job of sleeping `command` items, 20-minute tasks scaled down in time (P3 and P7)."""
+
+    items: int
+    task_seconds: float
+    summary: dict[str, Any]
+    outcomes: list[dict[str, Any]]
+
+
+def _scaled_sleepers(work: Path, quick: bool) -> ScaledJob:
     # a job of several waves (items > MaxConcurrency), as large jobs are: the first wave has nothing to
     # learn from, the later ones wait for the job's typical duration
-    factor = 1 / 60
-    task_seconds = 20 * 60 * factor
+    factor = SCALE_FACTOR
+    task_seconds = TASK_MINUTES * 60 * factor
     items = 10 if quick else 40
     manifest = _manifest(
         work,
@@ -176,7 +191,7 @@ def p3_polling(work: Path, quick: bool) -> Figure:
         "PollMaxSeconds": str(max(1, round(900 * factor))),
     }
     with LocalCloud(
-        options=CloudOptions(parameters=params, state_dir=work / "p3", run_schedules=False)
+        options=CloudOptions(parameters=params, state_dir=work / "job", run_schedules=False)
     ) as cloud:
         runner = JobRunner(cloud, progress=None)
         watch = runner.submit(manifest)
@@ -191,17 +206,76 @@ def p3_polling(work: Path, quick: bool) -> Figure:
                     json.loads(s3.get_object(Bucket=cloud.stack.bucket, Key=obj["Key"])["Body"].read())
                 )
     assert summary is not None and summary["items"]["succeeded"] == items, summary
-    transitions = statistics.mean(o["usage"]["state_transitions"] for o in outcomes)
-    delays = [o["detection_delay_seconds"] for o in outcomes if o.get("detection_delay_seconds") is not None]
+    return ScaledJob(items, task_seconds, summary, outcomes)
+
+
+def p3_polling(work: Path, quick: bool) -> Figure:
+    job = _scaled_sleepers(work, quick)
+    transitions = statistics.mean(o["usage"]["state_transitions"] for o in job.outcomes)
+    delays = [
+        o["detection_delay_seconds"] for o in job.outcomes if o.get("detection_delay_seconds") is not None
+    ]
     delay = statistics.mean(delays) if delays else float("nan")
-    ratio = delay / task_seconds
+    ratio = delay / job.task_seconds
     return Figure(
         "P3",
         "polling: transitions/item, detection delay",
         f"{transitions:.1f} / {ratio:.1%}",
         "<= 15 / <= 10 %",
         transitions <= 15 and ratio <= 0.10,
-        f"{items} tasks of {task_seconds:.0f} s (20 min x {factor:g}); mean delay {delay:.2f} s",
+        f"{job.items} tasks of {job.task_seconds:.0f} s ({TASK_MINUTES} min x {SCALE_FACTOR:g}); "
+        f"mean delay {delay:.2f} s",
+    )
+
+
+def p7_orchestration_share(work: Path, quick: bool) -> Figure:
+    """(State transitions + Lambda) as a share of Spot compute, for 20-minute items on 1 vCPU / 2 GB.
+
+    Measured on P3's scaled-down job (the template's TaskCpu 1024 / TaskMemory 2048). Scaling: the
+    poll bounds are scaled with the task, so an item makes the transitions and Lambda invocations
+    a 20-minute item makes (the 1 s floor of a Wait only makes fewer polls); a handler's run time does not
+    depend on the task's, so Lambda GB-seconds are taken as measured (on a loaded 2-core machine: more
+    than AWS's). The numerator is the cost block's Step Functions and Lambda dollars per item (the
+    parent's 5 transitions included); the denominator is the cost block's Spot price of one 20-minute
+    task of 1 vCPU / 2 GB, not the scaled run's (which a per-task minimum charge would distort)."""
+    from jobcore.cost import cost_block
+    from jobcore.models import Usage
+
+    job = _scaled_sleepers(work, quick)
+    cost = job.summary["cost"]
+    region = cost["prices"]["region"]
+    transitions_usd = cost["step_functions"]["usd"] / job.items
+    lambda_usd = cost["lambda"]["usd"] / job.items
+    per_item_usd = transitions_usd + lambda_usd
+    seconds = TASK_MINUTES * 60
+    spot = cost_block(Usage(spot_vcpu_seconds=1.0 * seconds, spot_gb_seconds=2.0 * seconds), region)
+    spot_usd = spot["fargate"]["spot"]["usd"]
+    share = per_item_usd / spot_usd
+    transitions = cost["step_functions"]["state_transitions"] / job.items
+    invocations = cost["lambda"]["invocations"] / job.items
+    gb_seconds = cost["lambda"]["gb_seconds"] / job.items
+    # the seed's fixed 60-second loop, for comparison: a Launch, 20 Wait→Poll→Choice cycles, the end
+    fixed_loop = cost_block(
+        Usage(
+            lambda_invocations=21,
+            lambda_gb_seconds=gb_seconds / max(invocations, 1) * 21,
+            state_transitions=62,
+        ),
+        region,
+        parent_transitions=0,
+    )
+    fixed_share = (fixed_loop["step_functions"]["usd"] + fixed_loop["lambda"]["usd"]) / spot_usd
+    return Figure(
+        "P7",
+        "orchestration share of Spot compute",
+        f"{share:.1%}",
+        "<= 2.5 %",
+        share <= 0.025,
+        f"transitions {transitions_usd / spot_usd:.1%} + Lambda {lambda_usd / spot_usd:.2%}: "
+        f"{transitions:.1f} transitions/item, {invocations:.1f} Lambda invocations/item "
+        f"({gb_seconds:.3f} GB-s); ${per_item_usd * 1e6:.0f}e-6 per item against ${spot_usd * 1e6:.0f}e-6 "
+        f"of Spot for {TASK_MINUTES} min at 1 vCPU / 2 GB ({region}, prices {cost['prices']['date']}); "
+        f"the fixed 60 s loop: {fixed_share:.0%}",
     )
 
 
@@ -269,6 +343,7 @@ BENCHMARKS: dict[str, Callable[[Path, bool], Figure]] = {
     "P4": p4_scale,
     "P5": p5_aggregation,
     "P6": p6_memory,
+    "P7": p7_orchestration_share,
 }
 
 
