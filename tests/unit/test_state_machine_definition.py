@@ -238,3 +238,15 @@ def test_throttled_launches_retry_by_time_not_by_count() -> None:
     assert 240 * 60 / mean_wait * 3 < 25_000
     # AND capacity shortages keep a count: after CapacityRetriesBeforeOnDemand the launch is on-demand
     assert retriers[("CapacityUnavailable",)]["MaxAttempts"] == 8
+
+
+def test_a_timed_out_launch_or_poll_is_retried() -> None:
+    # GIVEN the Launch and Poll states (both idempotent: RunTask's clientToken, DescribeTasks a read)
+    definition = json.loads((ROOT / "statemachine" / "job.asl.json").read_text())
+    states = definition["States"]["ProcessItems"]["ItemProcessor"]["States"]
+    for name in ("Launch", "Poll"):
+        retried = {error for retrier in states[name]["Retry"] for error in retrier["ErrorEquals"]}
+        # THEN a Lambda invocation that timed out (errorType Sandbox.Timedout, as Lambda reports it:
+        # https://docs.aws.amazon.com/lambda/latest/dg/troubleshooting-invocation.html) is retried, not
+        # the item's failure: on a loaded machine (or a slow S3 call) it is no fault of the item
+        assert "Sandbox.Timedout" in retried, name
