@@ -282,7 +282,7 @@ def p7_orchestration_share(work: Path, quick: bool) -> Figure:
 def p4_scale(work: Path, quick: bool) -> Figure:
     count = 500 if quick else 10_000
     manifest = _manifest(work, "noop-10000", {"processor": "noop", "source": {"count": count}})
-    summary, elapsed = _run_job(manifest, {"MaxConcurrency": "200"}, work / "p4", timeout=3000)
+    summary, elapsed = _run_job(manifest, {"MaxConcurrency": "200"}, work / "p4", timeout=5400)
     assert summary["items"]["succeeded"] == count, (
         summary["status"],
         summary["items"],
