@@ -283,20 +283,17 @@ def p4_scale(work: Path, quick: bool) -> Figure:
     count = 500 if quick else 10_000
     manifest = _manifest(work, "noop-10000", {"processor": "noop", "source": {"count": count}})
     summary, elapsed = _run_job(manifest, {"MaxConcurrency": "200"}, work / "p4", timeout=5400)
-    assert summary["items"]["succeeded"] == count, (
-        summary["status"],
-        summary["items"],
-        summary["failures"][:3],
-        summary.get("error"),
-    )
+    # items lost are a figure of their own (target 0), reported with their reasons, not an exception
+    lost = count - summary["items"]["succeeded"]
+    reasons = sorted({failure["reason"][:80] for failure in summary["failures"]})[:3]
     attempts = summary["attempts"]
     return Figure(
         "P4",
         f"scale, one {count:,}-item job",
         f"{elapsed / 60:.1f} min",
-        "<= 10 min",
-        elapsed <= 600,
-        f"{count / elapsed:.1f} items/s; {count - summary['items']['succeeded']} items lost; "
+        "<= 10 min, 0 lost",
+        elapsed <= 600 and lost == 0,
+        f"{count / elapsed:.1f} items/s; {lost} items lost{' ' + str(reasons) if lost else ''}; "
         f"throttled RunTask calls {attempts.get('throttled_run_task_calls', 0):,} (summary), "
         f"capacity retries {attempts['capacity_retries']}, on-demand fallbacks "
         f"{attempts['on_demand_fallbacks']}",
