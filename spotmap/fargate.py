@@ -154,6 +154,9 @@ class LocalFargate:
             "run_task": 0,
             "throttled": 0,
             "api_throttled": 0,
+            # RunTask calls refused with ThrottlingException, by either bucket: what a job's summary
+            # counts as throttled RunTask calls
+            "run_task_throttled": 0,
             "capacity_failures": 0,
             "interruptions": 0,
             "crashes": 0,
@@ -174,6 +177,8 @@ class LocalFargate:
         except EcsError:
             with self.lock:
                 self.counters["api_throttled"] += 1
+                if action == "RunTask":
+                    self.counters["run_task_throttled"] += 1
             raise
         ecs_rules.CHECKS[action](body)
         return handlers[action](body)
@@ -215,6 +220,7 @@ class LocalFargate:
         if not self.bucket.take(count):
             with self.lock:
                 self.counters["throttled"] += 1
+                self.counters["run_task_throttled"] += 1
             raise EcsError("ThrottlingException", "Rate exceeded")
         capacity = providers[0] if len(providers) == 1 else self.rng.choice(providers)
         draw = self._draw("capacity", body, self._calls_with(body))

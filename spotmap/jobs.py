@@ -166,7 +166,8 @@ def format_summary(watch: JobWatch, summary: dict[str, Any] | None, out_dir: Pat
         f"tasks launched {attempts.get('launched')}, "
         f"spot interruptions {attempts.get('spot_interruptions')}, "
         f"capacity retries {attempts.get('capacity_retries')}, on-demand fallbacks "
-        f"{attempts.get('on_demand_fallbacks')}",
+        f"{attempts.get('on_demand_fallbacks')}, throttled RunTask calls "
+        f"{attempts.get('throttled_run_task_calls', 0)}",
         f"  {summary.get('timing', {}).get('seconds', 0):.1f} s",
     ]
     cost = summary.get("cost") or {}

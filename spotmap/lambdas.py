@@ -125,6 +125,8 @@ class _Instance:
 
     @property
     def alive(self) -> bool:
+        if self.conn.closed:  # killed (e.g. after a timeout): its process may linger a moment as a zombie
+            return False
         try:
             os.kill(self.pid, 0)  # the zygote reaps its children, so a dead one is gone
         except ProcessLookupError:

@@ -93,8 +93,10 @@ class LaunchSettings(LambdaUsageSettings):
     # Optional: with it (and read access to jobs/*), the first wait after a launch already uses the
     # job's typical task duration instead of POLL_MIN_SECONDS.
     poll_max_seconds: float | None = Field(default=None, ge=0)
-    # Optional: with it, a task launched for completion by events stops its heartbeats at the item's
-    # timeout, so that PollTask gets to stop it (jobcore.completion).
+    # Optional: with it, a launch that RunTask keeps throttling fails as LaunchTimedOut once it has
+    # waited this long (the state machine retries throttling with no practical count limit), and a task
+    # launched for completion by events stops its heartbeats at the item's timeout, so that PollTask gets
+    # to stop it (jobcore.completion).
     item_timeout_minutes: float | None = Field(default=None, gt=0)
     # The heartbeat period of a waiting launch, for an item state that does not carry its own.
     task_heartbeat_seconds: int | None = Field(default=None, ge=1)

@@ -14,7 +14,13 @@ class CapacityUnavailable(SpotmapError):
 
 
 class LaunchThrottled(SpotmapError):
-    """RunTask was throttled (or ECS had a transient server error): retried with backoff."""
+    """RunTask was throttled (or ECS had a transient server error): retried with backoff, bounded by
+    time rather than by a count (the item's ItemTimeoutMinutes, then LaunchTimedOut)."""
+
+
+class LaunchTimedOut(SpotmapError):
+    """The item's launch waited its ItemTimeoutMinutes while RunTask kept refusing it (throttled):
+    caught and recorded as its failure."""
 
 
 class AttemptsExhausted(SpotmapError):

@@ -13,6 +13,7 @@ jobs/<job_id>/checkpoints/<index>.tar     an item's last checkpoint (worker/chec
                                   overwritten by each PutObject; deleted when the item succeeds
 jobs/<job_id>/launched/<index>/attempt-<n>.json the item's state as LaunchTask left it (completion by
                                   events: TaskStopped and PollTask resume the item from it)
+jobs/<job_id>/launch-retries/<index>/attempt-<n>.json what RunTask refused while that launch waited
 jobs/<job_id>/map-results/<map-run-id>/   the Distributed Map's ResultWriter: manifest.json and
                                   SUCCEEDED_<n>.json / FAILED_<n>.json (child execution records)
 output/<job_id>/<index>/attempt-<n>/...   what a worker attempt writes
@@ -96,6 +97,8 @@ def checkpoints_prefix(job_id: str) -> str:
 def checkpoint_key(job_id: str, index: int) -> str:
     """The item's one checkpoint object: every checkpoint of every attempt replaces it whole."""
     return f"{checkpoints_prefix(job_id)}{index}.tar"
+
+
 def launched_key(job_id: str, index: int, attempt: int) -> str:
     """The item state LaunchTask persists when the Launch step waits for a task token (its return
     value is then discarded): what the task-stopped event and the backstop poll resume from."""
@@ -106,6 +109,11 @@ def event_claim_key(job_id: str, index: int, attempt: int) -> str:
     """Written once (a conditional write) by the first delivery of the task's stop event that resumes
     the item: a duplicate delivered at the same moment finds it and changes nothing."""
     return f"{job_prefix(job_id)}launched/{index}/attempt-{attempt}.event.json"
+
+
+def launch_retries_key(job_id: str, index: int, attempt: int) -> str:
+    """The tally of throttled RunTask calls and capacity shortages of one launch (jobcore.launch_retries)."""
+    return f"{job_prefix(job_id)}launch-retries/{index}/attempt-{attempt}.json"
 
 
 def output_prefix(job_id: str, index: int, attempt: int) -> str:

@@ -169,6 +169,9 @@ class ItemState(BaseModel):
     spot_interruptions: int = 0
     capacity_retries: int = 0
     on_demand_fallbacks: int = 0
+    # RunTask calls refused with ThrottlingException, over all the item's launches (throttling is about
+    # rate: it never counts as a capacity retry nor moves the item to on-demand)
+    throttled_run_task_calls: int = 0
     task_arn: str | None = None
     status: TaskStatus | None = None
     wait_seconds: int = 0
@@ -205,6 +208,7 @@ class ItemOutcome(BaseModel):
     spot_interruptions: int = 0
     capacity_retries: int = 0
     on_demand_fallbacks: int = 0
+    throttled_run_task_calls: int = 0
     usage: Usage = Field(default_factory=Usage)
     task_seconds: float | None = None  # the last task's run time; PollTask's expectation is their median
     detection_delay_seconds: float | None = None
@@ -234,6 +238,7 @@ class ItemOutcome(BaseModel):
             spot_interruptions=state.spot_interruptions,
             capacity_retries=state.capacity_retries,
             on_demand_fallbacks=state.on_demand_fallbacks,
+            throttled_run_task_calls=state.throttled_run_task_calls,
             usage=state.usage,
             task_seconds=state.task_seconds,
             detection_delay_seconds=state.detection_delay_seconds,

@@ -195,6 +195,7 @@ def _overview(summary: dict[str, Any]) -> str:
         ("Spot interruptions", attempts.get("spot_interruptions")),
         ("capacity retries", attempts.get("capacity_retries")),
         ("on-demand fallbacks", attempts.get("on_demand_fallbacks")),
+        ("throttled RunTask calls", attempts.get("throttled_run_task_calls")),
     ]
     tiles = "".join(
         f'<div class="tile" data-count="{_text(name)}"><b>{_text("–" if value is None else value)}</b>'

@@ -151,7 +151,14 @@ class _Items:
     def __init__(self, size: int, timeline: Timeline | None = None) -> None:
         self.timeline = timeline
         self.attempts = dict.fromkeys(
-            ("launched", "spot_interruptions", "capacity_retries", "on_demand_fallbacks"), 0
+            (
+                "launched",
+                "spot_interruptions",
+                "capacity_retries",
+                "on_demand_fallbacks",
+                "throttled_run_task_calls",
+            ),
+            0,
         )
         self.usage = UsageTotal()
         self.failures: list[dict[str, Any]] = []

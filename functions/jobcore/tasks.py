@@ -8,7 +8,6 @@ import json
 import logging
 import math
 import os
-import re
 import time
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -17,13 +16,14 @@ from typing import Any
 from botocore.exceptions import ClientError
 from cachetools import LRUCache
 
-from jobcore import attempts, batching, billing, completion, layout, polling
+from jobcore import attempts, batching, billing, completion, launch_retries, layout, polling
 from jobcore.config import LaunchSettings, PollSettings
 from jobcore.errors import (
     AttemptsExhausted,
     CapacityUnavailable,
     LaunchFailed,
     LaunchThrottled,
+    LaunchTimedOut,
     PollThrottled,
     StopTasksThrottled,
 )
@@ -57,11 +57,14 @@ RECORD_FAILURE_TRANSITIONS = 2  # RecordFailure + ItemFailed
 # ---------------------------------------------------------------- launch
 
 
-def choose_capacity(state: ItemState, retry_count: int, settings: LaunchSettings) -> Capacity:
-    """Spot, unless the item was interrupted too often or Spot capacity kept failing to appear."""
+def choose_capacity(state: ItemState, capacity_retries: int, settings: LaunchSettings) -> Capacity:
+    """Spot, unless the item was interrupted too often or Spot capacity kept failing to appear
+    (`capacity_retries`: this launch's RunTask answers "Capacity is unavailable"). Throttled calls do
+    not count: throttling is about the rate of launches, and on-demand has the same launch bucket
+    (https://docs.aws.amazon.com/AmazonECS/latest/developerguide/throttling.html)."""
     if state.spot_interruptions >= settings.spot_attempts_before_on_demand:
         return Capacity.ON_DEMAND
-    if retry_count >= settings.capacity_retries_before_on_demand:
+    if capacity_retries >= settings.capacity_retries_before_on_demand:
         return Capacity.ON_DEMAND
     return Capacity.SPOT
 
@@ -140,6 +143,8 @@ class LaunchResult:
     state: ItemState
     capacity: Capacity
     fell_back_to_on_demand: bool
+    capacity_retries: int = 0  # this launch's, before its task started
+    throttled_run_task_calls: int = 0
 
 
 def launch_task(
@@ -150,22 +155,48 @@ def launch_task(
     *,
     s3: Any = None,
     started: float | None = None,
+    now: datetime | None = None,
     task_token: str | None = None,
 ) -> LaunchResult:
-    """Start the item's next task; raise a named error the state machine retries or catches.
+    """Start the item's next task with one RunTask call; raise a named error the state machine retries
+    or catches.
+
+    Pacing: a throttled call raises LaunchThrottled at once and the state machine waits before the next
+    try (full-jitter exponential backoff, at most MaxDelaySeconds apart, with no practical count limit),
+    as ECS asks of throttled callers ("Request throttling for the Amazon ECS API",
+    https://docs.aws.amazon.com/AmazonECS/latest/APIReference/request-throttling.html). Waiting in the
+    state machine rather than sleeping here holds no Lambda concurrency (an account's 1,000 by default,
+    fewer than the Map's 10,000 items) and costs one transition per try. Only the item's own timeout ends
+    the wait: LaunchTimedOut once it has waited ItemTimeoutMinutes since RunTask first refused it.
+
+    `retry_count` ($$.State.RetryCount) counts every retry of the Launch state, throttled or not: it
+    only tells whether an earlier try left a tally (jobcore.launch_retries), which holds the counts that
+    matter, apart.
 
     With `task_token` (the Launch step waits for it: completion by events), the token travels in the
     task's overrides and the launched state is persisted in S3, since the step's result is then what
     the task-stopped event sends back, not this function's return value."""
     started = time.perf_counter() if started is None else started
+    now = now or datetime.now(timezone.utc)
     if state.attempt >= settings.max_attempts:
         raise AttemptsExhausted(
             f"item {state.item.index} used {state.attempt} of {settings.max_attempts} attempts "
             f"({state.spot_interruptions} Spot interruptions)"
             + (f"; last: {state.reason}" if state.reason else "")
         )
-    capacity = choose_capacity(state, retry_count, settings)
     attempt = state.attempt + 1
+    tally = launch_retries.LaunchRetries(index=state.item.index, attempt=attempt)
+    if retry_count and s3 is not None:
+        tally = launch_retries.read_tally(s3, state.bucket, state.job_id, state.item.index, attempt)
+    timeout_minutes = settings.item_timeout_minutes
+    if timeout_minutes is not None and tally.waited_seconds(now) >= timeout_minutes * 60:
+        raise LaunchTimedOut(
+            f"timed out after {timeout_minutes:g} minutes waiting to launch: RunTask was throttled "
+            f"{tally.throttled_run_task_calls} times"
+            + (f", {tally.capacity_retries} times without Spot capacity" if tally.capacity_retries else "")
+            + (f" (last: {tally.last_error})" if tally.last_error else "")
+        )
+    capacity = choose_capacity(state, tally.capacity_retries, settings)
     request: dict[str, Any] = {
         "cluster": settings.cluster_arn,
         "taskDefinition": settings.task_definition_arn,
@@ -189,15 +220,26 @@ def launch_task(
     network = _network_configuration(settings)
     if network:
         request["networkConfiguration"] = network
-    retries = f"after {retry_count} retries"
+
+    def refused(kind: str, text: str) -> launch_retries.LaunchRetries:
+        counted = tally.refused(now, error=text, kind=kind)
+        if s3 is not None:
+            launch_retries.write_tally(s3, state.bucket, state.job_id, counted)
+        return counted
+
     try:
         response = ecs.run_task(**request)
     except ClientError as error:
         code = error_code(error)
         message = error.response.get("Error", {}).get("Message", str(error))
+        text = f"RunTask {code}: {message}"
         if code in THROTTLING_CODES or code in TRANSIENT_CODES:
-            raise LaunchThrottled(f"RunTask {code}: {message} (on {capacity.value}, {retries})") from None
-        raise LaunchFailed(f"RunTask {code}: {message} (on {capacity.value})") from None
+            counted = refused("throttled" if code in THROTTLING_CODES else "transient", text)
+            raise LaunchThrottled(
+                f"{text} (on {capacity.value}; this launch throttled "
+                f"{counted.throttled_run_task_calls} times, waiting {counted.waited_seconds(now):.0f} s)"
+            ) from None
+        raise LaunchFailed(f"{text} (on {capacity.value})") from None
     tasks = response.get("tasks") or []
     failures = response.get("failures") or []
     if not tasks:
@@ -209,7 +251,11 @@ def launch_task(
             or "RunTask started no task and reported no failure"
         )
         if CAPACITY_FAILURE.lower() in reasons.lower():
-            raise CapacityUnavailable(f"{reasons} (on {capacity.value}, {retries})")
+            counted = refused("capacity", reasons)
+            raise CapacityUnavailable(
+                f"{reasons} (on {capacity.value}; this launch found no capacity "
+                f"{counted.capacity_retries} times)"
+            )
         raise LaunchFailed(f"{reasons} (on {capacity.value})")
     if s3 is not None:  # so a summary can count and cost this attempt even if the item never ends
         attempts.record_launch(s3, state.bucket, state.job_id, state.item.index, attempt, capacity, tasks[0])
@@ -234,7 +280,8 @@ def launch_task(
             "capacity": capacity,
             "task_arn": tasks[0]["taskArn"],
             "status": TaskStatus.RUNNING,
-            "capacity_retries": state.capacity_retries + retry_count,
+            "capacity_retries": state.capacity_retries + tally.capacity_retries,
+            "throttled_run_task_calls": state.throttled_run_task_calls + tally.throttled_run_task_calls,
             "on_demand_fallbacks": max(state.on_demand_fallbacks, 1 if on_demand else 0),
             "wait_seconds": wait,
             "reason": None,
@@ -247,7 +294,13 @@ def launch_task(
     )
     if task_token:
         completion.persist_launch(s3, new_state)
-    return LaunchResult(new_state, capacity, on_demand and state.on_demand_fallbacks == 0)
+    return LaunchResult(
+        new_state,
+        capacity,
+        on_demand and state.on_demand_fallbacks == 0,
+        tally.capacity_retries,
+        tally.throttled_run_task_calls,
+    )
 
 
 def _expected_or_none(s3: Any, state: ItemState) -> float | None:
@@ -578,13 +631,17 @@ def write_outcome(s3: Any, state: ItemState, partial: Any = None, resumption: An
 
 # ---------------------------------------------------------------- record failure
 
-_RETRIES = re.compile(r"after (\d+) retries")
-
-
 def failure_reason(error: dict[str, Any] | None) -> tuple[str, int]:
-    """(a readable reason, capacity retries it mentions) from the ASL Catch's {Error, Cause}."""
+    """(a readable reason, 0) from the ASL Catch's {Error, Cause}. Kept for its callers: retry counts
+    are no longer read out of messages (they travel as fields, jobcore.launch_retries), so the second
+    element is always 0; use `describe_failure`."""
+    return describe_failure(error), 0
+
+
+def describe_failure(error: dict[str, Any] | None) -> str:
+    """A readable reason from the ASL Catch's {Error, Cause}."""
     if not error:
-        return "failed (no error recorded)", 0
+        return "failed (no error recorded)"
     name = str(error.get("Error") or "Error")
     cause_text = error.get("Cause")
     message = cause_text if isinstance(cause_text, str) else json.dumps(cause_text) if cause_text else ""
@@ -598,9 +655,7 @@ def failure_reason(error: dict[str, Any] | None) -> tuple[str, int]:
             name = str(cause.get("errorType") or name) if name in ("Error", "States.TaskFailed") else name
     if name == "States.Timeout" and not message:
         message = "the Lambda function did not answer in time"
-    retries_match = _RETRIES.search(message)
-    retries = int(retries_match.group(1)) if retries_match else 0
-    return (f"{name}: {message}" if message else name), retries
+    return f"{name}: {message}" if message else name
 
 
 def record_failure(
@@ -611,9 +666,12 @@ def record_failure(
     memory_mb: int,
     started: float | None = None,
 ) -> ItemState:
-    """The item's failure outcome, from the error the state machine caught."""
+    """The item's failure outcome, from the error the state machine caught. A launch that ended in a
+    failure (capacity retries exhausted, LaunchTimedOut, ...) left its tally of refusals for the attempt
+    it never started: folded into the item's counts here, as LaunchTask does on success."""
     started = time.perf_counter() if started is None else started
-    reason, retries = failure_reason(state.error)
+    reason = describe_failure(state.error)
+    tally = launch_retries.read_tally(s3, state.bucket, state.job_id, state.item.index, state.attempt + 1)
     if ecs is not None and cluster_arn and state.task_arn and state.status is TaskStatus.RUNNING:
         # Poll gave up on a task that may still run: stop it so it neither costs nor writes results.
         try:
@@ -624,7 +682,8 @@ def record_failure(
         update={
             "status": TaskStatus.FAILED,
             "reason": reason[:2000],
-            "capacity_retries": state.capacity_retries + retries,
+            "capacity_retries": state.capacity_retries + tally.capacity_retries,
+            "throttled_run_task_calls": state.throttled_run_task_calls + tally.throttled_run_task_calls,
             "wait_seconds": 0,
             "usage": state.usage.add_lambda(
                 memory_mb, time.perf_counter() - started, RECORD_FAILURE_TRANSITIONS

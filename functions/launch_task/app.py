@@ -1,9 +1,9 @@
 """LaunchTask: start an item's next ECS task (Fargate Spot, or on-demand after repeated trouble).
 
 Input `{"state": ItemState, "retry_count": $$.State.RetryCount}` (plus `task_token` when the Launch step
-waits for the task's stop event); output the new ItemState. Failures
-are raised as CapacityUnavailable / LaunchThrottled (retried by the state machine) or
-AttemptsExhausted / LaunchFailed (caught and recorded)."""
+waits for the task's stop event); output the new ItemState. Failures are raised as CapacityUnavailable /
+LaunchThrottled (retried by the state machine; each refusal is tallied in S3, jobcore.launch_retries) or
+AttemptsExhausted / LaunchFailed / LaunchTimedOut (caught and recorded)."""
 
 from __future__ import annotations
 
@@ -54,8 +54,10 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
         logger.warning("launch failed", extra={"error": type(error).__name__, "detail": str(error)})
         raise
     count("ItemsLaunched")
-    if request.retry_count:
-        count("CapacityRetries", request.retry_count)
+    if result.capacity_retries:
+        count("CapacityRetries", result.capacity_retries)
+    if result.throttled_run_task_calls:
+        count("ThrottledRunTaskCalls", result.throttled_run_task_calls)
     if result.fell_back_to_on_demand:
         count("OnDemandFallbacks")
     logger.info(

@@ -92,6 +92,7 @@ def put_failure(
     capacity_retries: int = 0,
     on_demand_fallbacks: int = 0,
     attempts: int = 1,
+    throttled_run_task_calls: int = 0,
 ) -> ItemOutcome:
     outcome = ItemOutcome(
         index=index,
@@ -100,6 +101,7 @@ def put_failure(
         attempts=attempts,
         capacity_retries=capacity_retries,
         on_demand_fallbacks=on_demand_fallbacks,
+        throttled_run_task_calls=throttled_run_task_calls,
         usage=item_usage(on_demand_seconds=60),
     )
     put_json(s3, layout.outcome_key(job_id, index, "FAILED"), outcome.model_dump(mode="json"))

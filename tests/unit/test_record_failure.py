@@ -11,6 +11,7 @@ from botocore.stub import Stubber
 
 from jobcore import aws as factory
 from jobcore import layout
+from jobcore.launch_retries import LaunchRetries, write_tally
 from jobcore.tasks import failure_reason
 from record_failure import app
 from tests.conftest import load_event
@@ -30,8 +31,13 @@ def failed_outcome(s3: Any, state: dict[str, Any]) -> dict[str, Any]:
 
 
 def test_capacity_failure_after_retries(ecs: Stubber, s3: Any, lambda_context: Any) -> None:
-    # GIVEN an item whose Launch ran out of retries on CapacityUnavailable while its task was RUNNING
+    # GIVEN an item whose Launch ran out of retries on CapacityUnavailable while its task was RUNNING,
+    # the launch's tally saying RunTask found no capacity 8 times and throttled it 5 times
     state = load_event("record_failure.json")
+    tally = LaunchRetries(
+        index=3, attempt=state["attempt"] + 1, capacity_retries=8, throttled_run_task_calls=5
+    )
+    write_tally(s3, BUCKET, state["job_id"], tally)
     ecs.add_response(
         "stop_task",
         {"task": {}},
@@ -41,14 +47,30 @@ def test_capacity_failure_after_retries(ecs: Stubber, s3: Any, lambda_context: A
     # WHEN RecordFailure runs
     result = app.lambda_handler(state, lambda_context)
 
-    # THEN the reason is readable, the retries are counted, the task stopped and the outcome written
+    # THEN the reason is readable, the counts come from the tally, the task stopped, the outcome written
     assert result["status"] == "FAILED"
     assert result["reason"].startswith("CapacityUnavailable: Capacity is unavailable at this time")
-    assert "after 8 retries" in result["reason"]
-    assert result["capacity_retries"] == 8
+    assert result["capacity_retries"] == 8 and result["throttled_run_task_calls"] == 5
     recorded = failed_outcome(s3, state)
     assert recorded["reason"] == result["reason"] and recorded["capacity_retries"] == 8
+    assert recorded["throttled_run_task_calls"] == 5
     assert recorded["usage"]["state_transitions"] == state["usage"]["state_transitions"] + 2
+
+
+def test_counts_are_never_read_out_of_the_message(ecs: Stubber, s3: Any, lambda_context: Any) -> None:
+    # GIVEN a caught error whose message mentions retries, and no tally of the launch
+    state = load_event("record_failure.json")
+    state["error"]["Cause"] = json.dumps(
+        {"errorMessage": "no capacity (on FARGATE, after 8 retries)", "errorType": "CapacityUnavailable"}
+    )
+    ecs.add_response("stop_task", {"task": {}})
+
+    # WHEN RecordFailure runs
+    result = app.lambda_handler(state, lambda_context)
+
+    # THEN the message is the reason, and counts nothing (issue #12: retry counts travel as fields)
+    assert result["reason"] == "CapacityUnavailable: no capacity (on FARGATE, after 8 retries)"
+    assert result["capacity_retries"] == 0 and result["throttled_run_task_calls"] == 0
 
 
 def test_lambda_timeout_has_a_reason_of_its_own(ecs: Stubber, s3: Any, lambda_context: Any) -> None:

@@ -215,20 +215,29 @@ def test_a_succeeded_child_outputs_the_outcome_record_poll_task_sets(
     assert output_path == "$.outcome"
 
 
-def test_throttled_launches_keep_retrying_longer_than_capacity_shortages() -> None:
+def test_throttled_launches_retry_by_time_not_by_count() -> None:
     # GIVEN the Launch state's retriers (Fargate's launch bucket refills 20 per second: with hundreds of
-    # items launching at once, a jittered retry can find it empty several times in a row; a 10,000-item
-    # local run lost one item after 8 throttled tries)
+    # items launching at once a jittered retry can find it empty many times in a row; a 10,000-item
+    # local run once lost 12 items "after 14 retries")
     definition = json.loads((ROOT / "statemachine" / "job.asl.json").read_text())
     launch = definition["States"]["ProcessItems"]["ItemProcessor"]["States"]["Launch"]
     retriers = {tuple(retrier["ErrorEquals"]): retrier for retrier in launch["Retry"]}
 
-    # THEN throttling has its own budget (each retrier counts its own attempts), of several minutes
+    # THEN throttling is retried with no practical count limit: Step Functions' largest MaxAttempts
+    # ("MaxAttempts has a maximum value of 99999999", concepts-error-handling.html); LaunchTask ends the
+    # wait itself at the item's timeout (LaunchTimedOut, which no retrier matches)
     throttled = retriers[("LaunchThrottled",)]
-    assert throttled["MaxAttempts"] >= 12 and throttled["JitterStrategy"] == "FULL"
-    worst_case = sum(min(throttled["MaxDelaySeconds"], 2**n) for n in range(throttled["MaxAttempts"]))
-    assert worst_case >= 300
-    assert retriers[("CapacityUnavailable",)]["MaxAttempts"] < throttled["MaxAttempts"]
+    assert throttled["MaxAttempts"] == 99_999_999
+    assert not any("LaunchTimedOut" in names for names in retriers)
+    # AND it is paced by time: full jitter, the wait bounded so a refilled bucket is used soon, and long
+    # enough that the child's 25,000-event history lasts (~3 events a try) through a default 240-minute
+    # ItemTimeoutMinutes of uninterrupted throttling
+    assert throttled["JitterStrategy"] == "FULL"
+    assert 10 <= throttled["MaxDelaySeconds"] <= 60
+    mean_wait = throttled["MaxDelaySeconds"] / 2
+    assert 240 * 60 / mean_wait * 3 < 25_000
+    # AND capacity shortages keep a count: after CapacityRetriesBeforeOnDemand the launch is on-demand
+    assert retriers[("CapacityUnavailable",)]["MaxAttempts"] == 8
 
 
 def test_the_waiting_launch_retries_as_launch_does_and_falls_back_to_polling(
@@ -281,3 +290,15 @@ def test_items_choose_events_or_polls_from_the_task_events_parameter(
         choice["Next"] for choice in states["CheckTask"]["Choices"] if "INTERRUPTED" in json.dumps(choice)
     ]
     assert relaunch == ["LaunchAndWait", "Launch"]
+
+
+def test_a_timed_out_launch_or_poll_is_retried() -> None:
+    # GIVEN the Launch and Poll states (both idempotent: RunTask's clientToken, DescribeTasks a read)
+    definition = json.loads((ROOT / "statemachine" / "job.asl.json").read_text())
+    states = definition["States"]["ProcessItems"]["ItemProcessor"]["States"]
+    for name in ("Launch", "Poll"):
+        retried = {error for retrier in states[name]["Retry"] for error in retrier["ErrorEquals"]}
+        # THEN a Lambda invocation that timed out (errorType Sandbox.Timedout, as Lambda reports it:
+        # https://docs.aws.amazon.com/lambda/latest/dg/troubleshooting-invocation.html) is retried, not
+        # the item's failure: on a loaded machine (or a slow S3 call) it is no fault of the item
+        assert "Sandbox.Timedout" in retried, name

@@ -47,6 +47,7 @@ def test_a_mixed_job_summary_has_every_contract_field(s3: Any) -> None:
         capacity_retries=3,
         on_demand_fallbacks=1,
         attempts=2,
+        throttled_run_task_calls=17,
     )
     execution = execution_info(ARN, "FAILED", START, STOP, "ToleratedFailureExceeded", "More items failed")
 
@@ -69,6 +70,7 @@ def test_a_mixed_job_summary_has_every_contract_field(s3: Any) -> None:
         "spot_interruptions": 1,
         "capacity_retries": 3,
         "on_demand_fallbacks": 1,
+        "throttled_run_task_calls": 17,
         "estimated": 0,
     }
     assert summary["failures"] == [

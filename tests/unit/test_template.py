@@ -240,14 +240,23 @@ def test_start_job_reads_input_and_writes_jobs_only(resources: dict[str, Any]) -
 def test_launch_task_reads_outcomes_and_the_job_descriptor_only(resources: dict[str, Any]) -> None:
     # GIVEN the role of LaunchTask
     grants = s3_grants(resources, function_role(resources, "LaunchTaskFunction"))
-    # THEN it reads the item's outcomes and the job descriptor it hands the worker in JOB (nothing
-    # else of jobs/), and writes only the record of each launch (what an aborted job's summary counts)
-    # and the launched item state a task event or the backstop poll resumes from
+    # THEN it reads the item's outcomes, the job descriptor it hands the worker in JOB and the tally of
+    # what RunTask refused on this launch's earlier tries (nothing else of jobs/), and writes only the
+    # record of each launch (what an aborted job's summary counts), that tally, and the launched item
+    # state a task event or the backstop poll resumes from
     assert grants == {
-        "s3:GetObject": {"jobs/*/outcomes/*", "jobs/*/job.json"},
+        "s3:GetObject": {"jobs/*/outcomes/*", "jobs/*/job.json", "jobs/*/launch-retries/*"},
         "s3:ListBucket": {f"{BUCKET} prefix=['jobs/*']"},
-        "s3:PutObject": {"jobs/*/attempts/*", "jobs/*/launched/*"},
+        "s3:PutObject": {"jobs/*/attempts/*", "jobs/*/launched/*", "jobs/*/launch-retries/*"},
     }
+
+
+def test_record_failure_reads_only_the_tally_of_the_launch_that_failed(resources: dict[str, Any]) -> None:
+    # GIVEN the role of RecordFailure
+    grants = s3_grants(resources, function_role(resources, "RecordFailureFunction"))
+    # THEN the one thing of jobs/ it reads is the launch tally (a missing one is a 404 with ListBucket)
+    assert grants["s3:GetObject"] == {"jobs/*/launch-retries/*"}
+    assert grants["s3:ListBucket"] == {f"{BUCKET} prefix=['jobs/*']"}
 
 
 def test_task_stopped_reads_jobs_writes_outcomes_and_claims_and_resumes_items(
