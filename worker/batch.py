@@ -24,8 +24,7 @@ from typing import TYPE_CHECKING, Any
 from botocore.exceptions import ClientError
 
 from jobcore import layout
-from jobcore.batching import BatchItemResult, BatchRecord, members
-from jobcore.models import Item, JobDescriptor, ResultRecord
+from jobcore.models import BatchItemResult, BatchRecord, Item, JobDescriptor, ResultRecord
 from worker import logs, storage
 from worker.api import Context, ProcessorSpec
 from worker.cancel import Cancellation
@@ -78,7 +77,7 @@ def run_batch(
     """Run every item of the batch not done yet, then write the batch's record; returns the exit code."""
     from worker.runner import _now  # the runner's clock, for the records' times
 
-    group = members(batch)
+    group = batch.members()
     done = _already_done(s3, config, group) if config.attempt > 1 else {}
     todo = [member for member in group if member.index not in done]
     LOG.info(

@@ -23,13 +23,13 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import ClientError
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from jobcore import layout
-from jobcore.models import Item, ItemOutcome, ItemState, TaskStatus, Usage
+from jobcore.models import BatchItemResult, BatchRecord, Item, ItemOutcome, ItemState, TaskStatus, Usage
 from jobcore.store import error_code, put_json, read_json
 
 if TYPE_CHECKING:
@@ -169,7 +169,7 @@ def head_size(s3: Any, bucket: str) -> Callable[[Item], int]:
 
 def members(item: Item) -> list[Item]:
     """The items a Map item stands for: a batch's, or the item itself."""
-    return list(item.batch) if item.batch is not None else [item]
+    return item.members()
 
 
 def task_result_key(job_id: str, item: Item) -> str:
@@ -178,30 +178,6 @@ def task_result_key(job_id: str, item: Item) -> str:
     if item.batch is not None:
         return layout.batch_record_key(job_id, item.index)
     return layout.result_key(job_id, item.index)
-
-
-# ---------------------------------------------------------------- the batch's record (worker → PollTask)
-
-
-class BatchItemResult(BaseModel):
-    index: int
-    status: Literal["succeeded", "failed"]
-    attempt: int  # the attempt (task) that ran it: a relaunched task skips items already done
-    partial: Any = None
-    reason: str | None = None  # a failed item's reason (its object named)
-
-
-class BatchRecord(BaseModel):
-    """jobs/<job_id>/results/batch-<index>.json, written last by a batch task that ran all its items (each
-    of which succeeded or failed alone): what ResultRecord is to a plain item."""
-
-    job_id: str
-    index: int
-    attempt: int
-    processor: str
-    items: list[BatchItemResult]
-    started_at: str
-    finished_at: str
 
 
 # ---------------------------------------------------------------- outcomes (PollTask, RecordFailure)

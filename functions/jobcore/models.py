@@ -66,6 +66,10 @@ class Item(BaseModel):
     # (the job bucket), to keep the Map item small.
     batch: list[Item] | None = None
 
+    def members(self) -> list[Item]:
+        """The items this Map item stands for: a batch's, or the item itself."""
+        return list(self.batch) if self.batch is not None else [self]
+
     @model_serializer(mode="wrap")
     def _no_empty_batch(self, handler: SerializerFunctionWrapHandler) -> Any:
         """An item that is not a batch serialises exactly as before batches existed (SPOTMAP_ITEM, ITEM);
@@ -276,6 +280,30 @@ class ResultRecord(BaseModel):
     started_at: str
     finished_at: str
     resumption: Resumption | None = None  # set when this attempt resumed from a checkpoint
+
+
+# A batch's record (jobcore.batching): the worker writes it, PollTask and TaskStopped read it.
+
+
+class BatchItemResult(BaseModel):
+    index: int
+    status: Literal["succeeded", "failed"]
+    attempt: int  # the attempt (task) that ran it: a relaunched task skips items already done
+    partial: Any = None
+    reason: str | None = None  # a failed item's reason (its object named)
+
+
+class BatchRecord(BaseModel):
+    """jobs/<job_id>/results/batch-<index>.json, written last by a batch task that ran all its items (each
+    of which succeeded or failed alone): what ResultRecord is to a plain item."""
+
+    job_id: str
+    index: int
+    attempt: int
+    processor: str
+    items: list[BatchItemResult]
+    started_at: str
+    finished_at: str
 
 
 class InputObject(BaseModel):
