@@ -2,7 +2,7 @@
 
 The Launch step waits for a task token (`lambda:invoke.waitForTaskToken`): LaunchTask puts the token in
 the task's container overrides (which ECS repeats in every "ECS Task State Change" event) and persists
-the launched item state in S3 (jobcore.layout.launched_key), since the step's result is what comes
+the launched item state in S3 (JobStore.write_launched), since the step's result is what comes
 back with the token, not LaunchTask's return value. When the task stops, an EventBridge rule invokes
 TaskStopped, which resumes the item from that state: the same classification PollTask applies
 (tasks.classify_stopped), then SendTaskSuccess with the new item state, so CheckTask routes as after
@@ -27,11 +27,11 @@ from typing import Any, Literal
 
 from botocore.exceptions import ClientError
 
-from jobcore import layout
 from jobcore.config import LaunchSettings, PollSettings
 from jobcore.errors import SpotmapError
+from jobcore.job_store import JobStore
 from jobcore.models import ItemState
-from jobcore.store import error_code, put_json, read_json
+from jobcore.store import error_code
 
 log = logging.getLogger(__name__)
 
@@ -57,8 +57,6 @@ TIMESTAMP_KEYS = (
     "connectivityAt",
     "updatedAt",
 )
-# a conditional write that found the object (412), or raced another one in flight (409)
-CLAIMED_CODES = frozenset({"PreconditionFailed", "412", "ConditionalRequestConflict", "409"})
 LAUNCH_LOOKUPS = 3  # polls after a heartbeat timeout that may still find the launch unrecorded
 
 
@@ -81,17 +79,11 @@ def token_environment(token: str, state: ItemState, settings: LaunchSettings) ->
     return environment
 
 
-def persist_launch(s3: Any, state: ItemState) -> None:
+def persist_launch(store: JobStore | None, state: ItemState) -> None:
     """Write the launched item state; a launch whose state cannot be written fails (the step retries)."""
-    if s3 is None or state.attempt < 1:
+    if store is None or state.attempt < 1:
         raise ValueError("a launch waiting for its task token needs S3 and a launched attempt")
-    key = layout.launched_key(state.job_id, state.item.index, state.attempt)
-    put_json(s3, state.bucket, key, state.model_dump_json(exclude={"outcome"}).encode("utf-8"))
-
-
-def load_launch(s3: Any, bucket: str, job_id: str, index: int, attempt: int) -> ItemState | None:
-    document = read_json(s3, bucket, layout.launched_key(job_id, index, attempt))
-    return None if document is None else ItemState.model_validate(document)
+    store.write_launched(state)
 
 
 def normalise_task(detail: dict[str, Any]) -> dict[str, Any]:
@@ -173,17 +165,19 @@ def complete(
         if token_closed(error):
             return Completion("closed", detail=f"{error_code(error)}: the item already moved on")
         raise
-    state = load_launch(s3, settings.job_bucket, stopped.job_id, stopped.index, stopped.attempt)
+    store = JobStore(s3, settings.job_bucket, stopped.job_id)
+    state = store.launched(stopped.index, stopped.attempt)
     if state is None:
         raise LaunchNotRecorded(
             f"no launch record for item {stopped.index} attempt {stopped.attempt} of job {stopped.job_id}"
         )
     if state.task_arn != stopped.task.get("taskArn"):
         return Completion("closed", detail=f"the launch record names task {state.task_arn}, not this one")
-    if not _claim(s3, settings.job_bucket, stopped):
+    # one delivery of the stop event resumes the item: a concurrent duplicate loses the claim
+    if not store.claim_stop_event(stopped.index, stopped.attempt, stopped.task.get("taskArn")):
         return Completion("closed", detail="another delivery of this event resumes the item")
     result = tasks.classify_stopped(
-        s3, settings, state, stopped.task, now=now, started=started, transitions=EVENT_TRANSITIONS
+        store, settings, state, stopped.task, now=now, started=started, transitions=EVENT_TRANSITIONS
     )
     try:
         sfn.send_task_success(taskToken=stopped.token, output=result.state.model_dump_json())
@@ -194,26 +188,12 @@ def complete(
     return Completion("resumed", result.state, result.interrupted)
 
 
-def _claim(s3: Any, bucket: str, stopped: StoppedTask) -> bool:
-    """True for the one delivery of the stop event that may resume the item: a conditional write
-    (If-None-Match: *, S3 conditional writes) that a concurrent duplicate loses with 412."""
-    key = layout.event_claim_key(stopped.job_id, stopped.index, stopped.attempt)
-    body = json.dumps({"task_arn": stopped.task.get("taskArn")}).encode()
-    try:
-        s3.put_object(Bucket=bucket, Key=key, Body=body, ContentType="application/json", IfNoneMatch="*")
-    except ClientError as error:
-        if error_code(error) in CLAIMED_CODES:
-            return False
-        raise
-    return True
-
-
 def resume_after_wait(s3: Any, state: ItemState) -> ItemState:
     """The item as its last launch left it, for PollTask after the waiting Launch step timed out (no
     event within a heartbeat period): the step's input is the state *before* that launch."""
     if state.wait_error is None:
         return state
-    launched = load_launch(s3, state.bucket, state.job_id, state.item.index, state.attempt + 1)
+    launched = JobStore.of(s3, state).launched(state.item.index, state.attempt + 1)
     if launched is None:
         return state
     return launched.model_copy(update={"wait_error": None, "polls": max(launched.polls, state.polls)})

@@ -16,7 +16,7 @@ from typing import Any
 from botocore.exceptions import ClientError
 from cachetools import LRUCache
 
-from jobcore import attempts, batching, billing, completion, launch_retries, layout, polling
+from jobcore import attempts, batching, billing, completion, launch_retries, polling
 from jobcore.config import LaunchSettings, PollSettings
 from jobcore.errors import (
     AttemptsExhausted,
@@ -27,8 +27,9 @@ from jobcore.errors import (
     PollThrottled,
     StopTasksThrottled,
 )
+from jobcore.job_store import JobStore
 from jobcore.models import AttemptOutcome, AttemptRecord, Capacity, ItemOutcome, ItemState, TaskStatus
-from jobcore.store import error_code, iso, put_json, read_json
+from jobcore.store import error_code, iso
 
 log = logging.getLogger(__name__)
 
@@ -110,22 +111,22 @@ def clear_descriptor_cache() -> None:
     _descriptors.clear()
 
 
-def descriptor_json(s3: Any, bucket: str, job_id: str) -> str | None:
+def descriptor_json(store: JobStore) -> str | None:
     """The job descriptor as compact JSON, read once per job by a warm instance (StartJob writes it
     before the execution starts and nothing changes it); None when it cannot be read, and the worker
     reads it itself."""
-    cached = _descriptors.get((bucket, job_id))
+    cached = _descriptors.get((store.bucket, store.job_id))
     if cached is not None:
         return cached
     try:
-        descriptor = read_json(s3, bucket, layout.descriptor_key(job_id))
+        descriptor = store.read_descriptor_document()
     except (ClientError, ValueError) as error:
         log.warning("could not read the job descriptor: %s", error)
         return None
     if not isinstance(descriptor, dict):
         return None
     text = json.dumps(descriptor, separators=(",", ":"), ensure_ascii=False)
-    _descriptors[(bucket, job_id)] = text
+    _descriptors[(store.bucket, store.job_id)] = text
     return text
 
 
@@ -185,9 +186,10 @@ def launch_task(
             + (f"; last: {state.reason}" if state.reason else "")
         )
     attempt = state.attempt + 1
+    store = JobStore.of(s3, state) if s3 is not None else None
     tally = launch_retries.LaunchRetries(index=state.item.index, attempt=attempt)
-    if retry_count and s3 is not None:
-        tally = launch_retries.read_tally(s3, state.bucket, state.job_id, state.item.index, attempt)
+    if retry_count and store is not None:
+        tally = launch_retries.read_tally(store, state.item.index, attempt)
     timeout_minutes = settings.item_timeout_minutes
     if timeout_minutes is not None and tally.waited_seconds(now) >= timeout_minutes * 60:
         raise LaunchTimedOut(
@@ -213,7 +215,7 @@ def launch_task(
             settings.container_name,
             state,
             attempt,
-            descriptor_json(s3, state.bucket, state.job_id) if s3 is not None else None,
+            descriptor_json(store) if store is not None else None,
             always=completion.token_environment(task_token, state, settings) if task_token else None,
         ),
     }
@@ -223,8 +225,8 @@ def launch_task(
 
     def refused(kind: str, text: str) -> launch_retries.LaunchRetries:
         counted = tally.refused(now, error=text, kind=kind)
-        if s3 is not None:
-            launch_retries.write_tally(s3, state.bucket, state.job_id, counted)
+        if store is not None:
+            launch_retries.write_tally(store, counted)
         return counted
 
     try:
@@ -257,14 +259,14 @@ def launch_task(
                 f"{counted.capacity_retries} times)"
             )
         raise LaunchFailed(f"{reasons} (on {capacity.value})")
-    if s3 is not None:  # so a summary can count and cost this attempt even if the item never ends
-        attempts.record_launch(s3, state.bucket, state.job_id, state.item.index, attempt, capacity, tasks[0])
+    if store is not None:  # so a summary can count and cost this attempt even if the item never ends
+        attempts.record_launch(store, state.item.index, attempt, capacity, tasks[0])
 
     wait = settings.min_wait
     if settings.max_wait is not None:
         expected = state.expected_seconds
-        if expected is None and s3 is not None:
-            expected = _expected_or_none(s3, state)
+        if expected is None and store is not None:
+            expected = _expected_or_none(store)
         wait = polling.next_wait(0, expected, settings.poll_min_seconds, settings.max_wait)
 
     usage = state.usage
@@ -293,7 +295,7 @@ def launch_task(
         }
     )
     if task_token:
-        completion.persist_launch(s3, new_state)
+        completion.persist_launch(store, new_state)
     return LaunchResult(
         new_state,
         capacity,
@@ -303,9 +305,9 @@ def launch_task(
     )
 
 
-def _expected_or_none(s3: Any, state: ItemState) -> float | None:
+def _expected_or_none(store: JobStore) -> float | None:
     try:
-        return polling.expected_duration(s3, state.bucket, state.job_id)
+        return polling.expected_duration_of(store)
     except ClientError as error:  # without read access the first wait is simply POLL_MIN_SECONDS
         log.warning("could not read the job's task durations: %s", error)
         return None
@@ -398,11 +400,14 @@ def poll_task(
 ) -> PollResult:
     """Classify the item's task: RUNNING (and when to look again), SUCCEEDED, INTERRUPTED or FAILED.
     A final status also writes the item's outcome record."""
+    store = JobStore.of(s3, state)
     started = time.perf_counter() if started is None else started
     now = now or datetime.now(timezone.utc)
     state = state.model_copy(update={"polls": state.polls + 1, "error": None})
     if not state.task_arn:
-        return _finish(s3, settings, state, started, TaskStatus.FAILED, "no task to poll (task_arn missing)")
+        return _finish(
+            store, settings, state, started, TaskStatus.FAILED, "no task to poll (task_arn missing)"
+        )
     try:
         response = ecs.describe_tasks(cluster=settings.cluster_arn, tasks=[state.task_arn])
     except ClientError as error:
@@ -415,16 +420,16 @@ def poll_task(
         failures = response.get("failures") or []
         reason = failures[0].get("reason") if failures else None
         text = "task not found" if reason in (None, "MISSING") else f"DescribeTasks failed: {reason}"
-        return _finish(s3, settings, state, started, TaskStatus.FAILED, f"{text} ({state.task_arn})")
+        return _finish(store, settings, state, started, TaskStatus.FAILED, f"{text} ({state.task_arn})")
     task = tasks[0]
 
     if task.get("lastStatus") != "STOPPED":
-        return _still_running(ecs, s3, settings, state, task, now, started)
-    return classify_stopped(s3, settings, state, task, now=now, started=started)
+        return _still_running(ecs, store, settings, state, task, now, started)
+    return classify_stopped(store, settings, state, task, now=now, started=started)
 
 
 def classify_stopped(
-    s3: Any,
+    store: JobStore,
     settings: PollSettings,
     state: ItemState,
     task: dict[str, Any],
@@ -452,7 +457,7 @@ def classify_stopped(
     exit_code = container.get("exitCode")
     stop_code = task.get("stopCode") or ""
     stopped_reason = task.get("stoppedReason") or ""
-    result = _read_result(s3, state) if exit_code == 0 else None
+    result = _read_result(store, state) if exit_code == 0 else None
     succeeded = result is not None
     spot_interrupted = stop_code == SPOT_INTERRUPTION_STOP_CODE or SPOT_INTERRUPTION_REASON in stopped_reason
     state = _with_attempt(
@@ -477,7 +482,7 @@ def classify_stopped(
         return PollResult(interrupted, interrupted=True)
     if result is not None:
         return _finish(
-            s3,
+            store,
             settings,
             state,
             started,
@@ -487,11 +492,11 @@ def classify_stopped(
             resumption=result.get("resumption"),
             transitions=transitions,
         )
-    worker_message = _worker_error(s3, state)
+    worker_message = _worker_error(store, state)
     if exit_code == 0:
         text = "exited 0 but wrote no result record"
         return _finish(
-            s3,
+            store,
             settings,
             state,
             started,
@@ -504,7 +509,7 @@ def classify_stopped(
         container_reason = container.get("reason")
         detail = f"{why}: {container_reason}" if container_reason and container_reason not in why else why
         return _finish(
-            s3,
+            store,
             settings,
             state,
             started,
@@ -518,20 +523,21 @@ def classify_stopped(
         container.get("reason"),
     ]
     parts.append(f"log: {state.log}")
-    return _finish(s3, settings, state, started, TaskStatus.FAILED, _joined(*parts), transitions=transitions)
+    return _finish(
+        store, settings, state, started, TaskStatus.FAILED, _joined(*parts), transitions=transitions
+    )
 
 
 def _joined(*parts: Any) -> str:
     return "; ".join(str(part) for part in parts if part)
 
 
-def _worker_error(s3: Any, state: ItemState) -> str | None:
+def _worker_error(store: JobStore, state: ItemState) -> str | None:
     """The message a failed worker attempt left in jobs/<id>/errors/ (worker/README.md), if any."""
-    key = layout.error_key(state.job_id, state.item.index, state.attempt)
     try:
-        record = read_json(s3, state.bucket, key)
+        record = store.worker_error(state.item.index, state.attempt)
     except ClientError as error:  # the reason is still useful without the message
-        log.warning("could not read %s: %s", key, error)
+        log.warning("could not read %s: %s", store.worker_error_key(state.item.index, state.attempt), error)
         return None
     except ValueError:
         return None
@@ -541,7 +547,7 @@ def _worker_error(s3: Any, state: ItemState) -> str | None:
 
 def _still_running(
     ecs: Any,
-    s3: Any,
+    store: JobStore,
     settings: PollSettings,
     state: ItemState,
     task: dict[str, Any],
@@ -564,9 +570,11 @@ def _still_running(
             update={"task_seconds": round(elapsed, 3), "log": log_location(settings, state.task_arn or "")}
         )
         state = _with_attempt(state, task, now, "failed")
-        return _finish(s3, settings, state, started, TaskStatus.FAILED, f"timed out after {minutes} minutes")
+        return _finish(
+            store, settings, state, started, TaskStatus.FAILED, f"timed out after {minutes} minutes"
+        )
 
-    expected = polling.expected_duration(s3, state.bucket, state.job_id)
+    expected = polling.expected_duration_of(store)
     wait = polling.next_wait(elapsed, expected, settings.poll_min_seconds, settings.max_wait)
     if task.get("desiredStatus") == "STOPPED":  # already stopping: it will be STOPPED in moments
         wait = settings.min_wait
@@ -585,15 +593,15 @@ def _still_running(
     return PollResult(running)
 
 
-def _read_result(s3: Any, state: ItemState) -> dict[str, Any] | None:
+def _read_result(store: JobStore, state: ItemState) -> dict[str, Any] | None:
     """The item's result record (a batch's record for a batch), or None: its existence is what makes an
     exit code 0 a success."""
-    record = read_json(s3, state.bucket, batching.task_result_key(state.job_id, state.item))
+    record = store.task_result(state.item)
     return record if isinstance(record, dict) else None
 
 
 def _finish(
-    s3: Any,
+    store: JobStore,
     settings: PollSettings,
     state: ItemState,
     started: float,
@@ -613,23 +621,25 @@ def _finish(
             ),
         }
     )
-    outcome = write_outcome(s3, final, partial, resumption)
+    outcome = write_outcome(store, final, partial, resumption)
     if status is TaskStatus.SUCCEEDED:  # the child's output (ItemSucceeded), batched by the ResultWriter
         final = final.model_copy(update={"outcome": outcome.for_state_output(OUTCOME_OUTPUT_LIMIT)})
     return PollResult(final)
 
 
-def write_outcome(s3: Any, state: ItemState, partial: Any = None, resumption: Any = None) -> ItemOutcome:
-    """jobs/<job_id>/outcomes/<status>/<index>.json: the item's final record (one per item of a batch)."""
+def write_outcome(
+    store: JobStore, state: ItemState, partial: Any = None, resumption: Any = None
+) -> ItemOutcome:
+    """The item's final record, its outcome (one per item of a batch)."""
     if state.item.batch is not None:
-        return batching.write_batch_outcome(s3, state)
+        return batching.write_batch_outcome_to(store, state)
     outcome = ItemOutcome.of(state, partial, resumption)
-    key = layout.outcome_key(state.job_id, state.item.index, outcome.status.value)
-    put_json(s3, state.bucket, key, outcome.model_dump_json().encode("utf-8"))
+    store.write_outcome(outcome)
     return outcome
 
 
 # ---------------------------------------------------------------- record failure
+
 
 def failure_reason(error: dict[str, Any] | None) -> tuple[str, int]:
     """(a readable reason, 0) from the ASL Catch's {Error, Cause}. Kept for its callers: retry counts
@@ -670,8 +680,9 @@ def record_failure(
     failure (capacity retries exhausted, LaunchTimedOut, ...) left its tally of refusals for the attempt
     it never started: folded into the item's counts here, as LaunchTask does on success."""
     started = time.perf_counter() if started is None else started
+    store = JobStore.of(s3, state)
     reason = describe_failure(state.error)
-    tally = launch_retries.read_tally(s3, state.bucket, state.job_id, state.item.index, state.attempt + 1)
+    tally = launch_retries.read_tally(store, state.item.index, state.attempt + 1)
     if ecs is not None and cluster_arn and state.task_arn and state.status is TaskStatus.RUNNING:
         # Poll gave up on a task that may still run: stop it so it neither costs nor writes results.
         try:
@@ -690,7 +701,7 @@ def record_failure(
             ),
         }
     )
-    write_outcome(s3, failed)
+    write_outcome(store, failed)
     return failed
 
 

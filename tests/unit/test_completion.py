@@ -11,6 +11,7 @@ import pytest
 
 from jobcore import completion, layout, tasks
 from jobcore.config import LaunchSettings, PollSettings
+from jobcore.job_store import JobStore
 from jobcore.models import ItemState
 from tests.conftest import load_event
 from tests.unit.conftest import BUCKET
@@ -70,9 +71,12 @@ def test_an_event_is_classified_exactly_as_a_poll(s3: Any, case: str) -> None:
     now = STOPPED_AT + timedelta(seconds=30)
 
     # WHEN PollTask's classification sees DescribeTasks' answer, and the event path sees the event
-    by_poll = tasks.classify_stopped(s3, settings, state, polled_task, now=now, started=time.perf_counter())
+    store = JobStore.of(s3, state)
+    by_poll = tasks.classify_stopped(
+        store, settings, state, polled_task, now=now, started=time.perf_counter()
+    )
     by_event = tasks.classify_stopped(
-        s3,
+        store,
         settings,
         state,
         completion.normalise_task(as_event_detail(polled_task)),

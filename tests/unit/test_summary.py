@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 
 from jobcore.attempts import record_launch
+from jobcore.job_store import JobStore
 from jobcore.models import Capacity, ResultRecord
 from jobcore.summary import Reads, build_summary, execution_info, write_summary
 from spotmap.result_writer import ChildExecution
@@ -421,7 +422,7 @@ def test_an_aborted_job_counts_and_costs_every_launched_attempt_of_items_without
     ]
     for index, attempt, capacity, at in launched:
         task = {"taskArn": f"arn:task/{index}-{attempt}", "cpu": "1024", "memory": "2048", "createdAt": at}
-        record_launch(s3, BUCKET, "job-1", index, attempt, capacity, task)
+        record_launch(JobStore(s3, BUCKET, "job-1"), index, attempt, capacity, task)
     stop = START + timedelta(seconds=400)
 
     # WHEN the ABORTED summary is built (no Map result files: the Map never ended)
