@@ -5,7 +5,7 @@ the task's container overrides (which ECS repeats in every "ECS Task State Chang
 the launched item state in S3 (JobStore.write_launched), since the step's result is what comes
 back with the token, not LaunchTask's return value. When the task stops, an EventBridge rule invokes
 TaskStopped, which resumes the item from that state: the same classification PollTask applies
-(tasks.classify_stopped), then SendTaskSuccess with the new item state, so CheckTask routes as after
+(stopped_tasks.classify_stopped), then SendTaskSuccess with the new item state, so CheckTask routes as after
 a poll.
 
 The backstop: the worker sends SendTaskHeartbeat every third of the step's HeartbeatSeconds while it
@@ -27,6 +27,7 @@ from typing import Any, Literal
 
 from botocore.exceptions import ClientError
 
+from jobcore import stopped_tasks
 from jobcore.config import LaunchSettings, PollSettings
 from jobcore.errors import SpotmapError
 from jobcore.job_store import JobStore
@@ -38,7 +39,7 @@ log = logging.getLogger(__name__)
 TOKEN_VARIABLE = "TASK_TOKEN"  # noqa: S105 - the name of a variable, not a secret
 HEARTBEAT_VARIABLE = "TASK_HEARTBEAT_SECONDS"
 HEARTBEAT_UNTIL_VARIABLE = "TASK_HEARTBEAT_UNTIL"  # epoch seconds: no heartbeat past the item timeout
-# After the event the item passes CheckTask (the final state is counted by tasks._finish).
+# After the event the item passes CheckTask (the final state is counted by stopped_tasks.finish).
 EVENT_TRANSITIONS = 1
 # "The task token has either expired or the task associated with the token has already been closed"
 # (TaskTimedOut), or it is no token of a running execution (InvalidToken): SendTaskSuccess /
@@ -154,8 +155,6 @@ def complete(
 ) -> Completion:
     """Resume the item a stopped task belongs to; a closed token (duplicate or late event: the item
     already moved on, by an earlier event or its backstop poll) changes nothing."""
-    from jobcore import tasks  # tasks imports this module for launches
-
     started = time.perf_counter() if started is None else started
     now = now or datetime.now(timezone.utc)
     # A cheap test that the step still waits: a repeated event must not write the outcome again.
@@ -176,7 +175,7 @@ def complete(
     # one delivery of the stop event resumes the item: a concurrent duplicate loses the claim
     if not store.claim_stop_event(stopped.index, stopped.attempt, stopped.task.get("taskArn")):
         return Completion("closed", detail="another delivery of this event resumes the item")
-    result = tasks.classify_stopped(
+    result = stopped_tasks.classify_stopped(
         store, settings, state, stopped.task, now=now, started=started, transitions=EVENT_TRANSITIONS
     )
     try:
@@ -201,7 +200,7 @@ def resume_after_wait(s3: Any, state: ItemState) -> ItemState:
 
 def without_wait_state(result: Any) -> Any:
     """PollTask's result for a poll the Catch entered directly: no WaitForTask state before it, one
-    transition fewer than a poll cycle (tasks.POLL_TRANSITIONS counts Wait + Poll + CheckTask)."""
+    transition fewer than a poll cycle (stopped_tasks.POLL_TRANSITIONS counts Wait + Poll + CheckTask)."""
     usage = result.state.usage
     state = result.state.model_copy(
         update={"usage": usage.model_copy(update={"state_transitions": max(0, usage.state_transitions - 1)})}

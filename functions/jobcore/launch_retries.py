@@ -14,7 +14,7 @@ The invocation that finally starts the task folds the tally into the item's stat
 when the launch ends in a failure instead.
 
 Throttling is about rate, not capacity: only `capacity_retries` moves a launch to on-demand FARGATE
-(`tasks.choose_capacity`); throttled calls only make the launch wait its turn, until the item's own
+(`launching.choose_capacity`); throttled calls only make the launch wait its turn, until the item's own
 timeout (`waiting_since` + ItemTimeoutMinutes).
 """
 

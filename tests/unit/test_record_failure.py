@@ -11,9 +11,9 @@ from botocore.stub import Stubber
 
 from jobcore import aws as factory
 from jobcore import layout
+from jobcore.failures import failure_reason
 from jobcore.job_store import JobStore
 from jobcore.launch_retries import LaunchRetries, write_tally
-from jobcore.tasks import failure_reason
 from record_failure import app
 from tests.conftest import load_event
 from tests.unit.conftest import BUCKET, CLUSTER_ARN
