@@ -28,7 +28,16 @@ from jobcore import attempts, batching, layout, map_results, merge, rerun
 from jobcore.budget import bound_strings, truncate
 from jobcore.cost import PARENT_TRANSITIONS, cost_block
 from jobcore.job_store import JobStore
-from jobcore.models import CLOSED_STATUSES, ExecutionStatus, JobDescriptor, Usage
+from jobcore.models import (
+    CLOSED_STATUSES,
+    ExecutionStatus,
+    JobDescriptor,
+    Summary,
+    SummaryInput,
+    SummaryItems,
+    SummaryTiming,
+    Usage,
+)
 from jobcore.report import Timeline, render_report
 from jobcore.store import iso
 
@@ -405,49 +414,46 @@ def build_summary(
     if status == ExecutionStatus.SUCCEEDED.value and (descriptor is None or merge_error is not None):
         status = ExecutionStatus.FAILED.value
 
-    counts: dict[str, int] = {
-        "total": total,
-        "succeeded": len(succeeded),
-        "failed": len(failed) + (len(unfinished) if closed else 0),
-    }
-    if not closed:
-        counts["pending"] = len(unfinished)
-
-    document: dict[str, Any] = {
-        "job_id": job_id,
-        "status": status,
-        "execution_status": execution.get("status"),
-        "execution_arn": execution.get("arn"),
-        "input": (
-            {
-                "bucket": descriptor.input.bucket,
-                "key": descriptor.input.key,
-                "size": descriptor.input.size,
-                "version_id": descriptor.input.version_id,
-            }
+    summary = Summary(
+        job_id=job_id,
+        status=status,
+        execution_status=execution.get("status"),
+        execution_arn=execution.get("arn"),
+        input=(
+            SummaryInput(
+                bucket=descriptor.input.bucket,
+                key=descriptor.input.key,
+                size=descriptor.input.size,
+                version_id=descriptor.input.version_id,
+            )
             if descriptor
             else None
         ),
-        "processor": descriptor.processor if descriptor else None,
-        "params": descriptor.params if descriptor else {},
-        "items": counts,
-        "attempts": {**items.attempts, "estimated": estimated},
-        "checkpoints": items.checkpoints.block(),
+        processor=descriptor.processor if descriptor else None,
+        params=descriptor.params if descriptor else {},
+        items=SummaryItems(
+            total=total,
+            succeeded=len(succeeded),
+            failed=len(failed) + (len(unfinished) if closed else 0),
+            pending=None if closed else len(unfinished),
+        ),
+        attempts={**items.attempts, "estimated": estimated},
+        checkpoints=items.checkpoints.block(),
         # ECS tasks apart from items: a batched job runs many items per task (jobcore.batching)
-        "tasks": {
+        tasks={
             "total": descriptor.task_count if descriptor and descriptor.task_count is not None else total,
             "launched": items.attempts["launched"],
         },
-        "failures": failures,
-        "result": result,
-        "output_prefix": store.output_prefix,
-        "timing": {
-            "started_at": iso(start),
-            "stopped_at": iso(stop),
-            "seconds": round((stop - start).total_seconds(), 3) if start and stop else None,
-        },
-        "error": _job_error(job_id, descriptor, str(execution.get("status")), execution, merge_error),
-        "cost": cost_block(
+        failures=failures,
+        result=result,
+        output_prefix=store.output_prefix,
+        timing=SummaryTiming(
+            started_at=iso(start),
+            stopped_at=iso(stop),
+            seconds=round((stop - start).total_seconds(), 3) if start and stop else None,
+        ),
+        error=_job_error(job_id, descriptor, str(execution.get("status")), execution, merge_error),
+        cost=cost_block(
             items.usage.total(),
             region_of(str(execution.get("arn") or "")),
             prices,
@@ -455,13 +461,12 @@ def build_summary(
             items=total,
             tasks=descriptor.task_count if descriptor else None,
         ),
-    }
-    if descriptor is not None and descriptor.warnings:
-        document["warnings"] = descriptor.warnings  # the plan's: a limit, not the work, set the pace
-    if origin is not None:
-        document["rerun_of"] = origin.job_id
-        document["rerun"] = rerun.summary_block(origin, inherited)
-    return document
+        # the plan's: a limit, not the work, set the pace
+        warnings=descriptor.warnings if descriptor is not None and descriptor.warnings else None,
+        rerun_of=origin.job_id if origin is not None else None,
+        rerun=rerun.summary_block(origin, inherited) if origin is not None else None,
+    )
+    return summary.as_document()
 
 
 def _result_file_outcomes(
