@@ -19,9 +19,9 @@ from typing import Any
 from botocore.exceptions import ClientError
 from pydantic import BaseModel, ValidationError
 
-from jobcore import billing, layout
+from jobcore import billing
+from jobcore.job_store import JobStore
 from jobcore.models import Capacity, Usage
-from jobcore.store import list_keys, put_json, read_json
 
 log = logging.getLogger(__name__)
 
@@ -44,7 +44,7 @@ def _units(value: Any, divisor: float) -> float:
 
 
 def record_launch(
-    s3: Any, bucket: str, job_id: str, index: int, attempt: int, capacity: Capacity, task: dict[str, Any]
+    store: JobStore, index: int, attempt: int, capacity: Capacity, task: dict[str, Any]
 ) -> None:
     """Leave the launch record of a task RunTask started (`task` as RunTask returns it). Best effort: a
     launch never fails for want of its record (the summary then just cannot cost that attempt)."""
@@ -58,20 +58,17 @@ def record_launch(
         launched_at=task.get("createdAt") or datetime.now(timezone.utc),
     )
     try:
-        put_json(s3, bucket, layout.attempt_key(job_id, index, attempt), record.model_dump_json().encode())
+        store.write_launch_record(record)
     except ClientError as error:
         log.warning("could not record the launch of item %s attempt %s: %s", index, attempt, error)
 
 
-def launches_of(s3: Any, bucket: str, job_id: str, indices: set[int]) -> dict[int, list[LaunchRecord]]:
+def launches_of(store: JobStore, indices: set[int]) -> dict[int, list[LaunchRecord]]:
     """The launch records of the given items, by item, in attempt order (one LIST, then a GET each)."""
     found: dict[int, list[LaunchRecord]] = {}
-    for key in list_keys(s3, bucket, layout.attempts_prefix(job_id)):
-        index_text = key[len(layout.attempts_prefix(job_id)) :].split("/", 1)[0]
-        if not index_text.isdigit() or int(index_text) not in indices:
-            continue
+    for key, document in store.launch_record_documents(indices):
         try:
-            record = LaunchRecord.model_validate(read_json(s3, bucket, key))
+            record = LaunchRecord.model_validate(document)
         except ValidationError as error:
             log.warning("launch record %s is not valid, not counted: %s", key, error)
             continue

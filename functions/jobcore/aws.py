@@ -14,6 +14,13 @@ from typing import Any
 import boto3
 from botocore.config import Config
 
+# ECS error codes that mean "try again later": throttling (the SDK's names for it across APIs), and ECS's
+# own transient failures, which are as safe to retry (RunTask's clientToken dedups a launch).
+THROTTLING_CODES = frozenset(
+    {"ThrottlingException", "Throttling", "TooManyRequestsException", "RequestLimitExceeded"}
+)
+TRANSIENT_CODES = frozenset({"ServerException", "ServiceUnavailable", "InternalFailure"})
+
 # RunTask failures are retried by the state machine (jittered backoff, then on-demand), so the SDK must
 # not retry them a second time underneath.
 _SINGLE_ATTEMPT = Config(retries={"total_max_attempts": 1, "mode": "standard"})

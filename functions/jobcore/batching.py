@@ -29,8 +29,9 @@ from botocore.exceptions import ClientError
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from jobcore import layout
+from jobcore.job_store import JobStore
 from jobcore.models import BatchItemResult, BatchRecord, Item, ItemOutcome, ItemState, TaskStatus, Usage
-from jobcore.store import error_code, put_json, read_json
+from jobcore.store import error_code
 
 if TYPE_CHECKING:
     from jobcore.config import StartJobSettings
@@ -172,19 +173,13 @@ def members(item: Item) -> list[Item]:
     return item.members()
 
 
-def task_result_key(job_id: str, item: Item) -> str:
-    """The record whose existence makes a task's exit code 0 a success: the batch's record for a batch,
-    the item's result record otherwise."""
-    if item.batch is not None:
-        return layout.batch_record_key(job_id, item.index)
-    return layout.result_key(job_id, item.index)
 
 
 # ---------------------------------------------------------------- outcomes (PollTask, RecordFailure)
 
 
-def _read_record(s3: Any, state: ItemState) -> dict[int, BatchItemResult]:
-    document = read_json(s3, state.bucket, layout.batch_record_key(state.job_id, state.item.index))
+def _read_record(store: JobStore, state: ItemState) -> dict[int, BatchItemResult]:
+    document = store.batch_record(state.item.index)
     if document is None:
         return {}
     try:
@@ -195,12 +190,12 @@ def _read_record(s3: Any, state: ItemState) -> dict[int, BatchItemResult]:
     return {result.index: result for result in record.items}
 
 
-def _own_result(s3: Any, state: ItemState, index: int) -> BatchItemResult | None:
+def _own_result(store: JobStore, index: int) -> BatchItemResult | None:
     """An item's own result record (written as it finished), for a batch whose task did not finish; None
     when there is none, or when the caller may not read it (RecordFailure's role reads nothing: its
     items then fail with the batch's reason)."""
     try:
-        record = read_json(s3, state.bucket, layout.result_key(state.job_id, index))
+        record = store.result(index)
     except ClientError as error:
         if error_code(error) not in ("AccessDenied", "403"):
             raise
@@ -225,16 +220,21 @@ def _failure_reason(state: ItemState, member: Item, result: BatchItemResult | No
 
 
 def write_batch_outcome(s3: Any, state: ItemState) -> ItemOutcome:
+    """write_batch_outcome_to the store of the batch's job."""
+    return write_batch_outcome_to(JobStore.of(s3, state), state)
+
+
+def write_batch_outcome_to(store: JobStore, state: ItemState) -> ItemOutcome:
     """Every item of a batch that ended gets its own outcome object, as if it had run alone: succeeded
     with its partial when its result is recorded (in the batch's record, else its own result record from
     an earlier or a broken task), failed with its own reason otherwise. The first item's outcome carries
     the batch's task figures. Returns the batch's outcome, its items' outcomes inside (compact)."""
     group = state.item.batch or []
-    results = _read_record(s3, state) if state.status is TaskStatus.SUCCEEDED else {}
+    results = _read_record(store, state) if state.status is TaskStatus.SUCCEEDED else {}
     missing = [member.index for member in group if member.index not in results]
     if missing:
         with ThreadPoolExecutor(WRITE_WORKERS, thread_name_prefix="batch") as pool:
-            found_records = pool.map(lambda index: _own_result(s3, state, index), missing)
+            found_records = pool.map(lambda index: _own_result(store, index), missing)
             for index, found in zip(missing, found_records, strict=True):
                 if found is not None:
                     results[index] = found
@@ -273,12 +273,8 @@ def write_batch_outcome(s3: Any, state: ItemState) -> ItemOutcome:
             )
         )
 
-    def put(outcome: ItemOutcome) -> None:
-        key = layout.outcome_key(state.job_id, outcome.index, outcome.status.value)
-        put_json(s3, state.bucket, key, outcome.model_dump_json().encode("utf-8"))
-
     with ThreadPoolExecutor(WRITE_WORKERS, thread_name_prefix="batch") as pool:
-        list(pool.map(put, outcomes))
+        list(pool.map(store.write_outcome, outcomes))
     return lead.model_copy(
         update={
             "items": [outcome.model_dump(mode="json", exclude_defaults=True) for outcome in outcomes],

@@ -2,10 +2,10 @@
 
 The Launch step waits for a task token (`lambda:invoke.waitForTaskToken`): LaunchTask puts the token in
 the task's container overrides (which ECS repeats in every "ECS Task State Change" event) and persists
-the launched item state in S3 (jobcore.layout.launched_key), since the step's result is what comes
+the launched item state in S3 (JobStore.write_launched), since the step's result is what comes
 back with the token, not LaunchTask's return value. When the task stops, an EventBridge rule invokes
 TaskStopped, which resumes the item from that state: the same classification PollTask applies
-(tasks.classify_stopped), then SendTaskSuccess with the new item state, so CheckTask routes as after
+(stopped_tasks.classify_stopped), then SendTaskSuccess with the new item state, so CheckTask routes as after
 a poll.
 
 The backstop: the worker sends SendTaskHeartbeat every third of the step's HeartbeatSeconds while it
@@ -27,18 +27,19 @@ from typing import Any, Literal
 
 from botocore.exceptions import ClientError
 
-from jobcore import layout
+from jobcore import stopped_tasks
 from jobcore.config import LaunchSettings, PollSettings
 from jobcore.errors import SpotmapError
+from jobcore.job_store import JobStore
 from jobcore.models import ItemState
-from jobcore.store import error_code, put_json, read_json
+from jobcore.store import error_code
 
 log = logging.getLogger(__name__)
 
 TOKEN_VARIABLE = "TASK_TOKEN"  # noqa: S105 - the name of a variable, not a secret
 HEARTBEAT_VARIABLE = "TASK_HEARTBEAT_SECONDS"
 HEARTBEAT_UNTIL_VARIABLE = "TASK_HEARTBEAT_UNTIL"  # epoch seconds: no heartbeat past the item timeout
-# After the event the item passes CheckTask (the final state is counted by tasks._finish).
+# After the event the item passes CheckTask (the final state is counted by stopped_tasks.finish).
 EVENT_TRANSITIONS = 1
 # "The task token has either expired or the task associated with the token has already been closed"
 # (TaskTimedOut), or it is no token of a running execution (InvalidToken): SendTaskSuccess /
@@ -57,8 +58,6 @@ TIMESTAMP_KEYS = (
     "connectivityAt",
     "updatedAt",
 )
-# a conditional write that found the object (412), or raced another one in flight (409)
-CLAIMED_CODES = frozenset({"PreconditionFailed", "412", "ConditionalRequestConflict", "409"})
 LAUNCH_LOOKUPS = 3  # polls after a heartbeat timeout that may still find the launch unrecorded
 
 
@@ -81,17 +80,11 @@ def token_environment(token: str, state: ItemState, settings: LaunchSettings) ->
     return environment
 
 
-def persist_launch(s3: Any, state: ItemState) -> None:
+def persist_launch(store: JobStore | None, state: ItemState) -> None:
     """Write the launched item state; a launch whose state cannot be written fails (the step retries)."""
-    if s3 is None or state.attempt < 1:
+    if store is None or state.attempt < 1:
         raise ValueError("a launch waiting for its task token needs S3 and a launched attempt")
-    key = layout.launched_key(state.job_id, state.item.index, state.attempt)
-    put_json(s3, state.bucket, key, state.model_dump_json(exclude={"outcome"}).encode("utf-8"))
-
-
-def load_launch(s3: Any, bucket: str, job_id: str, index: int, attempt: int) -> ItemState | None:
-    document = read_json(s3, bucket, layout.launched_key(job_id, index, attempt))
-    return None if document is None else ItemState.model_validate(document)
+    store.write_launched(state)
 
 
 def normalise_task(detail: dict[str, Any]) -> dict[str, Any]:
@@ -162,8 +155,6 @@ def complete(
 ) -> Completion:
     """Resume the item a stopped task belongs to; a closed token (duplicate or late event: the item
     already moved on, by an earlier event or its backstop poll) changes nothing."""
-    from jobcore import tasks  # tasks imports this module for launches
-
     started = time.perf_counter() if started is None else started
     now = now or datetime.now(timezone.utc)
     # A cheap test that the step still waits: a repeated event must not write the outcome again.
@@ -173,17 +164,19 @@ def complete(
         if token_closed(error):
             return Completion("closed", detail=f"{error_code(error)}: the item already moved on")
         raise
-    state = load_launch(s3, settings.job_bucket, stopped.job_id, stopped.index, stopped.attempt)
+    store = JobStore(s3, settings.job_bucket, stopped.job_id)
+    state = store.launched(stopped.index, stopped.attempt)
     if state is None:
         raise LaunchNotRecorded(
             f"no launch record for item {stopped.index} attempt {stopped.attempt} of job {stopped.job_id}"
         )
     if state.task_arn != stopped.task.get("taskArn"):
         return Completion("closed", detail=f"the launch record names task {state.task_arn}, not this one")
-    if not _claim(s3, settings.job_bucket, stopped):
+    # one delivery of the stop event resumes the item: a concurrent duplicate loses the claim
+    if not store.claim_stop_event(stopped.index, stopped.attempt, stopped.task.get("taskArn")):
         return Completion("closed", detail="another delivery of this event resumes the item")
-    result = tasks.classify_stopped(
-        s3, settings, state, stopped.task, now=now, started=started, transitions=EVENT_TRANSITIONS
+    result = stopped_tasks.classify_stopped(
+        store, settings, state, stopped.task, now=now, started=started, transitions=EVENT_TRANSITIONS
     )
     try:
         sfn.send_task_success(taskToken=stopped.token, output=result.state.model_dump_json())
@@ -194,26 +187,12 @@ def complete(
     return Completion("resumed", result.state, result.interrupted)
 
 
-def _claim(s3: Any, bucket: str, stopped: StoppedTask) -> bool:
-    """True for the one delivery of the stop event that may resume the item: a conditional write
-    (If-None-Match: *, S3 conditional writes) that a concurrent duplicate loses with 412."""
-    key = layout.event_claim_key(stopped.job_id, stopped.index, stopped.attempt)
-    body = json.dumps({"task_arn": stopped.task.get("taskArn")}).encode()
-    try:
-        s3.put_object(Bucket=bucket, Key=key, Body=body, ContentType="application/json", IfNoneMatch="*")
-    except ClientError as error:
-        if error_code(error) in CLAIMED_CODES:
-            return False
-        raise
-    return True
-
-
 def resume_after_wait(s3: Any, state: ItemState) -> ItemState:
     """The item as its last launch left it, for PollTask after the waiting Launch step timed out (no
     event within a heartbeat period): the step's input is the state *before* that launch."""
     if state.wait_error is None:
         return state
-    launched = load_launch(s3, state.bucket, state.job_id, state.item.index, state.attempt + 1)
+    launched = JobStore.of(s3, state).launched(state.item.index, state.attempt + 1)
     if launched is None:
         return state
     return launched.model_copy(update={"wait_error": None, "polls": max(launched.polls, state.polls)})
@@ -221,7 +200,7 @@ def resume_after_wait(s3: Any, state: ItemState) -> ItemState:
 
 def without_wait_state(result: Any) -> Any:
     """PollTask's result for a poll the Catch entered directly: no WaitForTask state before it, one
-    transition fewer than a poll cycle (tasks.POLL_TRANSITIONS counts Wait + Poll + CheckTask)."""
+    transition fewer than a poll cycle (stopped_tasks.POLL_TRANSITIONS counts Wait + Poll + CheckTask)."""
     usage = result.state.usage
     state = result.state.model_copy(
         update={"usage": usage.model_copy(update={"state_transitions": max(0, usage.state_transitions - 1)})}

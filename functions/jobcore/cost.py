@@ -27,7 +27,8 @@ from jobcore.models import Usage
 SECONDS_PER_HOUR = 3600.0
 DEFAULT_REGION = "us-east-1"
 # The least an item run alone costs in orchestration: LaunchTask and one PollTask, and the transitions of
-# Launch, one Wait → Poll → CheckTask cycle and its end (jobcore.tasks' LAUNCH/POLL/FINAL_TRANSITIONS).
+# Launch, one Wait → Poll → CheckTask cycle and its end (launching.LAUNCH_TRANSITIONS,
+# stopped_tasks.POLL_TRANSITIONS and FINAL_TRANSITIONS).
 MINIMUM_ITEM_INVOCATIONS = 2
 MINIMUM_ITEM_TRANSITIONS = 1 + 3 + 1
 PARENT_TRANSITIONS = 5  # CheckJob, ProcessItems, EvaluateJob, WithinTolerance, JobSucceeded/Fail

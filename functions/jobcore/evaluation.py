@@ -7,13 +7,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from jobcore import layout
 from jobcore.errors import JobNotFound
-from jobcore.store import list_keys, read_descriptor
-
-
-def count_keys(s3: Any, bucket: str, prefix: str) -> int:
-    return sum(1 for key in list_keys(s3, bucket, prefix) if key.endswith(".json"))
+from jobcore.job_store import JobStore
 
 
 def within_tolerance(failed: int, total: int, tolerated_percentage: float) -> bool:
@@ -22,12 +17,13 @@ def within_tolerance(failed: int, total: int, tolerated_percentage: float) -> bo
 
 
 def evaluate_job(s3: Any, bucket: str, job_id: str, tolerated_percentage: float) -> dict[str, Any]:
-    descriptor = read_descriptor(s3, bucket, job_id)
+    store = JobStore(s3, bucket, job_id)
+    descriptor = store.read_descriptor()
     if descriptor is None:  # nothing to count: "0 of 0 failed" would call a job that never was a success
-        raise JobNotFound(f"job {job_id}: no descriptor s3://{bucket}/{layout.descriptor_key(job_id)}")
+        raise JobNotFound(f"job {job_id}: no descriptor {store.where(store.descriptor_key)}")
     total = descriptor.item_count
-    failed = count_keys(s3, bucket, layout.outcomes_prefix(job_id, "failed"))
-    succeeded = count_keys(s3, bucket, layout.outcomes_prefix(job_id, "succeeded"))
+    failed = store.count_outcomes("failed")
+    succeeded = store.count_outcomes("succeeded")
     # Every child has ended when EvaluateJob runs, so an item without a succeeded outcome failed, even
     # if its failure could not be recorded (e.g. UnknownTaskStatus).
     failed = min(total, max(failed, total - succeeded)) if total else failed

@@ -14,7 +14,7 @@ The invocation that finally starts the task folds the tally into the item's stat
 when the launch ends in a failure instead.
 
 Throttling is about rate, not capacity: only `capacity_retries` moves a launch to on-demand FARGATE
-(`tasks.choose_capacity`); throttled calls only make the launch wait its turn, until the item's own
+(`launching.choose_capacity`); throttled calls only make the launch wait its turn, until the item's own
 timeout (`waiting_since` + ItemTimeoutMinutes).
 """
 
@@ -22,13 +22,11 @@ from __future__ import annotations
 
 import logging
 from datetime import datetime, timezone
-from typing import Any
 
 from botocore.exceptions import ClientError
 from pydantic import BaseModel, Field, ValidationError
 
-from jobcore import layout
-from jobcore.store import put_json, read_json
+from jobcore.job_store import JobStore
 
 log = logging.getLogger(__name__)
 
@@ -71,11 +69,11 @@ class LaunchRetries(BaseModel):
         return max(0.0, (now - since).total_seconds())
 
 
-def read_tally(s3: Any, bucket: str, job_id: str, index: int, attempt: int) -> LaunchRetries:
+def read_tally(store: JobStore, index: int, attempt: int) -> LaunchRetries:
     """The launch's tally so far; an empty one when it has none (nothing refused yet)."""
     empty = LaunchRetries(index=index, attempt=attempt)
     try:
-        document = read_json(s3, bucket, layout.launch_retries_key(job_id, index, attempt))
+        document = store.launch_retries_document(index, attempt)
     except (ClientError, ValueError) as error:
         log.warning("could not read the launch tally of item %s attempt %s: %s", index, attempt, error)
         return empty
@@ -88,13 +86,13 @@ def read_tally(s3: Any, bucket: str, job_id: str, index: int, attempt: int) -> L
         return empty
 
 
-def write_tally(s3: Any, bucket: str, job_id: str, tally: LaunchRetries) -> bool:
+def write_tally(store: JobStore, tally: LaunchRetries) -> bool:
     """Keep the tally for the next try. Best effort: a refusal that cannot be recorded is missing from
     the counts, but it must not fail the item (the launch is retried all the same)."""
-    key = layout.launch_retries_key(job_id, tally.index, tally.attempt)
     try:
-        put_json(s3, bucket, key, tally.model_dump_json().encode())
+        store.write_launch_retries(tally)
     except ClientError as error:
+        key = store.launch_retries_key(tally.index, tally.attempt)
         log.warning("could not record the launch tally %s: %s", key, error)
         return False
     return True

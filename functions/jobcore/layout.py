@@ -116,8 +116,12 @@ def launch_retries_key(job_id: str, index: int, attempt: int) -> str:
     return f"{job_prefix(job_id)}launch-retries/{index}/attempt-{attempt}.json"
 
 
+def job_output_prefix(job_id: str) -> str:
+    return f"{OUTPUT_PREFIX}{job_id}/"
+
+
 def output_prefix(job_id: str, index: int, attempt: int) -> str:
-    return f"{OUTPUT_PREFIX}{job_id}/{index}/attempt-{attempt}/"
+    return f"{job_output_prefix(job_id)}{index}/attempt-{attempt}/"
 
 
 def summary_key(job_id: str) -> str:

@@ -345,3 +345,67 @@ class JobDescriptor(BaseModel):
     # The Map's MaxConcurrency when the account's Fargate Spot vCPU quota allows fewer tasks at once than
     # the MaxConcurrency parameter (StartJob's plan): the execution input carries it.
     max_concurrency: int | None = None
+
+
+class SummaryInput(BaseModel):
+    """The upload a job was made from."""
+
+    bucket: str
+    key: str
+    size: int
+    version_id: str | None = None
+
+
+class SummaryItems(BaseModel):
+    """Item counts; `pending` only while the execution still runs (omitted once it closed)."""
+
+    total: int
+    succeeded: int
+    failed: int
+    pending: int | None = None
+
+
+class SummaryTiming(BaseModel):
+    started_at: str | None  # ISO 8601 in UTC
+    stopped_at: str | None
+    seconds: float | None
+
+
+class Summary(BaseModel):
+    """summaries/<job_id>.json: one field per row of the README's summary table, in the document's key
+    order. `as_document()` is the JSON-ready dict Summarize writes (jobcore.job_store), the report page
+    renders and the CLI reads; the optional blocks (`warnings`, `rerun_of`, `rerun`) and a closed
+    execution's `items.pending` are left out rather than written as null."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    job_id: str
+    status: str  # an ExecutionStatus value, except that a job that cannot have succeeded is FAILED
+    execution_status: Any  # the execution's own status, as DescribeExecution gave it
+    execution_arn: str | None
+    input: SummaryInput | None
+    processor: str | None
+    params: dict[str, Any]
+    items: SummaryItems
+    attempts: dict[str, int]
+    checkpoints: dict[str, Any]
+    tasks: dict[str, int]
+    failures: list[dict[str, Any]]
+    result: Any
+    output_prefix: str
+    timing: SummaryTiming
+    error: str | None
+    cost: dict[str, Any]
+    warnings: list[str] | None = None
+    rerun_of: str | None = None
+    rerun: dict[str, Any] | None = None
+
+    def as_document(self) -> dict[str, Any]:
+        document = self.model_dump(exclude={"items", "warnings", "rerun_of", "rerun"})
+        document["items"] = self.items.model_dump(exclude_none=True)
+        ordered = {name: document[name] for name in type(self).model_fields if name in document}
+        for name in ("warnings", "rerun_of", "rerun"):
+            value = getattr(self, name)
+            if value is not None:
+                ordered[name] = value
+        return ordered

@@ -17,7 +17,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from jobcore.tasks import OUTCOME_OUTPUT_LIMIT
+from jobcore.stopped_tasks import OUTCOME_OUTPUT_LIMIT
 
 STATE_PAYLOAD_LIMIT = 256 * 1024  # bytes of UTF-8 JSON
 # What an item's child adds to its state: the outcome record (partial included) and 32 KiB for the rest

@@ -40,7 +40,7 @@ LAUNCH_REFILL_PER_SECOND = 20.0  # and its refill
 MAP_MAX_CONCURRENCY = 10_000  # Distributed Map: child executions at once (hard limit)
 AWS_TASK_START_SECONDS = 45.0  # provisioning + image pull until RUNNING: 30-60 s
 # The state transitions of one item: Launch, then per poll Wait + Poll + CheckTask, then ItemSucceeded
-# (jobcore.tasks: LAUNCH_TRANSITIONS, POLL_TRANSITIONS, FINAL_TRANSITIONS).
+# (jobcore.launching's LAUNCH_TRANSITIONS, jobcore.stopped_tasks' POLL_TRANSITIONS and FINAL_TRANSITIONS).
 LAUNCH_TRANSITIONS, POLL_TRANSITIONS, FINAL_TRANSITIONS = 1, 3, 1
 LAMBDA_SECONDS_PER_INVOCATION = 0.2  # a warm Launch/Poll invocation: a few AWS calls
 

@@ -11,9 +11,9 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from jobcore import layout
 from jobcore.executions import CLOSED
-from jobcore.store import error_code, exists
+from jobcore.job_store import JobStore
+from jobcore.store import error_code
 from jobcore.summary import execution_from_description, summarize_job
 
 log = logging.getLogger(__name__)
@@ -38,7 +38,7 @@ class ReconcileReport:
 
 
 def summary_exists(s3: Any, bucket: str, job_id: str) -> bool:
-    return exists(s3, bucket, layout.summary_key(job_id))
+    return JobStore(s3, bucket, job_id).summary_exists()
 
 
 def stop_running_tasks(ecs: Any, cluster_arn: str, job_id: str, status: str) -> int:

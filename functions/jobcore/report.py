@@ -22,7 +22,7 @@ from datetime import datetime, timezone
 from html import escape
 from typing import Any
 
-from jobcore import layout
+from jobcore.job_store import JobStore
 
 MAX_ROWS = 200
 MAX_FAILURES_SHOWN = 500
@@ -107,19 +107,8 @@ def _bar(index: int, record: Any) -> Bar | None:
     return Bar(index, attempt if isinstance(attempt, int) else 0, capacity, kind, start, max(start, stop))
 
 
-def report_key(job_id: str) -> str:
-    return layout.report_key(job_id)
-
-
 def write_report(s3: Any, bucket: str, job_id: str, page: str) -> str:
-    key = report_key(job_id)
-    s3.put_object(
-        Bucket=bucket,
-        Key=key,
-        Body=page.encode("utf-8"),
-        ContentType="text/html; charset=utf-8",
-    )
-    return key
+    return JobStore(s3, bucket, job_id).write_report(page)
 
 
 # ---------------------------------------------------------------- rendering
@@ -397,9 +386,7 @@ def _timeline_section(summary: dict[str, Any], timeline: Timeline) -> str:
         if grouped
         else "One row per item, one bar per task attempt from launch to stop."
     )
-    note += (
-        f" 0 s is the first launch, {_utc(t0)}."
-    )
+    note += f" 0 s is the first launch, {_utc(t0)}."
     return (
         f'<section id="timeline"><h2>Timeline</h2><div class="legend">{legend}</div>'
         f'<p class="note">{_text(note)} Hover a bar for details.</p>'

@@ -21,17 +21,17 @@ bytes (for a fixed processor, or a transient failure). Upload a fixed CSV as a n
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
 from botocore.exceptions import ClientError
 
-from jobcore import layout, merge
+from jobcore import merge
+from jobcore.job_store import JobStore
 from jobcore.manifest import ManifestError, RerunManifest
 from jobcore.models import Item, JobDescriptor, RerunOrigin
-from jobcore.store import error_code, is_not_found, read_descriptor, read_json
+from jobcore.store import error_code, is_not_found
 
 MAX_CHAIN = 100  # reruns of reruns: how far back Summarize follows the chain for inherited items
 
@@ -48,12 +48,13 @@ class RerunJob:
     origin: RerunOrigin
 
 
-def _readable(s3: Any, bucket: str, key: str) -> Any | None:
-    """The object's JSON; None when it is missing. StartJob may not list jobs/ or summaries/, so S3
-    answers a missing key with 403 (AccessDenied), which means "missing" here: the keys it reads are
-    all ones its role may GET, so a 403 cannot hide an object it was meant to see."""
+def _readable(read: Callable[[], Any | None]) -> Any | None:
+    """What `read` (a JobStore read) returns; None when the object is missing. StartJob may not list
+    jobs/ or summaries/, so S3 answers a missing key with 403 (AccessDenied), which means "missing"
+    here: the keys it reads are all ones its role may GET, so a 403 cannot hide an object it was meant
+    to see."""
     try:
-        return read_json(s3, bucket, key)
+        return read()
     except ClientError as error:
         if is_not_found(error) or error_code(error) in ("AccessDenied", "403"):
             return None
@@ -65,10 +66,11 @@ def rerun_job(s3: Any, bucket: str, manifest_key: str, request: RerunManifest) -
     (the job does not exist, has not ended, or was rejected before it ran)."""
     earlier_id = request.rerun.job_id
     where = f"invalid manifest {manifest_key}: rerun.job_id"
-    document = _readable(s3, bucket, layout.descriptor_key(earlier_id))
+    store = JobStore(s3, bucket, earlier_id)
+    document = _readable(store.read_descriptor_document)
     if document is None:
         raise ManifestError(
-            f"{where}: job {earlier_id} does not exist (no {layout.descriptor_key(earlier_id)} in {bucket})"
+            f"{where}: job {earlier_id} does not exist (no {store.descriptor_key} in {bucket})"
         )
     earlier = JobDescriptor.model_validate(document)
     if earlier.error is not None:
@@ -76,15 +78,15 @@ def rerun_job(s3: Any, bucket: str, manifest_key: str, request: RerunManifest) -
             f"{where}: job {earlier_id} was rejected before it ran ({earlier.error}); nothing ran to rerun: "
             "fix its manifest and upload it again"
         )
-    summary = _readable(s3, bucket, layout.summary_key(earlier_id))
+    summary = _readable(store.read_summary)
     if not isinstance(summary, dict):
         raise ManifestError(
-            f"{where}: job {earlier_id} has not ended (no {layout.summary_key(earlier_id)} yet): rerun it "
+            f"{where}: job {earlier_id} has not ended (no {store.summary_key} yet): rerun it "
             "once its summary is written"
         )
     failed = sorted({int(failure["index"]) for failure in summary.get("failures") or []})
     item_count = earlier.rerun.item_count if earlier.rerun is not None else earlier.item_count
-    items = _items_at(s3, bucket, earlier_id, set(failed)) if failed else []
+    items = _items_at(store, set(failed)) if failed else []
     note = None
     if not failed:
         note = (
@@ -100,11 +102,12 @@ def rerun_job(s3: Any, bucket: str, manifest_key: str, request: RerunManifest) -
     )
 
 
-def _items_at(s3: Any, bucket: str, job_id: str, indices: set[int]) -> list[Item]:
+def _items_at(store: JobStore, indices: set[int]) -> list[Item]:
     """The job's items with these indices, in index order, exactly as its items.json has them."""
-    listed = _readable(s3, bucket, layout.items_key(job_id))
+    job_id = store.job_id
+    listed = _readable(store.read_items_document)
     if not isinstance(listed, list):
-        raise ManifestError(f"job {job_id} has no readable item list {layout.items_key(job_id)}")
+        raise ManifestError(f"job {job_id} has no readable item list {store.items_key}")
     found = {
         entry["index"]: Item.model_validate(entry)
         for entry in listed
@@ -118,21 +121,19 @@ def _items_at(s3: Any, bucket: str, job_id: str, indices: set[int]) -> list[Item
 
 def own_indices(s3: Any, bucket: str, job_id: str) -> set[int]:
     """The indices of the items a job ran itself (its items.json)."""
-    body = s3.get_object(Bucket=bucket, Key=layout.items_key(job_id))["Body"].read()
-    listed = json.loads(body)
-    return {int(entry["index"]) for entry in listed if isinstance(entry, dict)}
+    return JobStore(s3, bucket, job_id).item_indices()
 
 
-def succeeded_partial(s3: Any, bucket: str, job_id: str, index: int) -> Any:
+def succeeded_partial(store: JobStore, index: int) -> Any:
     """A succeeded item's partial result: from its outcome, else its result record (the same rule as
     the summary's); an item with neither is Unreadable, which fails the merge naming it."""
-    outcome = read_json(s3, bucket, layout.outcome_key(job_id, index, "succeeded"))
+    outcome = store.outcome(index, "succeeded")
     if isinstance(outcome, dict) and outcome.get("partial") is not None:
         return outcome["partial"]
-    record = read_json(s3, bucket, layout.result_key(job_id, index))
+    record = store.result(index)
     if isinstance(record, dict):
         return record.get("partial")
-    return merge.Unreadable(f"job {job_id}, whose result this rerun inherits, has no result for it")
+    return merge.Unreadable(f"job {store.job_id}, whose result this rerun inherits, has no result for it")
 
 
 FetchInOrder = Callable[[Iterable[int], Callable[[int], tuple[int, Any]]], Iterator[tuple[int, Any]]]
@@ -149,7 +150,8 @@ def inherited_partials(
     for _ in range(MAX_CHAIN):
         if not wanted or job_id is None:
             break
-        earlier = read_descriptor(s3, bucket, job_id)
+        store = JobStore(s3, bucket, job_id)
+        earlier = store.read_descriptor()
         if earlier is None:
             gone = merge.Unreadable(f"job {job_id}, whose result this rerun inherits, is gone")
             yield from ((index, gone) for index in wanted)
@@ -157,12 +159,12 @@ def inherited_partials(
         if earlier.rerun is None:
             here, wanted = wanted, []
         else:
-            ran = own_indices(s3, bucket, job_id)
+            ran = store.item_indices()
             here = [index for index in wanted if index in ran]
             wanted = [index for index in wanted if index not in ran]
 
-        def read(index: int, job: str = job_id) -> tuple[int, Any]:
-            return index, succeeded_partial(s3, bucket, job, index)
+        def read(index: int, job: JobStore = store) -> tuple[int, Any]:
+            return index, succeeded_partial(job, index)
 
         yield from fetch(here, read)
         job_id = earlier.rerun.job_id if earlier.rerun is not None else None

@@ -22,10 +22,11 @@ from botocore.exceptions import ClientError
 from jobcore import batching, layout, manifest, planning, rerun
 from jobcore.config import StartJobSettings
 from jobcore.ids import job_id_for
+from jobcore.job_store import JobStore
 from jobcore.models import InputObject, Item, JobDescriptor
 from jobcore.payload import ItemStateMeter, PayloadTooLarge, check_execution_input
 from jobcore.sharding import S3RangeReader, shard_items
-from jobcore.store import JSON_CONTENT, error_code, is_not_found, iso, put_json, read_descriptor
+from jobcore.store import error_code, is_not_found, iso
 
 log = logging.getLogger(__name__)
 
@@ -133,7 +134,7 @@ def write_items(s3: Any, bucket: str, job_id: str, items: Iterable[Item]) -> int
     Raises PayloadTooLarge for an item the state machine could not carry (an upload in progress is
     then aborted, and the caller overwrites items.json)."""
     counter = _Counter()
-    key = layout.items_key(job_id)
+    store = JobStore(s3, bucket, job_id)
     chunks = _json_array(items, counter, ItemStateMeter(job_id, bucket))
     head: list[bytes] = []
     size = 0
@@ -142,29 +143,25 @@ def write_items(s3: Any, bucket: str, job_id: str, items: Iterable[Item]) -> int
         size += len(chunk)
         if size >= SINGLE_PUT_BYTES:
             stream = io.BufferedReader(_IterStream(itertools.chain(head, chunks)), buffer_size=1024 * 1024)
-            s3.upload_fileobj(
-                stream, bucket, layout.items_key(job_id), ExtraArgs={"ContentType": JSON_CONTENT}
-            )
+            store.upload_items(stream)
             return counter.value
-    put_json(s3, bucket, key, b"".join(head))
+    store.put_items(b"".join(head))
     return counter.value
 
 
 def write_descriptor(s3: Any, descriptor: JobDescriptor) -> None:
-    body = descriptor.model_dump_json(indent=2).encode("utf-8")
-    put_json(s3, descriptor.input.bucket, layout.descriptor_key(descriptor.job_id), body)
+    JobStore(s3, descriptor.input.bucket, descriptor.job_id).write_descriptor(descriptor)
 
 
 def _existing_descriptor(s3: Any, bucket: str, job_id: str) -> JobDescriptor | None:
+    store = JobStore(s3, bucket, job_id)
     try:
-        return read_descriptor(s3, bucket, job_id)
+        return store.read_descriptor()
     except ClientError as error:
         if error_code(error) in ("AccessDenied", "403"):
             # S3 answers a missing key with 403 to a role that may not list jobs/ (StartJob may not):
             # build the job; were it there, the content is the same, so rewriting it is harmless.
-            log.info(
-                "no readable %s (%s): building the job", layout.descriptor_key(job_id), error_code(error)
-            )
+            log.info("no readable %s (%s): building the job", store.descriptor_key, error_code(error))
             return None
         raise
 
@@ -340,7 +337,7 @@ def execution_input(descriptor: JobDescriptor, settings: StartJobSettings) -> di
     return {
         "job_id": descriptor.job_id,
         "bucket": descriptor.input.bucket,
-        "items_key": layout.items_key(descriptor.job_id),
+        "items_key": layout.items_key(descriptor.job_id),  # where the Map's ItemReader reads
         "max_concurrency": descriptor.max_concurrency or settings.max_concurrency,
         "rejected": descriptor.error is not None,
     }

@@ -13,7 +13,6 @@ holds all its records in memory.
 from __future__ import annotations
 
 import itertools
-import json
 import logging
 import os
 import threading
@@ -28,9 +27,19 @@ from typing import Any, NamedTuple, TypeVar
 from jobcore import attempts, batching, layout, map_results, merge, rerun
 from jobcore.budget import bound_strings, truncate
 from jobcore.cost import PARENT_TRANSITIONS, cost_block
-from jobcore.models import CLOSED_STATUSES, ExecutionStatus, JobDescriptor, Usage
-from jobcore.report import Timeline, render_report, write_report
-from jobcore.store import iso, list_indices, put_json, read_descriptor, read_json
+from jobcore.job_store import JobStore
+from jobcore.models import (
+    CLOSED_STATUSES,
+    ExecutionStatus,
+    JobDescriptor,
+    Summary,
+    SummaryInput,
+    SummaryItems,
+    SummaryTiming,
+    Usage,
+)
+from jobcore.report import Timeline, render_report
+from jobcore.store import iso
 
 log = logging.getLogger(__name__)
 
@@ -254,20 +263,18 @@ def build_summary(
     document for the same job. A `timeline` given collects every item's task attempts for the
     report page (jobcore.report) on the same single pass.
     """
+    store = JobStore(s3, bucket, job_id)
     reads = reads if reads is not None else Reads()
     status = str(execution.get("status") or "UNKNOWN")
     closed = status in {member.value for member in CLOSED_STATUSES}
-    descriptor = read_descriptor(s3, bucket, job_id)
-    failed = list_indices(s3, bucket, layout.outcomes_prefix(job_id, "failed"))
-    manifest = _newest_manifest(s3, bucket, job_id) if result_files and descriptor is not None else None
+    descriptor = store.read_descriptor()
+    failed = store.outcome_indices("failed")
+    manifest = store.newest_map_manifest() if result_files and descriptor is not None else None
 
     listing: _Listing | None = None
     known = set(failed)
     if manifest is None:
-        listing = _Listing(
-            list_indices(s3, bucket, layout.results_prefix(job_id)),
-            list_indices(s3, bucket, layout.outcomes_prefix(job_id, "succeeded")),
-        )
+        listing = _Listing(store.result_indices(), store.outcome_indices("succeeded"))
         known |= listing.results | listing.succeeded_outcomes
     # else: a Map Run that wrote its result files has ended every item, and its SUCCEEDED files hold the
     # succeeded ones, so nothing needs listing: the few items they leave out are looked up one by one.
@@ -280,7 +287,7 @@ def build_summary(
     succeeded: set[int] = set()
     inherited = 0
     if origin is not None:
-        own = rerun.own_indices(s3, bucket, job_id)
+        own = store.item_indices()
         fetch: rerun.FetchInOrder = lambda keys, read: fetch_in_order(keys, read, workers)  # noqa: E731
         for index, partial in rerun.inherited_partials(s3, bucket, origin, own, fetch):
             reads.objects += 1
@@ -291,7 +298,7 @@ def build_summary(
     if manifest is not None:
         for outcome in (
             entry
-            for child in _result_file_outcomes(s3, bucket, manifest, reads)
+            for child in _result_file_outcomes(store, manifest, reads)
             for entry in batching.item_outcomes(child)  # a batch's child carries its items' outcomes
         ):
             index = outcome["index"]
@@ -309,18 +316,19 @@ def build_summary(
     # only in the Map Run's FAILED result files. Read in both modes, so both give the same document.
     failed_files = manifest
     if failed_files is None and not result_files and descriptor is not None:
-        failed_files = _newest_manifest(s3, bucket, job_id)
+        failed_files = store.newest_map_manifest()
     candidates = {index for index in range(size) if index not in succeeded and index not in failed}
     child_failures = (
-        _failed_children(s3, bucket, failed_files, candidates, reads) if failed_files and candidates else {}
+        _failed_children(store, failed_files, candidates, reads) if failed_files and candidates else {}
     )
 
     counting = threading.Lock()  # look_up runs in FETCH_WORKERS threads
 
-    def get(key: str) -> Any:
+    def get(read: Callable[..., Any], *arguments: Any) -> Any:
+        """One object read through the store, counted."""
         with counting:
             reads.objects += 1
-        return read_json(s3, bucket, key)
+        return read(*arguments)
 
     def look_up(index: int) -> _Found:
         """An item's verdict, counters and partial result from its own objects. A failed outcome wins
@@ -329,16 +337,16 @@ def build_summary(
         item's partial result; one without it (written before outcomes carried partials) sends us to
         the result record."""
         if index in failed:
-            return _Found(index, "failed", get(layout.outcome_key(job_id, index, "failed")), None, False)
+            return _Found(index, "failed", get(store.outcome, index, "failed"), None, False)
         has_record: bool | None  # None: not known yet
         if listing is None:
-            outcome = get(layout.outcome_key(job_id, index, "succeeded"))
+            outcome = get(store.outcome, index, "succeeded")
             has_outcome = outcome is not None
             # PollTask writes a succeeded outcome only once it has read the item's result record
             has_record = True if has_outcome and outcome.get("partial") is not None else None
         else:
             has_outcome = index in listing.succeeded_outcomes
-            outcome = get(layout.outcome_key(job_id, index, "succeeded")) if has_outcome else None
+            outcome = get(store.outcome, index, "succeeded") if has_outcome else None
             has_record = index in listing.results
         if not has_outcome and index in child_failures:
             # its child failed: EvaluateJob counted it as failed (no succeeded outcome), and so do we,
@@ -347,7 +355,7 @@ def build_summary(
         partial = (outcome or {}).get("partial") if has_outcome and has_record else None
         if partial is None and has_record is not False:
             try:
-                record = get(layout.result_key(job_id, index))
+                record = get(store.result, index)
             except (ValueError, RecursionError) as error:  # not JSON: the item's result cannot be merged
                 record = {"partial": merge.Unreadable(f"its result record is not JSON ({error})")}
             partial = record.get("partial") if isinstance(record, dict) else None
@@ -374,7 +382,7 @@ def build_summary(
     # cost: count them from their launch records.
     estimated = 0
     if items.without_outcome:
-        for records in attempts.launches_of(s3, bucket, job_id, items.without_outcome).values():
+        for records in attempts.launches_of(store, items.without_outcome).values():
             estimated += len(records)
             items.usage.add(attempts.estimated_usage(records, stop))
     items.attempts["launched"] += estimated
@@ -406,49 +414,46 @@ def build_summary(
     if status == ExecutionStatus.SUCCEEDED.value and (descriptor is None or merge_error is not None):
         status = ExecutionStatus.FAILED.value
 
-    counts: dict[str, int] = {
-        "total": total,
-        "succeeded": len(succeeded),
-        "failed": len(failed) + (len(unfinished) if closed else 0),
-    }
-    if not closed:
-        counts["pending"] = len(unfinished)
-
-    document: dict[str, Any] = {
-        "job_id": job_id,
-        "status": status,
-        "execution_status": execution.get("status"),
-        "execution_arn": execution.get("arn"),
-        "input": (
-            {
-                "bucket": descriptor.input.bucket,
-                "key": descriptor.input.key,
-                "size": descriptor.input.size,
-                "version_id": descriptor.input.version_id,
-            }
+    summary = Summary(
+        job_id=job_id,
+        status=status,
+        execution_status=execution.get("status"),
+        execution_arn=execution.get("arn"),
+        input=(
+            SummaryInput(
+                bucket=descriptor.input.bucket,
+                key=descriptor.input.key,
+                size=descriptor.input.size,
+                version_id=descriptor.input.version_id,
+            )
             if descriptor
             else None
         ),
-        "processor": descriptor.processor if descriptor else None,
-        "params": descriptor.params if descriptor else {},
-        "items": counts,
-        "attempts": {**items.attempts, "estimated": estimated},
-        "checkpoints": items.checkpoints.block(),
+        processor=descriptor.processor if descriptor else None,
+        params=descriptor.params if descriptor else {},
+        items=SummaryItems(
+            total=total,
+            succeeded=len(succeeded),
+            failed=len(failed) + (len(unfinished) if closed else 0),
+            pending=None if closed else len(unfinished),
+        ),
+        attempts={**items.attempts, "estimated": estimated},
+        checkpoints=items.checkpoints.block(),
         # ECS tasks apart from items: a batched job runs many items per task (jobcore.batching)
-        "tasks": {
+        tasks={
             "total": descriptor.task_count if descriptor and descriptor.task_count is not None else total,
             "launched": items.attempts["launched"],
         },
-        "failures": failures,
-        "result": result,
-        "output_prefix": f"{layout.OUTPUT_PREFIX}{job_id}/",
-        "timing": {
-            "started_at": iso(start),
-            "stopped_at": iso(stop),
-            "seconds": round((stop - start).total_seconds(), 3) if start and stop else None,
-        },
-        "error": _job_error(job_id, descriptor, str(execution.get("status")), execution, merge_error),
-        "cost": cost_block(
+        failures=failures,
+        result=result,
+        output_prefix=store.output_prefix,
+        timing=SummaryTiming(
+            started_at=iso(start),
+            stopped_at=iso(stop),
+            seconds=round((stop - start).total_seconds(), 3) if start and stop else None,
+        ),
+        error=_job_error(job_id, descriptor, str(execution.get("status")), execution, merge_error),
+        cost=cost_block(
             items.usage.total(),
             region_of(str(execution.get("arn") or "")),
             prices,
@@ -456,32 +461,23 @@ def build_summary(
             items=total,
             tasks=descriptor.task_count if descriptor else None,
         ),
-    }
-    if descriptor is not None and descriptor.warnings:
-        document["warnings"] = descriptor.warnings  # the plan's: a limit, not the work, set the pace
-    if origin is not None:
-        document["rerun_of"] = origin.job_id
-        document["rerun"] = rerun.summary_block(origin, inherited)
-    return document
-
-
-def _newest_manifest(s3: Any, bucket: str, job_id: str) -> dict[str, Any] | None:
-    """The manifest of the job's newest Map Run, or None when the Map wrote no result files (e.g. the
-    execution was stopped before the Map ended)."""
-    key = map_results.newest_manifest_key(s3, bucket, job_id)
-    manifest = read_json(s3, bucket, key) if key else None
-    return manifest if isinstance(manifest, dict) else None
+        # the plan's: a limit, not the work, set the pace
+        warnings=descriptor.warnings if descriptor is not None and descriptor.warnings else None,
+        rerun_of=origin.job_id if origin is not None else None,
+        rerun=rerun.summary_block(origin, inherited) if origin is not None else None,
+    )
+    return summary.as_document()
 
 
 def _result_file_outcomes(
-    s3: Any, bucket: str, manifest: dict[str, Any], reads: Reads
+    store: JobStore, manifest: dict[str, Any], reads: Reads
 ) -> Iterator[dict[str, Any]]:
     """The outcomes of the succeeded children in the manifest's result files, streamed. A damaged
     file ends early: the items it did not give are looked up one by one."""
     for key in map_results.result_file_keys(manifest, "SUCCEEDED"):
         reads.result_files += 1
         try:
-            for record in map_results.stream_records(s3, bucket, key):
+            for record in store.map_result_records(key):
                 outcome = map_results.succeeded_outcome(record)
                 if outcome is not None:
                     yield outcome
@@ -490,14 +486,14 @@ def _result_file_outcomes(
 
 
 def _failed_children(
-    s3: Any, bucket: str, manifest: dict[str, Any], wanted: set[int], reads: Reads
+    store: JobStore, manifest: dict[str, Any], wanted: set[int], reads: Reads
 ) -> dict[int, str]:
     """Why the Map Run's failed children of the `wanted` items failed, from its FAILED result files."""
     found: dict[int, str] = {}
     for key in map_results.result_file_keys(manifest, "FAILED"):
         reads.result_files += 1
         try:
-            for record in map_results.stream_records(s3, bucket, key):
+            for record in store.map_result_records(key):
                 child = map_results.failed_child(record)
                 if child is not None and child[0] in wanted and child[0] not in found:
                     found[child[0]] = child[1]
@@ -536,9 +532,7 @@ def _short(text: str) -> str:
 
 
 def write_summary(s3: Any, bucket: str, job_id: str, summary: dict[str, Any]) -> str:
-    key = layout.summary_key(job_id)
-    put_json(s3, bucket, key, json.dumps(summary, indent=2, sort_keys=True, default=str).encode("utf-8"))
-    return key
+    return JobStore(s3, bucket, job_id).write_summary(summary)
 
 
 @dataclass(frozen=True)
@@ -560,5 +554,6 @@ def summarize_job(
     except Exception:  # a page that cannot be drawn must not cost the job its summary
         log.exception("could not render the report page of %s", job_id)
         page = None
-    report_key = write_report(s3, bucket, job_id, page) if page is not None else None
-    return Written(summary, write_summary(s3, bucket, job_id, summary), report_key)
+    store = JobStore(s3, bucket, job_id)
+    report_key = store.write_report(page) if page is not None else None
+    return Written(summary, store.write_summary(summary), report_key)

@@ -16,9 +16,9 @@ from pydantic import BaseModel, Field
 from jobcore import aws
 from jobcore.config import LaunchSettings
 from jobcore.errors import CapacityUnavailable, LaunchThrottled, SpotmapError
+from jobcore.launching import launch_task
 from jobcore.models import ItemState
 from jobcore.observability import count, handler, log_item, logger, settings_loader
-from jobcore.tasks import launch_task
 
 _ERROR_METRICS = {CapacityUnavailable: "CapacityUnavailable", LaunchThrottled: "LaunchThrottled"}
 

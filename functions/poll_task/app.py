@@ -12,7 +12,7 @@ from jobcore import aws, completion
 from jobcore.config import PollSettings
 from jobcore.models import ItemState, TaskStatus
 from jobcore.observability import count, handler, log_item, logger, settings_loader
-from jobcore.tasks import poll_task
+from jobcore.task_polls import poll_task
 
 _FINAL_METRICS = {TaskStatus.SUCCEEDED: "ItemsSucceeded", TaskStatus.FAILED: "ItemsFailed"}
 

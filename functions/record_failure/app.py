@@ -10,9 +10,9 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from jobcore import aws
 from jobcore.config import RecordFailureSettings
+from jobcore.failures import record_failure
 from jobcore.models import ItemState
 from jobcore.observability import count, handler, log_item, logger, settings_loader
-from jobcore.tasks import record_failure
 
 settings = settings_loader(RecordFailureSettings)
 

@@ -12,7 +12,7 @@ from jobcore.config import StopJobTasksSettings
 from jobcore.executions import ExecutionStatusChange, is_job_execution
 from jobcore.models import ExecutionStatus
 from jobcore.observability import count, eventbridge_handler, logger, settings_loader
-from jobcore.tasks import stop_job_tasks
+from jobcore.stopping import stop_job_tasks
 
 STOPPING_STATUSES = frozenset({ExecutionStatus.FAILED, ExecutionStatus.TIMED_OUT, ExecutionStatus.ABORTED})
 

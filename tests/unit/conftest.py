@@ -86,14 +86,14 @@ def aws(aws_credentials: None, function_env: dict[str, str]) -> Iterator[None]:
     is imported, and creating clients is the slow part of a test (~0.1 s each)."""
     from moto import mock_aws
 
-    from jobcore import polling, tasks
+    from jobcore import launching, wait_policy
 
-    polling.clear_cache()
-    tasks.clear_descriptor_cache()
+    wait_policy.clear_cache()
+    launching.clear_descriptor_cache()
     with mock_aws():
         yield
-    polling.clear_cache()
-    tasks.clear_descriptor_cache()
+    wait_policy.clear_cache()
+    launching.clear_descriptor_cache()
 
 
 @pytest.fixture

@@ -1,5 +1,5 @@
 """Completion by task events (jobcore.completion): the stop event is classified exactly as PollTask
-classifies DescribeTasks' answer (one function, tasks.classify_stopped), from the event's shape."""
+classifies DescribeTasks' answer (one function, stopped_tasks.classify_stopped), from the event's shape."""
 
 from __future__ import annotations
 
@@ -9,8 +9,9 @@ from typing import Any
 
 import pytest
 
-from jobcore import completion, layout, tasks
+from jobcore import completion, launching, layout, stopped_tasks
 from jobcore.config import LaunchSettings, PollSettings
+from jobcore.job_store import JobStore
 from jobcore.models import ItemState
 from tests.conftest import load_event
 from tests.unit.conftest import BUCKET
@@ -70,9 +71,12 @@ def test_an_event_is_classified_exactly_as_a_poll(s3: Any, case: str) -> None:
     now = STOPPED_AT + timedelta(seconds=30)
 
     # WHEN PollTask's classification sees DescribeTasks' answer, and the event path sees the event
-    by_poll = tasks.classify_stopped(s3, settings, state, polled_task, now=now, started=time.perf_counter())
-    by_event = tasks.classify_stopped(
-        s3,
+    store = JobStore.of(s3, state)
+    by_poll = stopped_tasks.classify_stopped(
+        store, settings, state, polled_task, now=now, started=time.perf_counter()
+    )
+    by_event = stopped_tasks.classify_stopped(
+        store,
         settings,
         state,
         completion.normalise_task(as_event_detail(polled_task)),
@@ -89,7 +93,7 @@ def test_an_event_is_classified_exactly_as_a_poll(s3: Any, case: str) -> None:
     assert by_event.state.usage.spot_vcpu_seconds == by_poll.state.usage.spot_vcpu_seconds == 1240
     # AND the event path costs fewer state transitions (CheckTask, not a Wait/Poll/CheckTask cycle)
     spent = by_poll.state.usage.state_transitions - by_event.state.usage.state_transitions
-    assert spent == tasks.POLL_TRANSITIONS - completion.EVENT_TRANSITIONS
+    assert spent == stopped_tasks.POLL_TRANSITIONS - completion.EVENT_TRANSITIONS
     assert by_event.state.task_seconds == 1200 and by_event.state.detection_delay_seconds == 30
 
 
@@ -122,10 +126,10 @@ def test_the_token_always_survives_the_overrides_budget(function_env: dict[str, 
     always = completion.token_environment(token, state, settings)
     huge = "x" * 20_000
     # WHEN the overrides are built
-    overrides = tasks.container_overrides("worker", state, 1, job_json=huge, always=always)
+    overrides = launching.container_overrides("worker", state, 1, job_json=huge, always=always)
     # THEN ITEM/JOB were left out, never the token nor its heartbeat settings
     environment = {e["name"]: e["value"] for e in overrides["containerOverrides"][0]["environment"]}
     assert environment[completion.TOKEN_VARIABLE] == token
     assert environment[completion.HEARTBEAT_VARIABLE] == "120"
     assert "JOB" not in environment
-    assert len(str(overrides)) < tasks.OVERRIDES_LIMIT
+    assert len(str(overrides)) < launching.OVERRIDES_LIMIT

@@ -15,6 +15,7 @@ from botocore.stub import Stubber
 
 from jobcore import aws as factory
 from jobcore import errors
+from jobcore.job_store import JobStore
 from jobcore.launch_retries import LaunchRetries, read_tally, write_tally
 from launch_task import app
 from tests.conftest import load_event
@@ -151,7 +152,7 @@ def test_a_launch_throttled_until_the_item_timeout_fails_with_a_clear_reason(
     event = load_event("launch_task.json")
     since = datetime.now(timezone.utc) - timedelta(minutes=240, seconds=1)
     tally = LaunchRetries(index=3, attempt=1, throttled_run_task_calls=812, waiting_since=since)
-    write_tally(factory.s3(), BUCKET, event["state"]["job_id"], tally)
+    write_tally(JobStore(factory.s3(), BUCKET, event["state"]["job_id"]), tally)
 
     # WHEN the state machine retries it once more
     # THEN the item's own timeout ends the wait: LaunchTimedOut (caught, not retried), saying why
@@ -170,7 +171,7 @@ def test_a_launch_still_within_the_item_timeout_keeps_trying(ecs: Any, lambda_co
     event = load_event("launch_task.json")
     since = datetime.now(timezone.utc) - timedelta(minutes=239)
     tally = LaunchRetries(index=3, attempt=1, throttled_run_task_calls=700, waiting_since=since)
-    write_tally(factory.s3(), BUCKET, event["state"]["job_id"], tally)
+    write_tally(JobStore(factory.s3(), BUCKET, event["state"]["job_id"]), tally)
 
     # WHEN the state machine retries it THEN RunTask is asked again, and this time the task starts
     state = app.lambda_handler({**event, "retry_count": 700}, lambda_context)
@@ -193,6 +194,6 @@ def test_each_refusal_is_tallied_before_the_error_is_raised(ecs: Any, lambda_con
         app.lambda_handler({**event, "retry_count": 1}, lambda_context)
 
     # THEN the tally in S3 (what survives the raised errors and the retries) says what happened, apart
-    tally = read_tally(factory.s3(), BUCKET, job_id, 3, 1)
+    tally = read_tally(JobStore(factory.s3(), BUCKET, job_id), 3, 1)
     assert tally.throttled_run_task_calls == 1 and tally.capacity_retries == 1
     assert tally.waiting_since is not None

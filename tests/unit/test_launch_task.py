@@ -12,8 +12,8 @@ from botocore.stub import Stubber
 
 from jobcore import aws as factory
 from jobcore import errors, layout
+from jobcore.launching import OVERRIDES_LIMIT, client_token
 from jobcore.models import Item
-from jobcore.tasks import OVERRIDES_LIMIT, client_token
 from launch_task import app
 from tests.conftest import load_event
 from tests.unit.conftest import CLUSTER_ARN, TASK_DEFINITION_ARN

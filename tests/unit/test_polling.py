@@ -11,8 +11,8 @@ from typing import Any
 
 import pytest
 
-from jobcore import layout, polling
-from jobcore.polling import expected_duration, next_wait
+from jobcore import layout, wait_policy
+from jobcore.wait_policy import expected_duration, next_wait
 
 LAUNCH_TRANSITIONS = 1
 POLL_CYCLE_TRANSITIONS = 3  # Wait + Poll + CheckTask
@@ -125,7 +125,7 @@ def test_expected_duration_is_the_median_of_finished_items_and_is_cached(s3: Any
     # THEN it is the median, and the second read came from the instance's cache (60 s once known)
     assert first == 200.0
     assert second == 200.0
-    polling.clear_cache()
+    wait_policy.clear_cache()
     assert expected_duration(s3, "spotmap-jobbucket", "job-a") == 250.0
 
 
@@ -136,7 +136,7 @@ def test_no_finished_item_means_no_expectation(s3: Any) -> None:
 def test_an_expectation_is_kept_briefly_while_unknown_and_longer_once_known() -> None:
     # GIVEN the instance's cache of expectations, on a clock the test moves
     now = [1000.0]
-    cache = polling._ExpectationCache(5.0, 60.0, timer=lambda: now[0])
+    cache = wait_policy._ExpectationCache(5.0, 60.0, timer=lambda: now[0])
     cache.put("bucket", "job-unknown", None)
     cache.put("bucket", "job-known", 200.0)
 

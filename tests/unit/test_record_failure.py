@@ -11,8 +11,9 @@ from botocore.stub import Stubber
 
 from jobcore import aws as factory
 from jobcore import layout
+from jobcore.failures import failure_reason
+from jobcore.job_store import JobStore
 from jobcore.launch_retries import LaunchRetries, write_tally
-from jobcore.tasks import failure_reason
 from record_failure import app
 from tests.conftest import load_event
 from tests.unit.conftest import BUCKET, CLUSTER_ARN
@@ -37,7 +38,7 @@ def test_capacity_failure_after_retries(ecs: Stubber, s3: Any, lambda_context: A
     tally = LaunchRetries(
         index=3, attempt=state["attempt"] + 1, capacity_retries=8, throttled_run_task_calls=5
     )
-    write_tally(s3, BUCKET, state["job_id"], tally)
+    write_tally(JobStore(s3, BUCKET, state["job_id"]), tally)
     ecs.add_response(
         "stop_task",
         {"task": {}},

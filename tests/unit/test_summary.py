@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 
 from jobcore.attempts import record_launch
+from jobcore.job_store import JobStore
 from jobcore.models import Capacity, ResultRecord
 from jobcore.summary import Reads, build_summary, execution_info, write_summary
 from spotmap.result_writer import ChildExecution
@@ -421,7 +422,7 @@ def test_an_aborted_job_counts_and_costs_every_launched_attempt_of_items_without
     ]
     for index, attempt, capacity, at in launched:
         task = {"taskArn": f"arn:task/{index}-{attempt}", "cpu": "1024", "memory": "2048", "createdAt": at}
-        record_launch(s3, BUCKET, "job-1", index, attempt, capacity, task)
+        record_launch(JobStore(s3, BUCKET, "job-1"), index, attempt, capacity, task)
     stop = START + timedelta(seconds=400)
 
     # WHEN the ABORTED summary is built (no Map result files: the Map never ended)
@@ -491,3 +492,37 @@ def test_a_result_record_that_is_not_json_gives_a_failed_summary_not_a_crash(s3:
     # THEN it is FAILED, naming the item and why
     assert summary["status"] == "FAILED" and summary["result"] is None
     assert "item 1 has an invalid partial result: its result record is not JSON" in summary["error"]
+
+
+def test_the_summary_document_has_the_readme_tables_fields_in_order(s3: Any) -> None:
+    # GIVEN a job of two items, one succeeded and one still running
+    put_descriptor(s3, "job-1", 2)
+    put_success(s3, "job-1", 0, rows(4, 1.0, 2.0))
+
+    # WHEN its summary is built
+    summary = build_summary(s3, BUCKET, "job-1", execution_info(ARN, "RUNNING", START, None))
+
+    # THEN its keys are the README's summary table's, in the Summary model's order; the optional blocks
+    # are left out, and `pending` is counted while the execution runs
+    assert list(summary) == [
+        "job_id",
+        "status",
+        "execution_status",
+        "execution_arn",
+        "input",
+        "processor",
+        "params",
+        "items",
+        "attempts",
+        "checkpoints",
+        "tasks",
+        "failures",
+        "result",
+        "output_prefix",
+        "timing",
+        "error",
+        "cost",
+    ]
+    assert summary["items"] == {"total": 2, "succeeded": 1, "failed": 0, "pending": 1}
+    assert list(summary["input"]) == ["bucket", "key", "size", "version_id"]
+    assert list(summary["timing"]) == ["started_at", "stopped_at", "seconds"]

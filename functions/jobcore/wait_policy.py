@@ -22,18 +22,16 @@ that simulates it: the job-wide means meet ≤ 15 transitions per item and ≤ 1
 
 from __future__ import annotations
 
-import json
 import math
 import statistics
 import threading
 import time
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from cachetools import TLRUCache
 
-from jobcore import layout
+from jobcore.job_store import JobStore
 
 UNKNOWN_GROWTH = 0.5  # wait = this × elapsed while the duration is unknown
 SHORT_POLL_FRACTION = 0.05  # polls around the expected end, as a fraction of the expected duration
@@ -66,9 +64,7 @@ class _ExpectationCache:
     each entry's time to live depends on its value, and an instance that lives through many jobs keeps
     the 256 most recent."""
 
-    def __init__(
-        self, unknown_ttl_s: float, known_ttl_s: float, timer: Callable[[], float] = time.monotonic
-    ):
+    def __init__(self, unknown_ttl_s: float, known_ttl_s: float, timer: Callable[[], float] = time.monotonic):
         def expires(key: tuple[str, str], value: float | None, now: float) -> float:
             return now + (unknown_ttl_s if value is None else known_ttl_s)
 
@@ -101,28 +97,25 @@ def clear_cache() -> None:
 
 def expected_duration(s3: Any, bucket: str, job_id: str, samples: int = EXPECTATION_SAMPLES) -> float | None:
     """Median task duration (seconds) of up to `samples` succeeded items of the job; None if none."""
-    hit, value = _cache.get(bucket, job_id)
+    return expected_duration_of(JobStore(s3, bucket, job_id), samples)
+
+
+def expected_duration_of(store: JobStore, samples: int = EXPECTATION_SAMPLES) -> float | None:
+    """Median task duration (seconds) of up to `samples` succeeded items of the store's job; None if
+    none. Kept per job for a while by the instance (_ExpectationCache)."""
+    hit, value = _cache.get(store.bucket, store.job_id)
     if hit:
         return value
-    listing = s3.list_objects_v2(
-        Bucket=bucket, Prefix=layout.outcomes_prefix(job_id, "succeeded"), MaxKeys=samples
-    )
-    keys = [entry["Key"] for entry in listing.get("Contents", [])]
-    durations: list[float] = []
-    if keys:
-        with ThreadPoolExecutor(max_workers=min(len(keys), 10)) as pool:
-            for seconds in pool.map(lambda key: _task_seconds(s3, bucket, key), keys):
-                if seconds is not None and seconds > 0:
-                    durations.append(seconds)
+    durations = [
+        seconds
+        for seconds in map(_task_seconds, store.sample_outcomes("succeeded", samples))
+        if seconds is not None and seconds > 0
+    ]
     value = statistics.median(durations) if durations else None
-    _cache.put(bucket, job_id, value)
+    _cache.put(store.bucket, store.job_id, value)
     return value
 
 
-def _task_seconds(s3: Any, bucket: str, key: str) -> float | None:
-    try:
-        record = json.loads(s3.get_object(Bucket=bucket, Key=key)["Body"].read())
-    except Exception:  # an unreadable sample only makes the estimate less precise
-        return None
+def _task_seconds(record: Any) -> float | None:
     seconds = record.get("task_seconds") if isinstance(record, dict) else None
     return float(seconds) if isinstance(seconds, (int, float)) else None
