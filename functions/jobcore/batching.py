@@ -29,7 +29,7 @@ from botocore.exceptions import ClientError
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from jobcore import layout
-from jobcore.models import Item, ItemOutcome, ItemState, TaskStatus, Usage
+from jobcore.models import Item, ItemOutcome, ItemState, Resumption, TaskStatus, Usage
 from jobcore.store import error_code, put_json, read_json
 
 if TYPE_CHECKING:
@@ -189,6 +189,7 @@ class BatchItemResult(BaseModel):
     attempt: int  # the attempt (task) that ran it: a relaunched task skips items already done
     partial: Any = None
     reason: str | None = None  # a failed item's reason (its object named)
+    resumption: Resumption | None = None  # set when the item resumed from its checkpoint
 
 
 class BatchRecord(BaseModel):
@@ -237,6 +238,7 @@ def _own_result(s3: Any, state: ItemState, index: int) -> BatchItemResult | None
         status="succeeded",
         attempt=int(record.get("attempt") or 0),
         partial=record.get("partial"),
+        resumption=record.get("resumption") or None,
     )
 
 
@@ -292,6 +294,7 @@ def write_batch_outcome(s3: Any, state: ItemState) -> ItemOutcome:
                 reason=None if succeeded else _failure_reason(state, member, result)[:2000],
                 log=state.log,
                 partial=result.partial if succeeded and result is not None else None,
+                resumption=result.resumption if succeeded and result is not None else None,
                 batch_index=state.item.index,
                 **figures,
             )

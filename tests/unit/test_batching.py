@@ -131,7 +131,8 @@ def test_a_batch_closes_before_its_items_outgrow_a_state() -> None:
 def test_a_batch_that_ended_gives_each_item_its_own_outcome_its_first_item_carrying_the_task(
     s3: Any,
 ) -> None:
-    # GIVEN a succeeded batch task of items 5-7 whose record says item 6 failed on its object
+    # GIVEN a succeeded batch task of items 5-7 whose record says item 6 failed on its object (and item 7
+    # resumed from its checkpoint)
     job_id = "batch-job"
     batch = Item(index=5, bucket=BUCKET, batch=[Item(index=n, key=f"data/{n}.csv") for n in (5, 6, 7)])
     record = BatchRecord(
@@ -142,7 +143,13 @@ def test_a_batch_that_ended_gives_each_item_its_own_outcome_its_first_item_carry
         items=[
             {"index": 5, "status": "succeeded", "attempt": 1, "partial": {"rows": {"$sum": 1}}},
             {"index": 6, "status": "failed", "attempt": 2, "reason": "s3://b/data/6.csv: invalid UTF-8"},
-            {"index": 7, "status": "succeeded", "attempt": 2, "partial": {"rows": {"$sum": 2}}},
+            {
+                "index": 7,
+                "status": "succeeded",
+                "attempt": 2,
+                "partial": {"rows": {"$sum": 2}},
+                "resumption": {"resumed_attempts": 1, "saved_units": 40, "saved_seconds": 12.5},
+            },
         ],
         started_at="2026-01-01T00:00:00Z",
         finished_at="2026-01-01T00:01:00Z",
@@ -173,6 +180,9 @@ def test_a_batch_that_ended_gives_each_item_its_own_outcome_its_first_item_carry
     assert (first["attempts"], first["spot_interruptions"]) == (2, 1)
     assert first["usage"]["spot_vcpu_seconds"] == 120.0
     assert (last["attempts"], last["usage"]["spot_vcpu_seconds"], failed["attempts"]) == (0, 0.0, 0)
+    # AND item 7's outcome says what its checkpoint saved, as an unbatched item's does
+    assert last["resumption"] == {"resumed_attempts": 1, "saved_units": 40, "saved_seconds": 12.5}
+    assert first["resumption"] is None
     assert {entry["index"]: entry["status"] for entry in outcome.items or []} == {
         5: "SUCCEEDED",
         6: "FAILED",
