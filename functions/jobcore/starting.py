@@ -323,9 +323,11 @@ def _build_rerun_job(
         input=source,
         processor=planned.processor,
         params=planned.params,
-        item_count=count,
+        item_count=planned.item_count if planned.batch is not None else count,
         created_at=created_at,
         empty_result=planned.empty_result,
+        batch=planned.batch,  # a batched job's failed items are rerun in batches of the same spec
+        task_count=count if planned.batch is not None else None,
         rerun=planned.origin,
     )
     write_descriptor(s3, descriptor)

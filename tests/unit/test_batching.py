@@ -86,6 +86,36 @@ def test_the_template_default_batches_a_count_source_and_the_manifest_can_turn_i
     assert _item_counts(unbatched) == [1] * 7
 
 
+def test_a_rerun_of_a_batched_job_finds_its_failed_items_inside_the_batches_and_batches_them_alike(
+    s3: Any, sfn: Any, lambda_context: Any
+) -> None:
+    from jobcore import rerun
+
+    # GIVEN a job of 7 items in batches of 3 (items 0-2, 3-5, 6), whose items 1, 2, 4 and 6 failed
+    earlier, _, batches = run_manifest(
+        s3, {"processor": "noop", "count": 7, "batch": {"max_items": 3}}, lambda_context
+    )
+    assert _item_counts(batches) == [3, 3, 1]
+    failures = [{"index": index, "reason": "exited with code 1"} for index in (1, 2, 4, 6)]
+    s3.put_object(
+        Bucket=BUCKET,
+        Key=layout.summary_key(earlier),
+        Body=json.dumps({"job_id": earlier, "status": "FAILED", "failures": failures}),
+    )
+
+    # WHEN it is rerun
+    again, descriptor, items = run_manifest(s3, {"rerun": {"job_id": earlier}}, lambda_context)
+
+    # THEN the rerun runs exactly those 4 items, unchanged, in batches of 3 again: 2 tasks
+    assert _indices(items) == [1, 2, 4, 6] and _item_counts(items) == [3, 1]
+    assert [member["params"] for member in items[0]["batch"]] == [{"seed": 1}, {"seed": 2}, {"seed": 4}]
+    assert (descriptor["item_count"], descriptor["task_count"]) == (4, 2)
+    assert descriptor["batch"] == {"max_items": 3}
+    assert descriptor["rerun"]["item_count"] == 7
+    # AND the summary counts the items it ran itself inside its batches (the others are inherited)
+    assert rerun.own_indices(s3, BUCKET, again) == {1, 2, 4, 6}
+
+
 @pytest.mark.parametrize(
     ("batch", "source", "problem"),
     [
