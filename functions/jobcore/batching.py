@@ -86,13 +86,25 @@ def effective_spec(
     """The batching a job gets: the manifest's `batch` when it has one (`"batch": null` turns it off),
     else the template's BatchMaxItems / BatchMaxBytes (max_bytes for object sources only); None: one
     item per task. Shards (an uploaded CSV, a shard source) are never batched."""
+    return spec_for(source_kind, settings.batch_max_items, settings.batch_max_bytes, manifest_spec, given)
+
+
+def spec_for(
+    source_kind: str,
+    batch_max_items: int,
+    batch_max_bytes: int,
+    manifest_spec: BatchSpec | None,
+    given: bool,
+) -> BatchSpec | None:
+    """effective_spec from the template's BatchMaxItems / BatchMaxBytes themselves (`spotmap plan`
+    reads them from the stack's parameters)."""
     if source_kind == "shard":
         return None
     if given:
         spec = manifest_spec
     else:
-        max_items = settings.batch_max_items if settings.batch_max_items > 1 else None
-        max_bytes = settings.batch_max_bytes if settings.batch_max_bytes > 0 else None
+        max_items = batch_max_items if batch_max_items > 1 else None
+        max_bytes = batch_max_bytes if batch_max_bytes > 0 else None
         if source_kind not in OBJECT_SOURCES:
             max_bytes = None
         if max_items is None and max_bytes is None:

@@ -381,7 +381,12 @@ def add_warnings(
     if quotas is None or descriptor.error is not None or not settings.task_cpu or not settings.task_memory:
         return descriptor
     plan = planning.start_plan(
-        descriptor.item_count, settings.max_concurrency, settings.task_cpu, settings.task_memory, quotas()
+        descriptor.item_count,
+        settings.max_concurrency,
+        settings.task_cpu,
+        settings.task_memory,
+        quotas(),
+        descriptor.task_count,  # a batched job's tasks are its batches
     )
     warnings: list[str] = plan["warnings"]
     if not warnings:
