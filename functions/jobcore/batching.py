@@ -234,8 +234,8 @@ def _read_record(s3: Any, state: ItemState) -> dict[int, BatchItemResult]:
 
 def _own_result(s3: Any, state: ItemState, index: int) -> BatchItemResult | None:
     """An item's own result record (written as it finished), for a batch whose task did not finish; None
-    when there is none, or when the caller may not read it (RecordFailure's role reads nothing: its
-    items then fail with the batch's reason)."""
+    when there is none, or when the caller may not read it (then the item fails with the batch's reason;
+    PollTask's and RecordFailure's roles may both read jobs/*/results/*)."""
     try:
         record = read_json(s3, state.bucket, layout.result_key(state.job_id, index))
     except ClientError as error:
