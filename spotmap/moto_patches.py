@@ -10,11 +10,14 @@ The patches, applied once per process by `configure()` (LocalCloud.start):
 - Step Functions executes definitions (moto's user config);
 - performance, each measured with yappi on a local job: one boto3 client per (region, service) for
   the interpreter's Task states, cached JSONPath parsers and module list, a JSON-aware deepcopy;
-- the Distributed Map's ResultWriter writes AWS's result files (spotmap/result_writer.py formats them).
+- the Distributed Map's ResultWriter writes AWS's result files (spotmap/result_writer.py formats them);
+- S3's ListObjectsV2 reads one page from a sorted index of each bucket's key names, kept up to date
+  by the key store's writes (moto 5.2 builds, filters and sorts the whole bucket for every page).
 """
 
 from __future__ import annotations
 
+import bisect
 import copy
 import dataclasses
 import functools
@@ -147,6 +150,17 @@ METHODS = (
     (CHILD_WORKER, "_eval_job"),
     (RESULT_WRITER_S3, "_handle_put_object"),
 )
+S3_BACKEND = ("moto.s3.models", "S3Backend")  # .list_objects_v2
+KEY_STORE = ("moto.s3.utils", "_VersionedKeyStore")  # a dict: key name -> the key's versions
+# the key store's methods that add or remove key names (moto calls the first three; the dict's own
+# others are kept honest too, so that no write can leave the index stale)
+KEY_STORE_NAMED_WRITES = ("__setitem__", "setlist", "pop", "__delitem__", "setdefault")
+KEY_STORE_OTHER_WRITES = ("update", "clear", "popitem")
+# (class, method) of the listing's patches
+LISTING_METHODS = (
+    (S3_BACKEND, "list_objects_v2"),
+    *((KEY_STORE, method) for method in KEY_STORE_NAMED_WRITES + KEY_STORE_OTHER_WRITES),
+)
 
 
 def configure(execute: bool = True) -> bool:
@@ -161,6 +175,7 @@ def configure(execute: bool = True) -> bool:
     cache_moto_lookups()
     copy_interpreter_values_as_json()
     install_result_writer()  # the Map's ResultWriter writes real result files
+    install_sorted_key_index()  # a ListObjectsV2 page costs O(log n + page), as in AWS
     from spotmap import moto_callbacks
 
     moto_callbacks.install()  # task tokens are single-use, as in AWS
@@ -368,3 +383,171 @@ def install_result_writer() -> None:
     _replace(worker_class, "_eval_input", _eval_input_recorded)
     _replace(worker_class, "_eval_job", _eval_job_recorded)
     _replace(s3_writer_class, "_handle_put_object", staticmethod(_handle_put_object))
+
+
+# ---------------------------------------------------------------- S3 listing at scale
+# The sorted key names of a bucket's key store, kept in the store's own attributes (a dict subclass
+# is unhashable, so no weak map can hold it); built at the first listing, then kept up to date by
+# every write that adds or removes a name, under one lock that a page's walk also holds.
+_SORTED_NAMES = "_spotmap_sorted_names"
+_key_index_lock = threading.RLock()
+
+
+@dataclasses.dataclass
+class ListingCounters:
+    """What the patched ListObjectsV2 did, for the tests (a page must not examine the whole bucket)."""
+
+    pages: int = 0
+    names_examined: int = 0
+
+
+LISTING = ListingCounters()
+
+
+def _sorted_names(store: Any) -> list[str]:
+    """The store's key names in order, built once (callers hold _key_index_lock)."""
+    names: list[str] | None = store.__dict__.get(_SORTED_NAMES)
+    if names is None:
+        names = sorted(dict.keys(store))
+        store.__dict__[_SORTED_NAMES] = names
+    return names
+
+
+def _keep_name(store: Any, name: Any) -> None:
+    """After a write of `name`: the index holds it exactly when the store does."""
+    names: list[str] | None = store.__dict__.get(_SORTED_NAMES)
+    if names is None or not isinstance(name, str):
+        store.__dict__.pop(_SORTED_NAMES, None)  # rebuilt at the next listing
+        return
+    at = bisect.bisect_left(names, name)
+    indexed = at < len(names) and names[at] == name
+    if dict.__contains__(store, name) and not indexed:
+        names.insert(at, name)
+    elif indexed and not dict.__contains__(store, name):
+        del names[at]
+
+
+def _past(prefix: str) -> str | None:
+    """The least string greater than every string starting with `prefix` (None: there is none)."""
+    last = ord(prefix[-1])
+    if last == 0x10FFFF:
+        return None
+    return prefix[:-1] + chr(last + 1)
+
+
+def _first_page(
+    store: Any,
+    prefix: str,
+    delimiter: str,
+    after: str | None,
+    wanted: int,
+    delete_marker: type,
+) -> list[Any]:
+    """Up to `wanted` entries of moto's merged listing (keys and common prefixes in name order, past
+    `after`), walking the sorted names from the first that can match: the keys of a common prefix are
+    adjacent in name order, so each common prefix is skipped with one bisection."""
+    names = _sorted_names(store)
+    at = bisect.bisect_left(names, prefix) if prefix else 0
+    if after is not None:
+        at = max(at, bisect.bisect_right(names, after))
+    entries: list[Any] = []
+    while at < len(names) and len(entries) < wanted:
+        name = names[at]
+        LISTING.names_examined += 1
+        if not name.startswith(prefix):
+            break  # past the prefix's names
+        rest = name[len(prefix) :]
+        if delimiter and delimiter in rest:
+            common = f"{prefix}{rest.split(delimiter)[0]}{delimiter}"
+            end = _past(common)
+            if end is None:  # no bisection bound: step over the common prefix's names one by one
+                at += 1
+                while at < len(names) and names[at].startswith(common):
+                    at += 1
+            else:
+                at = bisect.bisect_left(names, end, at)
+            # moto compares a common prefix with StartAfter/the token as a name (it may precede it)
+            if after is None or common > after:
+                entries.append(common)
+            continue
+        at += 1
+        key = store[name]
+        if not isinstance(key, delete_marker):  # a deleted key's name still makes a common prefix
+            entries.append(key)
+    return entries
+
+
+@functools.cache
+def install_sorted_key_index() -> None:
+    """moto 5.2's `S3Backend.list_objects_v2` lists, filters and sorts every key of the bucket for each
+    page it answers, so reading 100,000 keys in pages of 1,000 examines 10^7 names (StartJob timed out
+    listing P8's prefix; docs/benchmarks.md). The patch answers exactly what moto answers (keys and
+    CommonPrefixes merged in name order, delete markers left out, StartAfter or the continuation
+    token's name excluded, MaxKeys, moto's own tokens) from a sorted index of each bucket's key names,
+    so a page costs O(log n + page), as a page costs in AWS whatever the bucket's size. Cases the patch
+    does not model (a table bucket, an unknown token, a negative MaxKeys) go to moto's own."""
+    from moto.s3.models import FakeDeleteMarker, FakeTableStorageBucket
+
+    backend_class = _target(*S3_BACKEND)
+    store_class = _target(*KEY_STORE)
+    for owner, attribute in LISTING_METHODS:  # all present before any is replaced
+        if not hasattr(_target(*owner), attribute):
+            raise _missing(f"{owner[0]}.{owner[1]}.{attribute}")
+    moto_list = backend_class.list_objects_v2
+
+    def list_objects_v2(
+        self: Any,
+        bucket: Any,
+        prefix: str | None,
+        delimiter: str | None,
+        continuation_token: str | None,
+        start_after: str | None,
+        max_keys: int,
+    ) -> Any:
+        tokens = self._pagination_tokens
+        if (
+            isinstance(bucket, FakeTableStorageBucket)
+            or (continuation_token and continuation_token not in tokens)
+            or max_keys < 0
+        ):
+            return moto_list(self, bucket, prefix, delimiter, continuation_token, start_after, max_keys)
+        if max_keys == 0:
+            return [], False, None  # moto's answer to MaxKeys 0, whatever the bucket holds
+        after = tokens[continuation_token] if continuation_token else (start_after or None)
+        with _key_index_lock:
+            LISTING.pages += 1
+            entries = _first_page(
+                bucket.keys, prefix or "", delimiter or "", after, max_keys + 1, FakeDeleteMarker
+            )
+        # moto's own truncation: the page, whether more follow, and the token it remembers
+        return self._truncate_result(entries, max_keys)
+
+    def named_write(moto_write: Callable[..., Any]) -> Callable[..., Any]:
+        @functools.wraps(moto_write)
+        def write(self: Any, key: Any, *args: Any, **kwargs: Any) -> Any:
+            with _key_index_lock:
+                try:
+                    return moto_write(self, key, *args, **kwargs)
+                finally:
+                    _keep_name(self, key)
+
+        write.__module__ = __name__
+        return write
+
+    def other_write(moto_write: Callable[..., Any]) -> Callable[..., Any]:
+        @functools.wraps(moto_write)
+        def write(self: Any, *args: Any, **kwargs: Any) -> Any:
+            with _key_index_lock:
+                try:
+                    return moto_write(self, *args, **kwargs)
+                finally:
+                    self.__dict__.pop(_SORTED_NAMES, None)  # rebuilt at the next listing
+
+        write.__module__ = __name__
+        return write
+
+    _replace(backend_class, "list_objects_v2", list_objects_v2)
+    for method in KEY_STORE_NAMED_WRITES:
+        _replace(store_class, method, named_write(getattr(store_class, method)))
+    for method in KEY_STORE_OTHER_WRITES:
+        _replace(store_class, method, other_write(getattr(store_class, method)))

@@ -1,9 +1,10 @@
 """`spotmap plan FILE_OR_MANIFEST`: what a job would take, printed before anything starts.
 
 The items are built by StartJob's own code (jobcore.sharding for a CSV, jobcore.starting.manifest_items
-for a manifest, jobcore.rerun for a rerun manifest), so the plan counts exactly the job's items; the
-arithmetic, warnings and cost are jobcore.planning's, which StartJob also writes into the job
-descriptor. Three targets:
+for a manifest, jobcore.rerun for a rerun manifest), so the plan counts exactly the job's items, and
+its tasks: a batched job's batches (the manifest's `batch`, else the stack's BatchMaxItems /
+BatchMaxBytes, grouped by jobcore.batching as StartJob groups them); the arithmetic, warnings and cost
+are jobcore.planning's, which StartJob also writes into the job descriptor. Three targets:
 
 - AWS (default): the stack's parameters and bucket from CloudFormation (`--stack`), the Fargate vCPU
   quotas from Service Quotas (`servicequotas:GetServiceQuota`); a quota it cannot read is Service
@@ -162,7 +163,19 @@ def aws_target(args: Any, root: Path) -> PlanTarget:
 class PlannedJob:
     processor: str
     params: dict[str, Any]
-    items: list[Any]  # jobcore.models.Item
+    items: list[Any]  # jobcore.models.Item: every item, a batch's included
+    tasks: list[Any] | None = None  # a batched job's Map items (batches); None: one task per item
+    batch: dict[str, Any] | None = None  # its batching, as the job descriptor records it
+
+
+def _batched(
+    processor: str, params: dict[str, Any], tasks: list[Any], batch: dict[str, Any] | None
+) -> PlannedJob:
+    """A job whose Map items are `tasks`: batches hold their items (jobcore.batching.members)."""
+    if batch is None:
+        return PlannedJob(processor, params, tasks)
+    members = _jobcore("batching").members
+    return PlannedJob(processor, params, [item for task in tasks for item in members(task)], tasks, batch)
 
 
 def job_items(path: Path, target: PlanTarget) -> PlannedJob:
@@ -185,16 +198,47 @@ def job_items(path: Path, target: PlanTarget) -> PlannedJob:
                     "--endpoint-url or against AWS, not --local"
                 )
             planned = _jobcore("rerun").rerun_job(target.s3, target.bucket, key, parsed)
-            return PlannedJob(planned.processor, planned.params, planned.items)
+            return _batched(planned.processor, planned.params, planned.items, planned.batch)
         if parsed.source.kind in ("prefix", "shard") and target.s3 is None:
             raise UserError(
                 f"a {parsed.source.kind} manifest's items are in the bucket: plan it with --endpoint-url "
                 "or against AWS, not --local"
             )
-        items = _jobcore("starting").manifest_items(target.s3, target.bucket, key, parsed, shard_size_mb)
-        return PlannedJob(parsed.processor, parsed.params, list(items))
+        sizes: dict[str, int] = {}  # a prefix listing's object sizes, for max_bytes
+        items = _jobcore("starting").manifest_items(
+            target.s3, target.bucket, key, parsed, shard_size_mb, sizes
+        )
+        spec = _batch_spec(parsed, target)
+        if spec is None:
+            return PlannedJob(parsed.processor, parsed.params, list(items))
+        tasks = list(_jobcore("batching").Batcher(spec, _size_of(parsed, target, sizes))(items))
+        return _batched(parsed.processor, parsed.params, tasks, spec.model_dump(exclude_none=True))
     except manifest.ManifestError as error:
         raise UserError(str(error)) from None
+
+
+def _batch_spec(parsed: Any, target: PlanTarget) -> Any:
+    """The job's batching as StartJob decides it: the manifest's `batch`, else the stack's BatchMaxItems
+    and BatchMaxBytes (jobcore.batching.spec_for)."""
+    parameters = target.parameters
+    return _jobcore("batching").spec_for(
+        parsed.source.kind,
+        int(parameters.get("BatchMaxItems") or 1),
+        int(parameters.get("BatchMaxBytes") or 0),
+        parsed.batch,
+        parsed.batch_given,
+    )
+
+
+def _size_of(parsed: Any, target: PlanTarget, sizes: dict[str, int]) -> Callable[[Any], int]:
+    """An item's object size for max_bytes: from the prefix listing, else HeadObject as StartJob does;
+    with --local (nothing to read) 0, so that only max_items groups them."""
+    if parsed.source.prefix is not None:
+        return lambda item: sizes.get(item.key or "", 0)
+    if target.s3 is None:
+        return lambda item: 0
+    size_of: Callable[[Any], int] = _jobcore("batching").head_size(target.s3, target.bucket)
+    return size_of
 
 
 def sample_seconds(job: PlannedJob, path: Path, count: int, target: PlanTarget) -> tuple[float, str]:
@@ -261,6 +305,8 @@ def build_plan(args: Any, root: Path) -> dict[str, Any]:
     parameters = target.parameters
     inputs = planning.PlanInputs(
         items=len(job.items),
+        task_count=len(job.tasks) if job.tasks is not None else None,
+        batch=job.batch,
         max_concurrency=int(parameters.get("MaxConcurrency") or 100),
         task_vcpu=float(parameters.get("TaskCpu") or 1024) / 1024,
         task_memory_gb=float(parameters.get("TaskMemory") or 2048) / 1024,

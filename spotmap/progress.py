@@ -55,6 +55,7 @@ class Progress:
     on_demand_usd: float | None = None
     summary_key: str | None = None  # set once the summary exists
     error: str | None = None
+    items_per_task: float = 1.0  # a batched job's items per task (job.json), on average
 
     @property
     def closed(self) -> bool:
@@ -77,8 +78,10 @@ class Progress:
             return 0.0
         if self.total is None or self.mean_item_seconds is None:
             return None
-        remaining = max(0, self.total - self.finished)
-        parallel = max(1, self.running)
+        # in tasks: a batched job's task runs many items, and its items' outcomes carry its duration
+        per_task = max(1.0, self.items_per_task)
+        remaining = math.ceil(max(0, self.total - self.finished) / per_task)
+        parallel = max(1, round(self.running / per_task))
         estimate = math.ceil(remaining / parallel) * self.mean_item_seconds
         # the read is a few seconds old: the time since then is already spent
         return max(0.0, estimate - max(0.0, (now or time.time()) - self.read_at))
@@ -105,9 +108,16 @@ def _epoch(value: Any) -> float | None:
     return None
 
 
+def running_items(total: int, finished: int, running_tasks: int, items_per_task: float) -> int:
+    """The items the running tasks hold: a task's items get their outcomes when it ends, so every item
+    of a running batch is running (never more than the items without an outcome)."""
+    return min(max(0, total - finished), round(running_tasks * items_per_task))
+
+
 @dataclass
 class _JobCache:
     total: int | None = None
+    items_per_task: float = 1.0
     outcomes: dict[str, dict[str, Any]] = field(default_factory=dict)  # key -> the fields we use
     last: Progress | None = None
 
@@ -167,6 +177,9 @@ class ProgressReader:
             descriptor = self._json(layout.descriptor_key(job_id))
             if isinstance(descriptor, dict) and descriptor.get("item_count") is not None:
                 cache.total = int(descriptor["item_count"])
+                tasks = descriptor.get("task_count")
+                if isinstance(tasks, int) and tasks > 0:  # batched: the Map's children are tasks
+                    cache.items_per_task = cache.total / tasks
         running, pending = self._map_run_counts(execution["executionArn"]) if status == "RUNNING" else (0, 0)
         self._read_new_outcomes(layout.outcomes_prefix(job_id), cache)
         outcomes = list(cache.outcomes.values())
@@ -175,6 +188,7 @@ class ProgressReader:
         durations = [outcome["seconds"] for outcome in outcomes if outcome["seconds"] is not None]
         cost = self._cost([outcome["usage"] for outcome in outcomes])
         if cache.total is not None:
+            running = running_items(cache.total, succeeded + failed, running, cache.items_per_task)
             # the Map Run's counts lag S3 by a poll or two: what has an outcome is no longer pending
             pending = max(0, cache.total - succeeded - failed - running)
         return Progress(
@@ -193,6 +207,7 @@ class ProgressReader:
             cost_usd=cost.get("total_usd") if outcomes else None,
             on_demand_usd=cost.get("on_demand_equivalent_usd") if outcomes else None,
             error=execution.get("error"),
+            items_per_task=cache.items_per_task,
         )
 
     def _from_summary(

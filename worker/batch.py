@@ -5,7 +5,10 @@ vCPU, each exactly as a task of its own would run it: the same Context, output p
 (`output/<job>/<index>/attempt-<n>/`) and result record (`jobs/<job>/results/<index>.json`), written as
 soon as the item finishes. An item that fails leaves its error record (`jobs/<job>/errors/<index>/...`)
 and fails alone: the others still run. A task relaunched after a Spot interruption (a higher attempt)
-skips the items whose result records exist. Last, the batch's record (`layout.batch_record_key`) lists
+skips the items whose result records exist. Each item has its own checkpoint
+(`jobs/<job>/checkpoints/<index>.tar`, worker/checkpoints.py), exactly as an item of its own task: an item
+the stop caught mid-run resumes from it in the relaunched task, and it is deleted once the item's result
+record is written. Last, the batch's record (`layout.batch_record_key`) lists
 every item's result: its existence is the task's success, which PollTask checks as it checks an item's
 result record. SIGTERM stops the task at once (exit 143, no batch record); items already recorded stay
 done.
@@ -25,7 +28,7 @@ from botocore.exceptions import ClientError
 
 from jobcore import layout
 from jobcore.models import BatchItemResult, BatchRecord, Item, JobDescriptor, ResultRecord
-from worker import logs, storage
+from worker import checkpoints, logs, storage
 from worker.api import Context, ProcessorSpec
 from worker.cancel import Cancellation
 from worker.errors import EXIT_OK, ConfigError, ProcessingError, Terminated
@@ -144,7 +147,11 @@ def _already_done(s3: Any, config: WorkerConfig, group: list[Item]) -> dict[int,
         except ValueError:
             continue  # not a record: run the item again
         done[member.index] = BatchItemResult(
-            index=member.index, status="succeeded", attempt=record.attempt, partial=record.partial
+            index=member.index,
+            status="succeeded",
+            attempt=record.attempt,
+            partial=record.partial,
+            resumption=record.resumption,
         )
     return done
 
@@ -170,6 +177,10 @@ def _run_item(
     try:
         shutil.rmtree(workdir, ignore_errors=True)
         workdir.mkdir(parents=True)
+        # the item's own checkpoint, as in a task of its own: a relaunched batch (attempt > 1) looks it up
+        store = checkpoints.for_task(
+            s3, config.bucket, config.job_id, item.index, config.attempt, workdir, cancellation
+        )
         ctx = Context(
             job=job,
             item=item,
@@ -179,6 +190,7 @@ def _run_item(
             cancellation=cancellation,
             env=env,
             logger=logs.get_logger(f"processor.{spec.name}"),
+            checkpoints=store,
         )
         if spec.cooperative:
             with cancellation.deferred():
@@ -198,6 +210,7 @@ def _run_item(
             outputs=outputs,
             started_at=started_at,
             finished_at=_now(),
+            resumption=store.resumption,
         )
         body = json.dumps(record.model_dump(), ensure_ascii=False).encode()
         with cancellation.deferred():  # a stop waits for this PUT: the record is whole or absent
@@ -207,7 +220,14 @@ def _run_item(
                 Body=body,
                 ContentType="application/json",
             )
-        return BatchItemResult(index=item.index, status="succeeded", attempt=config.attempt, partial=partial)
+        store.discard()  # the item succeeded: its checkpoint is no longer needed
+        return BatchItemResult(
+            index=item.index,
+            status="succeeded",
+            attempt=config.attempt,
+            partial=partial,
+            resumption=record.resumption,
+        )
     except Terminated:
         raise
     except Exception as error:  # ProcessingError, ConfigError or anything else: this item fails alone

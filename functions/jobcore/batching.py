@@ -30,7 +30,15 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 
 from jobcore import layout
 from jobcore.job_store import JobStore
-from jobcore.models import BatchItemResult, BatchRecord, Item, ItemOutcome, ItemState, TaskStatus, Usage
+from jobcore.models import (
+    BatchItemResult,
+    BatchRecord,
+    Item,
+    ItemOutcome,
+    ItemState,
+    TaskStatus,
+    Usage,
+)
 from jobcore.store import error_code
 
 if TYPE_CHECKING:
@@ -87,13 +95,25 @@ def effective_spec(
     """The batching a job gets: the manifest's `batch` when it has one (`"batch": null` turns it off),
     else the template's BatchMaxItems / BatchMaxBytes (max_bytes for object sources only); None: one
     item per task. Shards (an uploaded CSV, a shard source) are never batched."""
+    return spec_for(source_kind, settings.batch_max_items, settings.batch_max_bytes, manifest_spec, given)
+
+
+def spec_for(
+    source_kind: str,
+    batch_max_items: int,
+    batch_max_bytes: int,
+    manifest_spec: BatchSpec | None,
+    given: bool,
+) -> BatchSpec | None:
+    """effective_spec from the template's BatchMaxItems / BatchMaxBytes themselves (`spotmap plan`
+    reads them from the stack's parameters)."""
     if source_kind == "shard":
         return None
     if given:
         spec = manifest_spec
     else:
-        max_items = settings.batch_max_items if settings.batch_max_items > 1 else None
-        max_bytes = settings.batch_max_bytes if settings.batch_max_bytes > 0 else None
+        max_items = batch_max_items if batch_max_items > 1 else None
+        max_bytes = batch_max_bytes if batch_max_bytes > 0 else None
         if source_kind not in OBJECT_SOURCES:
             max_bytes = None
         if max_items is None and max_bytes is None:
@@ -192,8 +212,8 @@ def _read_record(store: JobStore, state: ItemState) -> dict[int, BatchItemResult
 
 def _own_result(store: JobStore, index: int) -> BatchItemResult | None:
     """An item's own result record (written as it finished), for a batch whose task did not finish; None
-    when there is none, or when the caller may not read it (RecordFailure's role reads nothing: its
-    items then fail with the batch's reason)."""
+    when there is none, or when the caller may not read it (then the item fails with the batch's reason;
+    PollTask's and RecordFailure's roles may both read jobs/*/results/*)."""
     try:
         record = store.result(index)
     except ClientError as error:
@@ -208,6 +228,7 @@ def _own_result(store: JobStore, index: int) -> BatchItemResult | None:
         status="succeeded",
         attempt=int(record.get("attempt") or 0),
         partial=record.get("partial"),
+        resumption=record.get("resumption") or None,
     )
 
 
@@ -268,6 +289,7 @@ def write_batch_outcome_to(store: JobStore, state: ItemState) -> ItemOutcome:
                 reason=None if succeeded else _failure_reason(state, member, result)[:2000],
                 log=state.log,
                 partial=result.partial if succeeded and result is not None else None,
+                resumption=result.resumption if succeeded and result is not None else None,
                 batch_index=state.item.index,
                 **figures,
             )

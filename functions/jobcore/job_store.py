@@ -85,9 +85,19 @@ class JobStore:
         return read_json(self.s3, self.bucket, self.items_key)
 
     def item_indices(self) -> set[int]:
-        """The indices of the items the job ran itself; a missing item list is an error (NoSuchKey)."""
+        """The indices of the items the job ran itself, a batch's items included (jobcore.batching); a
+        missing item list is an error (NoSuchKey)."""
         listed = json.loads(self.s3.get_object(Bucket=self.bucket, Key=self.items_key)["Body"].read())
-        return {int(entry["index"]) for entry in listed if isinstance(entry, dict)}
+        indices: set[int] = set()
+        for entry in listed if isinstance(listed, list) else []:
+            if not isinstance(entry, dict):
+                continue
+            members = entry.get("batch")
+            if isinstance(members, list):
+                indices.update(int(member["index"]) for member in members if isinstance(member, dict))
+            else:
+                indices.add(int(entry["index"]))
+        return indices
 
     def put_items(self, body: bytes) -> None:
         put_json(self.s3, self.bucket, self.items_key, body)

@@ -291,6 +291,7 @@ class BatchItemResult(BaseModel):
     attempt: int  # the attempt (task) that ran it: a relaunched task skips items already done
     partial: Any = None
     reason: str | None = None  # a failed item's reason (its object named)
+    resumption: Resumption | None = None  # set when the item resumed from its checkpoint
 
 
 class BatchRecord(BaseModel):

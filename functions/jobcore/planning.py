@@ -4,9 +4,10 @@ rate, the estimated wall time and cost, and warnings when a limit rather than th
 One module computes it for `spotmap plan` (before anything starts) and for StartJob (which writes the
 warnings into the job descriptor, whence the summary copies them). The arithmetic:
 
+    tasks       = items, or the batches of a batched job (jobcore.batching: many items per task)
     concurrency = min(MaxConcurrency, tasks, 10,000 (Distributed Map), floor(Spot vCPU quota / task vCPU))
     waves       = ceil(tasks / concurrency)
-    per task    = start-up (image pull, provisioning) + item seconds
+    per task    = start-up (image pull, provisioning) + item seconds × items per task (their mean)
     work bound  = waves × per task
     launch bound = max(0, tasks − burst) / refill + per task   (Fargate launches: 100 at once, 20 per s)
     wall time   = max(work bound, launch bound)
@@ -69,10 +70,17 @@ class PlanInputs:
     lambda_memory_mb: int = 128
     launch_burst: int = LAUNCH_BURST
     launch_refill_per_second: float = LAUNCH_REFILL_PER_SECOND
+    task_count: int | None = None  # a batched job's tasks (its batches); None: one task per item
+    batch: dict[str, Any] | None = None  # its batching ({"max_items": N, "max_bytes": B}), to print
 
     @property
     def tasks(self) -> int:
-        return self.items  # one task per item
+        return self.items if self.task_count is None else self.task_count
+
+    @property
+    def items_per_task(self) -> float:
+        """The mean items a task runs (1 unless batched)."""
+        return self.items / self.tasks if self.tasks else 1.0
 
 
 def _fmt(seconds: float) -> str:
@@ -123,7 +131,7 @@ def make_plan(inputs: PlanInputs, prices: dict[str, Any] | None = None) -> dict[
     estimate: dict[str, Any] = {"wall_seconds": None, "wall": None, "paced_by": None}
     cost: dict[str, Any] | None = None
     if inputs.item_seconds is not None and waves is not None:
-        per_task = inputs.start_seconds + inputs.item_seconds
+        per_task = inputs.start_seconds + inputs.item_seconds * inputs.items_per_task
         work_bound = waves * per_task if tasks else 0.0
         launch_bound = launch_all_seconds + per_task if tasks else 0.0
         wall = max(work_bound, launch_bound)
@@ -153,6 +161,8 @@ def make_plan(inputs: PlanInputs, prices: dict[str, Any] | None = None) -> dict[
     return {
         "items": inputs.items,
         "tasks": tasks,
+        "batch": inputs.batch,
+        "items_per_task": round(inputs.items_per_task, 3),
         "max_concurrency": inputs.max_concurrency,
         "concurrency": concurrency,
         "waves": waves,
@@ -182,18 +192,18 @@ def make_plan(inputs: PlanInputs, prices: dict[str, Any] | None = None) -> dict[
 
 def _estimated_cost(inputs: PlanInputs, prices: dict[str, Any] | None) -> dict[str, Any]:
     """The cost block (jobcore.cost, the summary's own price table) of the estimated usage: every task
-    on Spot for its item seconds, a Launch and a poll every `poll_seconds` per item."""
-    item_seconds = inputs.item_seconds or 0.0
-    polls = max(1, math.ceil(item_seconds / max(inputs.poll_seconds, 1.0)))
+    on Spot for its items' seconds, a Launch and a poll every `poll_seconds` per task."""
+    task_seconds = (inputs.item_seconds or 0.0) * inputs.items_per_task
+    polls = max(1, math.ceil(task_seconds / max(inputs.poll_seconds, 1.0)))
     invocations = 1 + polls
-    per_item = Usage(
-        spot_vcpu_seconds=inputs.task_vcpu * item_seconds,
-        spot_gb_seconds=inputs.task_memory_gb * item_seconds,
+    per_task = Usage(
+        spot_vcpu_seconds=inputs.task_vcpu * task_seconds,
+        spot_gb_seconds=inputs.task_memory_gb * task_seconds,
         lambda_invocations=invocations,
         lambda_gb_seconds=invocations * inputs.lambda_memory_mb / 1024 * LAMBDA_SECONDS_PER_INVOCATION,
         state_transitions=LAUNCH_TRANSITIONS + polls * POLL_TRANSITIONS + FINAL_TRANSITIONS,
     )
-    total = Usage(**{name: getattr(per_item, name) * inputs.tasks for name in Usage.model_fields})
+    total = Usage(**{name: getattr(per_task, name) * inputs.tasks for name in Usage.model_fields})
     block = cost_block(total, inputs.region, prices, PARENT_TRANSITIONS)
     orchestration = block["lambda"]["usd"] + block["step_functions"]["usd"]
     block["orchestration_usd"] = round(orchestration, 9)
@@ -204,8 +214,15 @@ def format_plan(plan: dict[str, Any]) -> list[str]:
     """The plan as lines a person reads (`spotmap plan`)."""
     vcpus = plan["vcpus"]
     item_seconds = "?" if plan["item_seconds"] is None else f"{plan['item_seconds']:.4g}"
+    batch = plan.get("batch")
+    per_task = (
+        "one per item"
+        if not batch
+        else f"batches of {' and '.join(f'{key} {value}' for key, value in batch.items())}: "
+        f"{plan['items_per_task']:g} items per task on average"
+    )
     lines = [
-        f"items: {plan['items']}   tasks: {plan['tasks']} (one per item)",
+        f"items: {plan['items']}   tasks: {plan['tasks']} ({per_task})",
         f"concurrency: {plan['concurrency']} task(s) at once (MaxConcurrency {plan['max_concurrency']})"
         f"   waves: {plan['waves'] if plan['waves'] is not None else 'none: no task can start'}",
         f"task: {plan['task']['vcpu']:g} vCPU, {plan['task']['memory_gb']:g} GB",
@@ -264,11 +281,17 @@ def account_quotas(client: Any, where: str = "this account") -> tuple[Quota, Quo
 
 
 def start_warnings(
-    items: int, max_concurrency: int, task_cpu: int, task_memory: int, quotas: tuple[Quota, Quota]
+    items: int,
+    max_concurrency: int,
+    task_cpu: int,
+    task_memory: int,
+    quotas: tuple[Quota, Quota],
+    task_count: int | None = None,
 ) -> list[str]:
     """The plan's warnings StartJob can give before any item has run (the work's length is not known:
     the quotas and the Map's limit, not the launch rate's effect on the wall time)."""
-    warnings: list[str] = start_plan(items, max_concurrency, task_cpu, task_memory, quotas)["warnings"]
+    plan = start_plan(items, max_concurrency, task_cpu, task_memory, quotas, task_count)
+    warnings: list[str] = plan["warnings"]
     return warnings
 
 
@@ -280,11 +303,18 @@ def quota_concurrency(plan: dict[str, Any]) -> int | None:
 
 
 def start_plan(
-    items: int, max_concurrency: int, task_cpu: int, task_memory: int, quotas: tuple[Quota, Quota]
+    items: int,
+    max_concurrency: int,
+    task_cpu: int,
+    task_memory: int,
+    quotas: tuple[Quota, Quota],
+    task_count: int | None = None,
 ) -> dict[str, Any]:
-    """The plan StartJob makes for a job (no item seconds: quotas and limits only)."""
+    """The plan StartJob makes for a job (no item seconds: quotas and limits only); a batched job's
+    `task_count` is its batches, the tasks that need vCPUs."""
     inputs = PlanInputs(
         items=items,
+        task_count=task_count,
         max_concurrency=max_concurrency,
         task_vcpu=task_cpu / 1024,
         task_memory_gb=task_memory / 1024,

@@ -11,6 +11,11 @@ job (following a chain of reruns back to the job that ran it) and merges it with
 the same tree over the item indices (`merge.OrderedMerge`): the result is, to the last bit, what one
 job that succeeded everywhere would have produced.
 
+Batches: a batched job's items.json holds batches (`Item.batch` lists their items, jobcore.batching).
+A rerun looks for the failed items inside them and runs them with the earlier job's batching: the
+failed items, in index order, grouped again by the same `batch` spec (a rerun of a thousand failed small
+items is a dozen tasks, not a thousand); its descriptor counts items and tasks as the earlier one did.
+
 Inputs: an item names what it reads as the earlier job named it. Object items (manifest `keys` and
 `prefix` sources) carry no version, so a rerun reads the object as it is now: fix a bad input by
 uploading it again under the same `data/` key, then rerun. Shard items (a CSV upload, a manifest's
@@ -27,7 +32,7 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from jobcore import merge
+from jobcore import batching, merge
 from jobcore.job_store import JobStore
 from jobcore.manifest import ManifestError, RerunManifest
 from jobcore.models import Item, JobDescriptor, RerunOrigin
@@ -44,8 +49,15 @@ class RerunJob:
     processor: str
     params: dict[str, Any]
     empty_result: Any
-    items: list[Item]
+    items: list[Item]  # the Map items: batches of the failed items when the earlier job was batched
     origin: RerunOrigin
+    batch: dict[str, Any] | None = None  # the earlier job's batching, which the rerun keeps
+    item_count: int = 0  # the items the rerun runs (in `items`, inside their batches)
+
+    @property
+    def task_count(self) -> int | None:
+        """The tasks (Map items) of a batched rerun; None when each item is a task."""
+        return len(self.items) if self.batch is not None else None
 
 
 def _readable(read: Callable[[], Any | None]) -> Any | None:
@@ -87,6 +99,7 @@ def rerun_job(s3: Any, bucket: str, manifest_key: str, request: RerunManifest) -
     failed = sorted({int(failure["index"]) for failure in summary.get("failures") or []})
     item_count = earlier.rerun.item_count if earlier.rerun is not None else earlier.item_count
     items = _items_at(store, set(failed)) if failed else []
+    tasks, batch = _batched_as(s3, bucket, earlier, items)
     note = None
     if not failed:
         note = (
@@ -97,22 +110,47 @@ def rerun_job(s3: Any, bucket: str, manifest_key: str, request: RerunManifest) -
         processor=earlier.processor,
         params=earlier.params,
         empty_result=earlier.empty_result,
-        items=items,
+        items=tasks,
         origin=RerunOrigin(job_id=earlier_id, item_count=item_count, note=note),
+        batch=batch,
+        item_count=len(items),
     )
 
 
+def _batched_as(
+    s3: Any, bucket: str, earlier: JobDescriptor, items: list[Item]
+) -> tuple[list[Item], dict[str, Any] | None]:
+    """The rerun's Map items: `items` grouped by the earlier job's batching (and that batching), or
+    `items` themselves when it was not batched."""
+    if earlier.batch is None:
+        return items, None
+    spec = batching.BatchSpec.model_validate(earlier.batch)
+    size_of = batching.head_size(s3, bucket) if spec.max_bytes is not None else None
+    return list(batching.Batcher(spec, size_of)(items)), earlier.batch
+
+
+def _listed_items(listed: list[Any]) -> Iterator[Item]:
+    """Every item of an items.json, a batch's items included (each with the batch's bucket, which a
+    batch's items leave out when they share it: jobcore.batching.Batcher)."""
+    for entry in listed:
+        if not isinstance(entry, dict):
+            continue
+        item = Item.model_validate(entry)
+        if item.batch is None:
+            yield item
+            continue
+        for member in item.batch:
+            yield member if member.bucket is not None else member.model_copy(update={"bucket": item.bucket})
+
+
 def _items_at(store: JobStore, indices: set[int]) -> list[Item]:
-    """The job's items with these indices, in index order, exactly as its items.json has them."""
+    """The job's items with these indices, in index order, exactly as its items.json has them (found
+    inside its batches for a batched job)."""
     job_id = store.job_id
     listed = _readable(store.read_items_document)
     if not isinstance(listed, list):
         raise ManifestError(f"job {job_id} has no readable item list {store.items_key}")
-    found = {
-        entry["index"]: Item.model_validate(entry)
-        for entry in listed
-        if isinstance(entry, dict) and entry.get("index") in indices
-    }
+    found = {item.index: item for item in _listed_items(listed) if item.index in indices}
     missing = sorted(indices - set(found))
     if missing:
         raise ManifestError(f"job {job_id}'s item list has no item {missing[0]} (its summary names it)")
@@ -120,7 +158,7 @@ def _items_at(store: JobStore, indices: set[int]) -> list[Item]:
 
 
 def own_indices(s3: Any, bucket: str, job_id: str) -> set[int]:
-    """The indices of the items a job ran itself (its items.json)."""
+    """The indices of the items a job ran itself (its items.json, a batch's items included)."""
     return JobStore(s3, bucket, job_id).item_indices()
 
 

@@ -320,9 +320,11 @@ def _build_rerun_job(
         input=source,
         processor=planned.processor,
         params=planned.params,
-        item_count=count,
+        item_count=planned.item_count if planned.batch is not None else count,
         created_at=created_at,
         empty_result=planned.empty_result,
+        batch=planned.batch,  # a batched job's failed items are rerun in batches of the same spec
+        task_count=count if planned.batch is not None else None,
         rerun=planned.origin,
     )
     write_descriptor(s3, descriptor)
@@ -376,7 +378,12 @@ def add_warnings(
     if quotas is None or descriptor.error is not None or not settings.task_cpu or not settings.task_memory:
         return descriptor
     plan = planning.start_plan(
-        descriptor.item_count, settings.max_concurrency, settings.task_cpu, settings.task_memory, quotas()
+        descriptor.item_count,
+        settings.max_concurrency,
+        settings.task_cpu,
+        settings.task_memory,
+        quotas(),
+        descriptor.task_count,  # a batched job's tasks are its batches
     )
     warnings: list[str] = plan["warnings"]
     if not warnings:

@@ -132,6 +132,19 @@ def test_object_requests_map_to_their_actions(local_iam: LocalIam) -> None:
     ]
 
 
+def test_record_failure_may_read_result_records_to_keep_what_a_batch_recorded(local_iam: LocalIam) -> None:
+    bucket = local_iam.stack.bucket
+    # GIVEN RecordFailure ending a batch whose task recorded some of its items before it failed
+    (result,) = asked_of(
+        local_iam, "RecordFailureFunctionRole", http("GET", f"/{bucket}/jobs/j/results/3.json")
+    )
+    (output,) = asked_of(local_iam, "RecordFailureFunctionRole", http("GET", f"/{bucket}/output/j/3/a.txt"))
+    # WHEN it reads an item's result record THEN it is allowed (the item keeps its success)
+    assert decide(local_iam, "RecordFailureFunctionRole", result) is iam.Decision.ALLOW
+    # AND nothing else it has no use for (the items' outputs) becomes readable
+    assert decide(local_iam, "RecordFailureFunctionRole", output) is not iam.Decision.ALLOW
+
+
 def test_an_unmapped_s3_request_is_undecidable(local_iam: LocalIam) -> None:
     bucket = local_iam.stack.bucket
     with pytest.raises(iam.Undecidable):

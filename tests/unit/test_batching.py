@@ -86,6 +86,36 @@ def test_the_template_default_batches_a_count_source_and_the_manifest_can_turn_i
     assert _item_counts(unbatched) == [1] * 7
 
 
+def test_a_rerun_of_a_batched_job_finds_its_failed_items_inside_the_batches_and_batches_them_alike(
+    s3: Any, sfn: Any, lambda_context: Any
+) -> None:
+    from jobcore import rerun
+
+    # GIVEN a job of 7 items in batches of 3 (items 0-2, 3-5, 6), whose items 1, 2, 4 and 6 failed
+    earlier, _, batches = run_manifest(
+        s3, {"processor": "noop", "count": 7, "batch": {"max_items": 3}}, lambda_context
+    )
+    assert _item_counts(batches) == [3, 3, 1]
+    failures = [{"index": index, "reason": "exited with code 1"} for index in (1, 2, 4, 6)]
+    s3.put_object(
+        Bucket=BUCKET,
+        Key=layout.summary_key(earlier),
+        Body=json.dumps({"job_id": earlier, "status": "FAILED", "failures": failures}),
+    )
+
+    # WHEN it is rerun
+    again, descriptor, items = run_manifest(s3, {"rerun": {"job_id": earlier}}, lambda_context)
+
+    # THEN the rerun runs exactly those 4 items, unchanged, in batches of 3 again: 2 tasks
+    assert _indices(items) == [1, 2, 4, 6] and _item_counts(items) == [3, 1]
+    assert [member["params"] for member in items[0]["batch"]] == [{"seed": 1}, {"seed": 2}, {"seed": 4}]
+    assert (descriptor["item_count"], descriptor["task_count"]) == (4, 2)
+    assert descriptor["batch"] == {"max_items": 3}
+    assert descriptor["rerun"]["item_count"] == 7
+    # AND the summary counts the items it ran itself inside its batches (the others are inherited)
+    assert rerun.own_indices(s3, BUCKET, again) == {1, 2, 4, 6}
+
+
 @pytest.mark.parametrize(
     ("batch", "source", "problem"),
     [
@@ -131,7 +161,8 @@ def test_a_batch_closes_before_its_items_outgrow_a_state() -> None:
 def test_a_batch_that_ended_gives_each_item_its_own_outcome_its_first_item_carrying_the_task(
     s3: Any,
 ) -> None:
-    # GIVEN a succeeded batch task of items 5-7 whose record says item 6 failed on its object
+    # GIVEN a succeeded batch task of items 5-7 whose record says item 6 failed on its object (and item 7
+    # resumed from its checkpoint)
     job_id = "batch-job"
     batch = Item(index=5, bucket=BUCKET, batch=[Item(index=n, key=f"data/{n}.csv") for n in (5, 6, 7)])
     record = BatchRecord(
@@ -142,7 +173,13 @@ def test_a_batch_that_ended_gives_each_item_its_own_outcome_its_first_item_carry
         items=[
             {"index": 5, "status": "succeeded", "attempt": 1, "partial": {"rows": {"$sum": 1}}},
             {"index": 6, "status": "failed", "attempt": 2, "reason": "s3://b/data/6.csv: invalid UTF-8"},
-            {"index": 7, "status": "succeeded", "attempt": 2, "partial": {"rows": {"$sum": 2}}},
+            {
+                "index": 7,
+                "status": "succeeded",
+                "attempt": 2,
+                "partial": {"rows": {"$sum": 2}},
+                "resumption": {"resumed_attempts": 1, "saved_units": 40, "saved_seconds": 12.5},
+            },
         ],
         started_at="2026-01-01T00:00:00Z",
         finished_at="2026-01-01T00:01:00Z",
@@ -173,6 +210,9 @@ def test_a_batch_that_ended_gives_each_item_its_own_outcome_its_first_item_carry
     assert (first["attempts"], first["spot_interruptions"]) == (2, 1)
     assert first["usage"]["spot_vcpu_seconds"] == 120.0
     assert (last["attempts"], last["usage"]["spot_vcpu_seconds"], failed["attempts"]) == (0, 0.0, 0)
+    # AND item 7's outcome says what its checkpoint saved, as an unbatched item's does
+    assert last["resumption"] == {"resumed_attempts": 1, "saved_units": 40, "saved_seconds": 12.5}
+    assert first["resumption"] is None
     assert {entry["index"]: entry["status"] for entry in outcome.items or []} == {
         5: "SUCCEEDED",
         6: "FAILED",

@@ -173,8 +173,9 @@ def test_every_patched_attribute_is_tested(patched: None) -> None:
         *moto_patches.JSON_COPIERS,
         *((owner[0], f"{owner[1]}.{attribute}") for owner, attribute in moto_patches.METHODS),
         *((owner[0], f"{owner[1]}.{attribute}") for owner, attribute in moto_callbacks.METHODS),
+        *((owner[0], f"{owner[1]}.{attribute}") for owner, attribute in moto_patches.LISTING_METHODS),
     }
-    assert len(tested) == 25
+    assert len(tested) == 34
     assert set(moto_patches.ORIGINALS) <= {".".join(target) for target in tested}
 
 
@@ -256,3 +257,177 @@ def test_a_token_whose_wait_ended_without_an_outcome_is_closed(patched: None) ->
     # WHEN the late event's SendTaskSuccess comes THEN it is refused
     with pytest.raises(TaskTimedOut):
         pool.notify(endpoint.callback_id, CallbackOutcomeSuccess(endpoint.callback_id, "{}"))
+
+
+# ---------------------------------------------------------------- S3 listing from a sorted key index
+LIST_V2 = "moto.s3.models.S3Backend.list_objects_v2"
+LISTING_SHAPE = ["self", "bucket", "prefix", "delimiter", "continuation_token", "start_after", "max_keys"]
+
+
+@pytest.mark.parametrize(
+    ("owner", "attribute"),
+    moto_patches.LISTING_METHODS,
+    ids=[f"{owner[1]}.{attribute}" for owner, attribute in moto_patches.LISTING_METHODS],
+)
+def test_listing_methods(patched: None, owner: tuple[str, str], attribute: str) -> None:
+    # GIVEN the moto method the listing patch replaces or wraps
+    original = moto_patches.ORIGINALS[f"{owner[0]}.{owner[1]}.{attribute}"]
+    # THEN moto's listing takes the parameters the patch answers for; the key store's writes take the
+    # key name first (the index follows it) or are the dict's own
+    if attribute == "list_objects_v2":
+        assert _parameters(original) == LISTING_SHAPE
+    elif attribute in ("__setitem__", "setlist", "pop"):
+        assert _parameters(original)[:2] == ["self", "key"]
+    else:
+        assert original is getattr(dict, attribute)
+    # AND after configure the class holds the patch
+    assert getattr(_current(*owner), attribute).__module__ == "spotmap.moto_patches"
+
+
+def _entries(page: Any) -> list[tuple[str, str]]:
+    return [("prefix", entry) if isinstance(entry, str) else ("key", entry.name) for entry in page]
+
+
+def _walk(
+    listing: Any,
+    backend: Any,
+    bucket: Any,
+    prefix: str | None,
+    delimiter: str | None,
+    after: str | None,
+    size: int,
+) -> list[tuple[list[tuple[str, str]], bool, str | None]]:
+    """Every page of a listing, following its continuation tokens (at most 200 pages)."""
+    pages = []
+    token = None
+    for _ in range(200):
+        page, truncated, token = listing(backend, bucket, prefix, delimiter, token, after, size)
+        pages.append((_entries(page), truncated, token))
+        if not truncated:
+            break
+    return pages
+
+
+MIXED_KEYS = [
+    "a",
+    "a-b",
+    "a.txt",
+    "a/",
+    "a/b",
+    "a/b/c",
+    "a/b/d",
+    "a/c",
+    "a/c/",
+    "a//x",
+    "ab/c",
+    "b",
+    "b/1",
+    "b/2/3",
+    "data/p8/000001.csv",
+    "data/p8/000002.csv",
+    "data/p8/sub/000003.csv",
+    "jobs/j1/results/0",
+    "jobs/j1/results/1",
+    "jobs/j2/items.json",
+    "z\u00e9/1",
+    "z\u00e9\u00e9",
+    "\u4e2d/\u6587",
+    "~tilde",
+]
+
+
+def test_the_patched_listing_answers_exactly_as_moto_does(patched: None, s3: Any) -> None:
+    from moto.s3.models import s3_backends
+
+    from tests.unit.conftest import ACCOUNT
+
+    # GIVEN a versioned bucket of mixed keys: nested folders, empty segments, non-ASCII names, a key
+    # overwritten (two versions), deleted keys (their names still hold delete markers) and one deleted
+    # for good (a version deleted by id)
+    s3.create_bucket(Bucket="mixed")
+    s3.put_bucket_versioning(Bucket="mixed", VersioningConfiguration={"Status": "Enabled"})
+    for key in MIXED_KEYS:
+        s3.put_object(Bucket="mixed", Key=key, Body=key.encode())
+    s3.put_object(Bucket="mixed", Key="a/b", Body=b"second version")
+    for deleted in ("a/c", "b/1", "jobs/j2/items.json"):
+        s3.delete_object(Bucket="mixed", Key=deleted)
+    version = s3.put_object(Bucket="mixed", Key="gone/for/good", Body=b"x")["VersionId"]
+    s3.delete_object(Bucket="mixed", Key="gone/for/good", VersionId=version)
+    backend = s3_backends[ACCOUNT]["aws"]
+    bucket = backend.get_bucket("mixed")
+    moto_list = moto_patches.ORIGINALS[LIST_V2]
+
+    # WHEN every combination of prefix, delimiter, StartAfter and MaxKeys is listed page by page, by
+    # the patch and by moto's own
+    for prefix in (None, "", "a", "a/", "a/b", "b/", "data/p8/", "jobs/", "z", "zz", "\u4e2d"):
+        for delimiter in (None, "/", "-", "b", "p8/"):
+            for after in (None, "a/", "a/b", "a/b/zzz", "b", "data/p8/000001.csv", "~"):
+                for size in (0, 1, 2, 3, 1000):
+                    # THEN each page, its truncation and its token are moto's
+                    ours = _walk(
+                        backend.__class__.list_objects_v2, backend, bucket, prefix, delimiter, after, size
+                    )
+                    theirs = _walk(moto_list, backend, bucket, prefix, delimiter, after, size)
+                    assert ours == theirs, (prefix, delimiter, after, size)
+    # AND a continuation token moto never gave is answered as moto answers it
+    with pytest.raises(TypeError):
+        backend.list_objects_v2(bucket, None, None, "no-such-token", None, 5)
+
+
+def test_the_index_follows_writes_and_deletes(patched: None, s3: Any) -> None:
+    # GIVEN a bucket listed once (its index built)
+    s3.create_bucket(Bucket="moving")
+    for key in ("b", "d"):
+        s3.put_object(Bucket="moving", Key=key, Body=b"")
+    assert [o["Key"] for o in s3.list_objects_v2(Bucket="moving")["Contents"]] == ["b", "d"]
+
+    # WHEN keys are added, overwritten and deleted (one by one and in a batch)
+    for key in ("a", "c", "e", "b"):
+        s3.put_object(Bucket="moving", Key=key, Body=b"again")
+    s3.delete_object(Bucket="moving", Key="d")
+    s3.delete_objects(Bucket="moving", Delete={"Objects": [{"Key": "a"}, {"Key": "e"}]})
+    s3.copy_object(Bucket="moving", Key="f", CopySource={"Bucket": "moving", "Key": "c"})
+
+    # THEN the next listing shows exactly the keys the bucket holds, in order
+    listed = [o["Key"] for o in s3.list_objects_v2(Bucket="moving")["Contents"]]
+    assert listed == ["b", "c", "f"]
+
+
+def test_a_page_examines_the_page_not_the_bucket(patched: None, s3: Any) -> None:
+    from moto.s3.models import s3_backends
+
+    from tests.unit.conftest import ACCOUNT
+
+    # GIVEN a bucket of 5,000 keys in 50 folders of 100, put straight into moto's backend
+    s3.create_bucket(Bucket="big")
+    backend = s3_backends[ACCOUNT]["aws"]
+    for number in range(5_000):
+        backend.put_object("big", f"data/{number // 100:02d}/{number:05d}.csv", b"n\n1\n")
+    s3.list_objects_v2(Bucket="big", MaxKeys=1)  # the index is built by a first listing
+    # AND the bucket's key store refuses to be walked whole from now on (moto's own listing walks it:
+    # `bucket.keys.items()` copies the store with `_self_iterable` for every page)
+    store = backend.get_bucket("big").keys
+
+    def walked_whole() -> None:
+        raise AssertionError("a listing page walked every key of the bucket")
+
+    store._self_iterable = walked_whole
+    try:
+        # WHEN a page of 10 is read from the middle of the bucket, then the folders under data/
+        before = moto_patches.LISTING.names_examined
+        page = s3.list_objects_v2(Bucket="big", Prefix="data/3", StartAfter="data/31/03150.csv", MaxKeys=10)
+        middle = moto_patches.LISTING.names_examined - before
+        before = moto_patches.LISTING.names_examined
+        folders = s3.list_objects_v2(Bucket="big", Prefix="data/", Delimiter="/")
+        per_folder = moto_patches.LISTING.names_examined - before
+    finally:
+        del store._self_iterable  # moto's reset walks every bucket's store
+
+    # THEN the page holds the next ten keys, having looked at no more names than it returns (plus the
+    # one that says more follow)
+    assert [o["Key"] for o in page["Contents"]] == [f"data/31/{n:05d}.csv" for n in range(3151, 3161)]
+    assert page["IsTruncated"] is True
+    assert middle <= 11
+    # AND the 50 common prefixes cost one name each, not the 100 keys under each
+    assert len(folders["CommonPrefixes"]) == 50 and "Contents" not in folders
+    assert per_folder <= 50

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+from typing import Any
+
 import pytest
 
 from jobcore.cost import PARENT_TRANSITIONS, cost_block
@@ -141,3 +145,63 @@ def test_startjob_caps_the_maps_concurrency_at_what_the_spot_quota_fits() -> Non
 
     # THEN the Map runs 2 at once, its own MaxConcurrency, and 1 (a Map's 0 would mean "no limit")
     assert (quota_concurrency(binding), quota_concurrency(roomy), quota_concurrency(none_fit)) == (2, None, 1)
+
+
+def test_a_batched_job_is_planned_in_tasks_of_many_items() -> None:
+    # GIVEN 10,000 items of 3 s in 100 batches of 100, MaxConcurrency 100
+    plan = make_plan(
+        inputs(items=10_000, task_count=100, batch={"max_items": 100}, item_seconds=3.0, max_concurrency=100)
+    )
+
+    # THEN the waves are of tasks: one wave of 100 tasks, each starting once and running its 100 items
+    assert (plan["tasks"], plan["concurrency"], plan["waves"]) == (100, 100, 1)
+    assert plan["estimate"]["per_task_seconds"] == 45.0 + 100 * 3.0
+    assert plan["launch_rate"]["seconds_to_launch_all"] == 0.0  # 100 launches: the burst
+    # AND the cost is of 100 tasks of 300 s (10 polls of 30 s each), not of 10,000 launches and polls
+    task_seconds = 300.0
+    expected = cost_block(
+        Usage(
+            spot_vcpu_seconds=100 * task_seconds,
+            spot_gb_seconds=100 * 2.0 * task_seconds,
+            lambda_invocations=100 * 11,
+            lambda_gb_seconds=100 * 11 * 128 / 1024 * 0.2,
+            state_transitions=100 * (1 + 10 * 3 + 1),
+        ),
+        "us-east-1",
+        None,
+        PARENT_TRANSITIONS,
+    )
+    assert plan["cost"]["total_usd"] == expected["total_usd"]
+    assert format_plan(plan)[0] == (
+        "items: 10000   tasks: 100 (batches of max_items 100: 100 items per task on average)"
+    )
+    # AND StartJob's quota warnings count the tasks that need vCPUs, not the items
+    quotas = (Quota(100.0, "Service Quotas L-36FBB829"), PLENTY)
+    assert start_warnings(10_000, 200, 1024, 2048, quotas, task_count=100) == []
+    assert start_warnings(10_000, 200, 1024, 2048, quotas) != []
+
+
+def test_spotmap_plan_counts_a_manifests_batches_and_the_stacks_default(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from spotmap.cli import main as spotmap_main
+
+    # GIVEN a sweep of 8 items in batches of 3, and one that says nothing of batches
+    batched, plain = tmp_path / "batched.job.json", tmp_path / "plain.job.json"
+    batched.write_text(json.dumps({"processor": "noop", "count": 8, "batch": {"max_items": 3}}))
+    plain.write_text(json.dumps({"processor": "noop", "count": 8}))
+
+    def plan(path: Path, *extra: str) -> dict[str, Any]:
+        capsys.readouterr()
+        assert spotmap_main(["plan", str(path), "--local", "--item-seconds", "10", "--json", *extra]) == 0
+        document: dict[str, Any] = json.loads(capsys.readouterr().out)
+        return document
+
+    # WHEN they are planned (the second with the stack's BatchMaxItems=4)
+    first, second = plan(batched), plan(plain, "--param", "BatchMaxItems=4")
+
+    # THEN the tasks are the batches StartJob would make: 3 + 3 + 2, and 4 + 4
+    assert (first["items"], first["tasks"]) == (8, 3)
+    assert (second["items"], second["tasks"]) == (8, 2)
+    assert plan(plain)["tasks"] == 8
+    assert (first.get("batch"), second.get("batch")) == ({"max_items": 3}, {"max_items": 4})

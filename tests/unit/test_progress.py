@@ -10,7 +10,7 @@ from typing import Any
 import boto3
 import pytest
 
-from spotmap.progress import Progress, ProgressDisplay, ProgressReader, bar, describe
+from spotmap.progress import Progress, ProgressDisplay, ProgressReader, bar, describe, running_items
 from spotmap.status import StackNotFound, aws_target
 from tests.unit.conftest import ACCOUNT, BUCKET, STATE_MACHINE_NAME
 
@@ -43,6 +43,35 @@ def test_eta_is_the_remaining_items_in_parallel_rounds_of_the_mean_item_duration
     assert progress.eta(now=1065.0) == 55.0
     assert running(status="SUCCEEDED").eta(now=1065.0) == 0.0
     assert running(mean_item_seconds=None).eta(now=1065.0) is None
+
+
+def test_a_batched_jobs_running_items_and_eta_are_counted_in_tasks(
+    s3: Any, sfn: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from jobcore import layout
+
+    # GIVEN a running job of 1,000 items in 10 tasks of 100 (job.json), 2 tasks done (200 items, each
+    # outcome with its task's 300 s), and 8 tasks running in its Map Run
+    job_id = "batched-job"
+    sfn.start_execution(stateMachineArn=STATE_MACHINE_ARN, name=job_id, input="{}")
+    descriptor = {"job_id": job_id, "item_count": 1000, "task_count": 10, "batch": {"max_items": 100}}
+    s3.put_object(Bucket=BUCKET, Key=layout.descriptor_key(job_id), Body=json.dumps(descriptor))
+    for index in range(200):
+        outcome = {"index": index, "task_seconds": 300.0, "usage": {}}
+        key = layout.outcome_key(job_id, index, "succeeded")
+        s3.put_object(Bucket=BUCKET, Key=key, Body=json.dumps(outcome))
+    reader = ProgressReader(s3, sfn, BUCKET, STATE_MACHINE_ARN, "us-east-1", clock=lambda: 5000.0)
+    monkeypatch.setattr(reader, "_map_run_counts", lambda arn: (8, 0))  # the Map Run counts tasks
+
+    # WHEN its progress is read
+    progress = reader.read(job_id)
+
+    # THEN the 800 items of the running tasks are running and none is pending
+    assert (progress.total, progress.succeeded, progress.running, progress.pending) == (1000, 200, 800, 0)
+    # AND the ETA is one round of tasks (8 tasks left, 8 at once), not 100 rounds of 300 s
+    assert progress.eta(now=5000.0) == 300.0
+    # AND the last tasks' items are bounded by the items left
+    assert running_items(1000, 950, 3, 100.0) == 50
 
 
 def test_the_plain_line_and_the_bar_show_counts_interruptions_elapsed_eta_and_cost() -> None:

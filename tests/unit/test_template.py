@@ -254,8 +254,9 @@ def test_launch_task_reads_outcomes_and_the_job_descriptor_only(resources: dict[
 def test_record_failure_reads_only_the_tally_of_the_launch_that_failed(resources: dict[str, Any]) -> None:
     # GIVEN the role of RecordFailure
     grants = s3_grants(resources, function_role(resources, "RecordFailureFunction"))
-    # THEN the one thing of jobs/ it reads is the launch tally (a missing one is a 404 with ListBucket)
-    assert grants["s3:GetObject"] == {"jobs/*/launch-retries/*"}
+    # THEN what it reads of jobs/ is the launch tally (a missing one is a 404 with ListBucket) and the
+    # result records a failed batch's items left (jobcore.batching)
+    assert grants["s3:GetObject"] == {"jobs/*/launch-retries/*", "jobs/*/results/*"}
     assert grants["s3:ListBucket"] == {f"{BUCKET} prefix=['jobs/*']"}
 
 

@@ -306,3 +306,57 @@ def test_run_processor_keeps_checkpoints_between_attempts_for_local_tests(tmp_pa
 
     # THEN attempt 2 resumed from what attempt 1 saved
     assert result == {"resumed_at": {"$max": 5}}
+
+
+# ------------------------------------------------------------------------------------------ a batch
+@processor("test-checkpointing-batch-member", cooperative=True)
+def _checkpointing_member(ctx: Context) -> dict:
+    """Counts 4 units per item, checkpointing when told to stop; attempt 1 is reclaimed during item 1."""
+    state = ctx.resume_from() or {"next": 0, "done": []}
+    for unit in range(state["next"], 4):
+        if ctx.cancelled:
+            ctx.checkpoint(state, progress=state["next"])  # raises Terminated once saved
+        if ctx.attempt == 1 and ctx.item.index == 1 and unit == 2:
+            os.kill(os.getpid(), signal.SIGTERM)  # a Spot reclaim, in the middle of the batch
+            time.sleep(0.05)
+        state = {"next": unit + 1, "done": [*state["done"], [ctx.attempt, unit]]}
+    return {"done": {"$list": state["done"]}}
+
+
+def test_a_batch_item_checkpoints_and_resumes_as_an_item_of_its_own_task(s3, tmp_path):
+    # GIVEN a batch task of items 0, 1 and 2 whose processor checkpoints when told to stop
+    put_job(s3, "test-checkpointing-batch-member")
+    batch = {"index": 0, "batch": [{"index": index, "params": {}} for index in range(3)]}
+
+    # WHEN attempt 1 is reclaimed (SIGTERM) while item 1 runs
+    first = runner.main(task_env(tmp_path, attempt=1, item=batch))
+
+    # THEN it exits 143: item 0 is recorded, item 1 left its checkpoint in the job bucket, item 2 did
+    # not start
+    assert first == 143
+    assert s3.list_objects_v2(Bucket=BUCKET, Prefix=layout.result_key(JOB, 0))["KeyCount"] == 1
+    item_1 = layout.checkpoint_key(JOB, 1)
+    assert s3.list_objects_v2(Bucket=BUCKET, Prefix=item_1)["KeyCount"] == 1
+
+    # WHEN the relaunched task (attempt 2) runs the batch
+    second = runner.main(task_env(tmp_path, attempt=2, item=batch))
+
+    # THEN item 1 did only the units after its checkpoint, its record says what resuming saved, and
+    # its checkpoint is gone; item 0 was not run again, item 2 ran from the start
+    assert second == 0
+
+    def record(index: int) -> ResultRecord:
+        body = s3.get_object(Bucket=BUCKET, Key=layout.result_key(JOB, index))["Body"].read()
+        return ResultRecord.model_validate_json(body)
+
+    assert record(0).partial["done"]["$list"] == [[1, 0], [1, 1], [1, 2], [1, 3]]
+    assert record(1).partial["done"]["$list"] == [[1, 0], [1, 1], [1, 2], [2, 3]]
+    assert record(1).resumption is not None and record(1).resumption.saved_units == 3
+    assert record(2).partial["done"]["$list"] == [[2, 0], [2, 1], [2, 2], [2, 3]]
+    assert record(2).resumption is None
+    assert s3.list_objects_v2(Bucket=BUCKET, Prefix=layout.checkpoints_prefix(JOB))["KeyCount"] == 0
+    # AND the batch's record carries item 1's resumption to its outcome (the summary counts it)
+    body = s3.get_object(Bucket=BUCKET, Key=layout.batch_record_key(JOB, 0))["Body"].read()
+    items = {entry["index"]: entry for entry in json.loads(body)["items"]}
+    assert items[1]["resumption"]["resumed_attempts"] == 1
+    assert items[0]["resumption"] is None
