@@ -583,6 +583,10 @@ class LocalCloud:
 
     # ------------------------------------------------------------------ ECS → EventBridge
     def _task_state_change(self, detail: dict[str, Any]) -> None:
+        if self._stop.is_set():
+            # The local cloud is shutting down and stops its own tasks: no Lambda instance is left to
+            # resume an item with their stop events (delivering them only raced the instances' exit).
+            return
         self.events.put(envelope(self.stack, "aws.ecs", TASK_STATE_CHANGE, detail, [detail["taskArn"]]))
 
     # ------------------------------------------------------------------ Step Functions → EventBridge

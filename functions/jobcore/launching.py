@@ -49,10 +49,16 @@ def choose_capacity(state: ItemState, capacity_retries: int, settings: LaunchSet
     return Capacity.SPOT
 
 
-def client_token(job_id: str, index: int, attempt: int, capacity: Capacity) -> str:
+def client_token(
+    job_id: str, index: int, attempt: int, capacity: Capacity, task_token: str | None = None
+) -> str:
     """RunTask's idempotency token (≤ 64 ASCII characters): the same launch retried by Lambda or the
-    state machine never starts a second task; a new attempt or capacity is a new launch."""
-    digest = hashlib.sha256(f"{job_id}\0{index}\0{attempt}\0{capacity.value}".encode()).hexdigest()
+    state machine never starts a second task; a new attempt or capacity is a new launch. A launch that
+    waits for a task token is also a new launch per token: a retried LaunchAndWait gets a new token, and
+    a task carrying the old one could never resume the item (its overrides differ, so ECS would answer
+    ConflictException to the same client token)."""
+    waited = f"\0{hashlib.sha256(task_token.encode()).hexdigest()}" if task_token else ""
+    digest = hashlib.sha256(f"{job_id}\0{index}\0{attempt}\0{capacity.value}{waited}".encode()).hexdigest()
     return f"spotmap-{digest[:48]}"
 
 
@@ -183,7 +189,7 @@ def launch_task(
         "taskDefinition": settings.task_definition_arn,
         "count": 1,
         "capacityProviderStrategy": [{"capacityProvider": capacity.value, "weight": 1}],
-        "clientToken": client_token(state.job_id, state.item.index, attempt, capacity),
+        "clientToken": client_token(state.job_id, state.item.index, attempt, capacity, task_token),
         "startedBy": state.job_id[:128],
         "tags": [
             {"key": "spotmap:job-id", "value": state.job_id},
@@ -208,6 +214,8 @@ def launch_task(
             launch_retries.write_tally(store, counted)
         return counted
 
+    if task_token and retry_count and store is not None:
+        _stop_task_of_lost_token(ecs, settings, store, state.item.index, attempt)
     try:
         response = ecs.run_task(**request)
     except ClientError as error:
@@ -290,3 +298,23 @@ def _expected_or_none(store: JobStore) -> float | None:
     except ClientError as error:  # without read access the first wait is simply POLL_MIN_SECONDS
         log.warning("could not read the job's task durations: %s", error)
         return None
+
+
+def _stop_task_of_lost_token(
+    ecs: Any, settings: LaunchSettings, store: JobStore, index: int, attempt: int
+) -> None:
+    """An earlier try of this LaunchAndWait may have started the attempt's task and then failed (e.g. a
+    Lambda timeout after RunTask): that task carries a token the state machine no longer waits for, so
+    it is stopped before this try launches the attempt again (its stop event then finds a closed token
+    and changes nothing)."""
+    record = store.launch_record(index, attempt)
+    if record is None or not record.get("task_arn"):
+        return
+    try:
+        ecs.stop_task(
+            cluster=settings.cluster_arn,
+            task=record["task_arn"],
+            reason="spotmap: relaunched: an earlier try of this launch lost its task token",
+        )
+    except ClientError as error:  # already stopped, or throttled: it then only runs to its end
+        log.warning("stop_task failed for %s: %s", record["task_arn"], error)

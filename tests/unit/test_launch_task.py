@@ -367,3 +367,31 @@ def test_every_launch_leaves_a_record_a_summary_can_count_and_cost(
     assert record["capacity"] == "FARGATE_SPOT" and record["task_arn"] == TASK_ARN
     assert record["vcpu"] == 1.0 and record["gb"] == 2.0
     assert record["launched_at"].startswith("2026-11-23T10:00:00")
+
+
+def test_a_retried_launch_and_wait_stops_the_task_that_lost_its_token_and_launches_again(
+    ecs: Any, s3: Any, lambda_context: Any
+) -> None:
+    # GIVEN a LaunchAndWait try that started the item's task, then failed (e.g. its Lambda timed out):
+    # the state machine retries the step with a new task token
+    stubber, requests = ecs
+    first_arn, second_arn = TASK_ARN, TASK_ARN.replace("feedface", "c0ffee00")
+    stubber.add_response("run_task", started(first_arn))
+    event = load_event("launch_task.json")
+    app.lambda_handler({**event, "task_token": "token-of-the-first-try"}, lambda_context)
+    stop_request = {
+        "cluster": CLUSTER_ARN,
+        "task": first_arn,
+        "reason": "spotmap: relaunched: an earlier try of this launch lost its task token",
+    }
+    stubber.add_response("stop_task", {"task": {"taskArn": first_arn}}, stop_request)
+    stubber.add_response("run_task", started(second_arn))
+
+    # WHEN the retry runs with its new token
+    app.lambda_handler({**event, "task_token": "token-of-the-retry", "retry_count": 1}, lambda_context)
+
+    # THEN the first task (whose token no step waits for) is stopped, and the retry is a launch of its
+    # own: another client token (the same one with other overrides is ECS's ConflictException)
+    first, second = requests
+    assert first["clientToken"] != second["clientToken"]
+    assert environment(second)["TASK_TOKEN"] == "token-of-the-retry"

@@ -245,7 +245,12 @@ def test_launch_task_reads_outcomes_and_the_job_descriptor_only(resources: dict[
     # record of each launch (what an aborted job's summary counts), that tally, and the launched item
     # state a task event or the backstop poll resumes from
     assert grants == {
-        "s3:GetObject": {"jobs/*/outcomes/*", "jobs/*/job.json", "jobs/*/launch-retries/*"},
+        "s3:GetObject": {
+            "jobs/*/outcomes/*",
+            "jobs/*/job.json",
+            "jobs/*/launch-retries/*",
+            "jobs/*/attempts/*",
+        },
         "s3:ListBucket": {f"{BUCKET} prefix=['jobs/*']"},
         "s3:PutObject": {"jobs/*/attempts/*", "jobs/*/launched/*", "jobs/*/launch-retries/*"},
     }
