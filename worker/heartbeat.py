@@ -3,10 +3,10 @@ waiting for the task's stop event (completion by events, functions/jobcore/compl
 
 LaunchTask puts the step's task token in TASK_TOKEN and the step's HeartbeatSeconds in
 TASK_HEARTBEAT_SECONDS; the worker calls SendTaskHeartbeat every third of that period, so a lost stop
-event costs the item at most one period before its backstop poll. Past TASK_HEARTBEAT_UNTIL (the
-item's timeout) it stops vouching for the task: the step times out and PollTask stops the task as
-timed out. A closed token (TaskTimedOut / InvalidToken: the item already moved on) ends the heartbeats.
-Without TASK_TOKEN (TaskEvents Disabled) nothing runs.
+event costs the item at most one period before its backstop poll. TASK_HEARTBEAT_FOR_SECONDS after
+its start (the item's timeout) it stops vouching for the task: the step times out and PollTask stops
+the task as timed out. A closed token (TaskTimedOut / InvalidToken: the item already moved on) ends
+the heartbeats. Without TASK_TOKEN (TaskEvents Disabled) nothing runs.
 """
 
 from __future__ import annotations
@@ -89,7 +89,8 @@ def from_env(env: Mapping[str, str]) -> Heartbeat | None:
         return None
     try:
         period = float(env.get("TASK_HEARTBEAT_SECONDS") or 0)
-        until = float(env["TASK_HEARTBEAT_UNTIL"]) if env.get("TASK_HEARTBEAT_UNTIL") else None
+        vouch = env.get("TASK_HEARTBEAT_FOR_SECONDS")
+        until = time.time() + float(vouch) if vouch else None  # from the worker's start
     except ValueError:
         LOG.warning("malformed heartbeat settings: no heartbeats")
         return None

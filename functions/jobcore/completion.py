@@ -38,7 +38,7 @@ log = logging.getLogger(__name__)
 
 TOKEN_VARIABLE = "TASK_TOKEN"  # noqa: S105 - the name of a variable, not a secret
 HEARTBEAT_VARIABLE = "TASK_HEARTBEAT_SECONDS"
-HEARTBEAT_UNTIL_VARIABLE = "TASK_HEARTBEAT_UNTIL"  # epoch seconds: no heartbeat past the item timeout
+HEARTBEAT_UNTIL_VARIABLE = "TASK_HEARTBEAT_FOR_SECONDS"  # no heartbeat this long after the worker starts
 # After the event the item passes CheckTask (the final state is counted by stopped_tasks.finish).
 EVENT_TRANSITIONS = 1
 # "The task token has either expired or the task associated with the token has already been closed"
@@ -74,9 +74,11 @@ def token_environment(token: str, state: ItemState, settings: LaunchSettings) ->
         environment.append({"name": HEARTBEAT_VARIABLE, "value": str(period)})
     if settings.item_timeout_minutes is not None:
         # the worker stops vouching for the task one period before the item's timeout, so that the step
-        # times out by then and PollTask stops the task as timed out, as with polling (within a period)
-        until = time.time() + settings.item_timeout_minutes * 60 - (period or 0)
-        environment.append({"name": HEARTBEAT_UNTIL_VARIABLE, "value": f"{until:.0f}"})
+        # times out by then and PollTask stops the task as timed out, as with polling (within a period).
+        # A duration, not a clock time: the overrides of a launch retried with the same token must be
+        # the same, or RunTask answers ConflictException to its client token.
+        vouch = max(0.0, settings.item_timeout_minutes * 60 - (period or 0))
+        environment.append({"name": HEARTBEAT_UNTIL_VARIABLE, "value": f"{vouch:.0f}"})
     return environment
 
 

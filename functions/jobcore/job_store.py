@@ -176,11 +176,6 @@ class JobStore:
         key = layout.attempt_key(self.job_id, record.index, record.attempt)
         put_json(self.s3, self.bucket, key, record.model_dump_json().encode())
 
-    def launch_record(self, index: int, attempt: int) -> dict[str, Any] | None:
-        """The launch record of that attempt as stored, or None when there is none."""
-        document = read_json(self.s3, self.bucket, layout.attempt_key(self.job_id, index, attempt))
-        return document if isinstance(document, dict) else None
-
     def launch_record_documents(self, indices: set[int]) -> Iterator[tuple[str, Any]]:
         """(key, JSON) of the launch records of the given items (one LIST, then a GET each)."""
         prefix = layout.attempts_prefix(self.job_id)

@@ -214,8 +214,6 @@ def launch_task(
             launch_retries.write_tally(store, counted)
         return counted
 
-    if task_token and retry_count and store is not None:
-        _stop_task_of_lost_token(ecs, settings, store, state.item.index, attempt)
     try:
         response = ecs.run_task(**request)
     except ClientError as error:
@@ -298,23 +296,3 @@ def _expected_or_none(store: JobStore) -> float | None:
     except ClientError as error:  # without read access the first wait is simply POLL_MIN_SECONDS
         log.warning("could not read the job's task durations: %s", error)
         return None
-
-
-def _stop_task_of_lost_token(
-    ecs: Any, settings: LaunchSettings, store: JobStore, index: int, attempt: int
-) -> None:
-    """An earlier try of this LaunchAndWait may have started the attempt's task and then failed (e.g. a
-    Lambda timeout after RunTask): that task carries a token the state machine no longer waits for, so
-    it is stopped before this try launches the attempt again (its stop event then finds a closed token
-    and changes nothing)."""
-    record = store.launch_record(index, attempt)
-    if record is None or not record.get("task_arn"):
-        return
-    try:
-        ecs.stop_task(
-            cluster=settings.cluster_arn,
-            task=record["task_arn"],
-            reason="spotmap: relaunched: an earlier try of this launch lost its task token",
-        )
-    except ClientError as error:  # already stopped, or throttled: it then only runs to its end
-        log.warning("stop_task failed for %s: %s", record["task_arn"], error)

@@ -369,29 +369,26 @@ def test_every_launch_leaves_a_record_a_summary_can_count_and_cost(
     assert record["launched_at"].startswith("2026-11-23T10:00:00")
 
 
-def test_a_retried_launch_and_wait_stops_the_task_that_lost_its_token_and_launches_again(
+def test_a_launch_and_wait_retried_with_a_new_token_is_a_launch_of_its_own(
     ecs: Any, s3: Any, lambda_context: Any
 ) -> None:
-    # GIVEN a LaunchAndWait try that started the item's task, then failed (e.g. its Lambda timed out):
-    # the state machine retries the step with a new task token
+    # GIVEN a LaunchAndWait try that started the item's task, then failed (e.g. its Lambda timed out)
     stubber, requests = ecs
     first_arn, second_arn = TASK_ARN, TASK_ARN.replace("feedface", "c0ffee00")
     stubber.add_response("run_task", started(first_arn))
+    stubber.add_response("run_task", started(first_arn))
+    stubber.add_response("run_task", started(second_arn))
     event = load_event("launch_task.json")
     app.lambda_handler({**event, "task_token": "token-of-the-first-try"}, lambda_context)
-    stop_request = {
-        "cluster": CLUSTER_ARN,
-        "task": first_arn,
-        "reason": "spotmap: relaunched: an earlier try of this launch lost its task token",
-    }
-    stubber.add_response("stop_task", {"task": {"taskArn": first_arn}}, stop_request)
-    stubber.add_response("run_task", started(second_arn))
 
-    # WHEN the retry runs with its new token
-    app.lambda_handler({**event, "task_token": "token-of-the-retry", "retry_count": 1}, lambda_context)
+    # WHEN the step is retried with the same token, then with a new one
+    app.lambda_handler({**event, "task_token": "token-of-the-first-try", "retry_count": 1}, lambda_context)
+    app.lambda_handler({**event, "task_token": "token-of-the-retry", "retry_count": 2}, lambda_context)
 
-    # THEN the first task (whose token no step waits for) is stopped, and the retry is a launch of its
-    # own: another client token (the same one with other overrides is ECS's ConflictException)
-    first, second = requests
-    assert first["clientToken"] != second["clientToken"]
-    assert environment(second)["TASK_TOKEN"] == "token-of-the-retry"
+    # THEN the same token is the same request (RunTask's client token returns the task it started:
+    # ECS answers ConflictException to a client token reused with other parameters), and a new token is
+    # a launch of its own, carrying that token
+    first, same, other = requests
+    assert same == first
+    assert other["clientToken"] != first["clientToken"]
+    assert environment(other)["TASK_TOKEN"] == "token-of-the-retry"

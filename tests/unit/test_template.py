@@ -249,7 +249,6 @@ def test_launch_task_reads_outcomes_and_the_job_descriptor_only(resources: dict[
             "jobs/*/outcomes/*",
             "jobs/*/job.json",
             "jobs/*/launch-retries/*",
-            "jobs/*/attempts/*",
         },
         "s3:ListBucket": {f"{BUCKET} prefix=['jobs/*']"},
         "s3:PutObject": {"jobs/*/attempts/*", "jobs/*/launched/*", "jobs/*/launch-retries/*"},
