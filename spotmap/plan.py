@@ -45,24 +45,17 @@ class PlanTarget:
     where: str
 
 
-class FileRangeReader:
+def file_range_reader(path: Path) -> Any:
     """jobcore.sharding's RangeReader over a local file: the shards StartJob would cut from its upload."""
+    sharding = _jobcore("sharding")
 
-    def __init__(self, path: Path):
-        self.path = path
-        self._size = path.stat().st_size
+    class FileRangeReader(sharding.ClippedRangeReader):  # type: ignore[name-defined]
+        def _read_within(self, start: int, end: int) -> bytes:
+            with path.open("rb") as handle:
+                handle.seek(start)
+                return handle.read(end - start)
 
-    @property
-    def size(self) -> int:
-        return self._size
-
-    def read(self, start: int, end: int) -> bytes:
-        end = min(end, self._size)
-        if start >= end:
-            return b""
-        with self.path.open("rb") as handle:
-            handle.seek(start)
-            return handle.read(end - start)
+    return FileRangeReader(path.stat().st_size)
 
 
 def service_quota(client: Any, code: str, where: str) -> Any:
@@ -73,6 +66,22 @@ def service_quota(client: Any, code: str, where: str) -> Any:
 def _flag_or(value: float | None, flag: str, read: Callable[[], Any]) -> Any:
     planning = _jobcore("planning")
     return planning.Quota(float(value), flag) if value is not None else read()
+
+
+def account_quotas(args: Any, quotas: Any, where: str) -> tuple[Any, Any]:
+    """The Fargate Spot and on-demand vCPU quotas: the flags when given, else Service Quotas' answer."""
+    planning = _jobcore("planning")
+    spot = _flag_or(
+        args.fargate_spot_vcpu_quota,
+        "--fargate-spot-vcpu-quota",
+        lambda: service_quota(quotas, planning.SPOT_VCPU_QUOTA_CODE, where),
+    )
+    on_demand = _flag_or(
+        args.fargate_on_demand_vcpu_quota,
+        "--fargate-on-demand-vcpu-quota",
+        lambda: service_quota(quotas, planning.ON_DEMAND_VCPU_QUOTA_CODE, where),
+    )
+    return spot, on_demand
 
 
 def local_target(args: Any, root: Path) -> PlanTarget:
@@ -88,16 +97,7 @@ def local_target(args: Any, root: Path) -> PlanTarget:
         s3 = local_client("s3", args.endpoint_url, stack.region)
         quotas = local_client("service-quotas", args.endpoint_url, stack.region)
         where = f"the local cloud at {args.endpoint_url}"
-        spot = _flag_or(
-            args.fargate_spot_vcpu_quota,
-            "--fargate-spot-vcpu-quota",
-            lambda: service_quota(quotas, planning.SPOT_VCPU_QUOTA_CODE, where),
-        )
-        on_demand = _flag_or(
-            args.fargate_on_demand_vcpu_quota,
-            "--fargate-on-demand-vcpu-quota",
-            lambda: service_quota(quotas, planning.ON_DEMAND_VCPU_QUOTA_CODE, where),
-        )
+        spot, on_demand = account_quotas(args, quotas, where)
         return PlanTarget(stack.parameters, stack.region, stack.bucket, s3, spot, on_demand, start, where)
     default = "the local cloud's default; set it with --fargate-spot-vcpu-quota"
     spot = _flag_or(
@@ -137,16 +137,7 @@ def aws_target(args: Any, root: Path) -> PlanTarget:
     outputs = {entry["OutputKey"]: entry["OutputValue"] for entry in found.get("Outputs", [])}
     quotas = session.client("service-quotas")
     where = f"account of stack {name}, {session.region_name}"
-    spot = _flag_or(
-        args.fargate_spot_vcpu_quota,
-        "--fargate-spot-vcpu-quota",
-        lambda: service_quota(quotas, planning.SPOT_VCPU_QUOTA_CODE, where),
-    )
-    on_demand = _flag_or(
-        args.fargate_on_demand_vcpu_quota,
-        "--fargate-on-demand-vcpu-quota",
-        lambda: service_quota(quotas, planning.ON_DEMAND_VCPU_QUOTA_CODE, where),
-    )
+    spot, on_demand = account_quotas(args, quotas, where)
     return PlanTarget(
         parameters,
         session.region_name or "us-east-1",
@@ -185,7 +176,11 @@ def job_items(path: Path, target: PlanTarget) -> PlannedJob:
     shard_size_mb = float(target.parameters.get("ShardSizeMB") or 8)
     if not path.name.endswith(layout.MANIFEST_SUFFIX):
         items = sharding.shard_items(
-            FileRangeReader(path), bucket=target.bucket, key=key, version_id=None, shard_size_mb=shard_size_mb
+            file_range_reader(path),
+            bucket=target.bucket,
+            key=key,
+            version_id=None,
+            shard_size_mb=shard_size_mb,
         )
         return PlannedJob(manifest.CSV_PROFILE, {}, list(items))
     processors = [name.strip() for name in target.parameters.get("Processors", "").split(",") if name.strip()]

@@ -28,8 +28,8 @@ from botocore.exceptions import ClientError
 
 from jobcore import layout
 from jobcore.models import BatchItemResult, BatchRecord, Item, JobDescriptor, ResultRecord
-from worker import checkpoints, logs, storage
-from worker.api import Context, ProcessorSpec
+from worker import logs, processing, storage
+from worker.api import ProcessorSpec
 from worker.cancel import Cancellation
 from worker.errors import EXIT_OK, ConfigError, ProcessingError, Terminated
 
@@ -78,8 +78,6 @@ def run_batch(
     scratch_root: Path,
 ) -> int:
     """Run every item of the batch not done yet, then write the batch's record; returns the exit code."""
-    from worker.runner import _now  # the runner's clock, for the records' times
-
     group = batch.members()
     done = _already_done(s3, config, group) if config.attempt > 1 else {}
     todo = [member for member in group if member.index not in done]
@@ -115,7 +113,7 @@ def run_batch(
         processor=spec.name,
         items=[results[member.index] for member in group],
         started_at=started_at,
-        finished_at=_now(),
+        finished_at=processing.now(),
     )
     body = json.dumps(record.model_dump(), ensure_ascii=False).encode()
     cancellation.commit()  # from here on a stop signal lets the PUT finish and we exit 0
@@ -167,52 +165,13 @@ def _run_item(
     scratch_root: Path,
 ) -> BatchItemResult:
     """One item of the batch, as a task of its own would run it; a failure is its result, not the task's."""
-    from worker.runner import _check_partial, _now
-
-    started_at = _now()
-    workdir = scratch_root / f"{config.job_id}-{item.index}-attempt-{config.attempt}"
-    bucket = item.bucket or config.bucket
-    source = storage.S3Source(s3, bucket, item.key, item.version_id) if item.key else None
-    name = source.name if source is not None else f"item {item.index}"
+    started_at = processing.now()
+    name = f"s3://{item.bucket or config.bucket}/{item.key}" if item.key else f"item {item.index}"
     try:
-        shutil.rmtree(workdir, ignore_errors=True)
-        workdir.mkdir(parents=True)
-        # the item's own checkpoint, as in a task of its own: a relaunched batch (attempt > 1) looks it up
-        store = checkpoints.for_task(
-            s3, config.bucket, config.job_id, item.index, config.attempt, workdir, cancellation
+        ctx, record = processing.run_item(
+            s3, config, job, spec, item, cancellation, env, scratch_root, started_at
         )
-        ctx = Context(
-            job=job,
-            item=item,
-            attempt=config.attempt,
-            workdir=workdir,
-            source=source,
-            cancellation=cancellation,
-            env=env,
-            logger=logs.get_logger(f"processor.{spec.name}"),
-            checkpoints=store,
-        )
-        if spec.cooperative:
-            with cancellation.deferred():
-                partial = spec.func(ctx)
-        else:
-            partial = spec.func(ctx)
-        cancellation.check()
-        _check_partial(spec.name, partial)
-        prefix = layout.output_prefix(config.job_id, item.index, config.attempt)
-        outputs = storage.upload_tree(s3, ctx.output_dir, config.bucket, prefix)
-        record = ResultRecord(
-            job_id=config.job_id,
-            index=item.index,
-            attempt=config.attempt,
-            processor=spec.name,
-            partial=partial,
-            outputs=outputs,
-            started_at=started_at,
-            finished_at=_now(),
-            resumption=store.resumption,
-        )
-        body = json.dumps(record.model_dump(), ensure_ascii=False).encode()
+        body = processing.record_body(record)
         with cancellation.deferred():  # a stop waits for this PUT: the record is whole or absent
             s3.put_object(
                 Bucket=config.bucket,
@@ -220,12 +179,12 @@ def _run_item(
                 Body=body,
                 ContentType="application/json",
             )
-        store.discard()  # the item succeeded: its checkpoint is no longer needed
+        ctx.checkpoints.discard()  # the item succeeded: its checkpoint is no longer needed
         return BatchItemResult(
             index=item.index,
             status="succeeded",
             attempt=config.attempt,
-            partial=partial,
+            partial=record.partial,
             resumption=record.resumption,
         )
     except Terminated:
@@ -239,14 +198,15 @@ def _run_item(
         _record_error(s3, config, item.index, message)
         return BatchItemResult(index=item.index, status="failed", attempt=config.attempt, reason=message)
     finally:
-        shutil.rmtree(workdir, ignore_errors=True)
+        shutil.rmtree(
+            processing.item_workdir(scratch_root, config.job_id, item.index, config.attempt),
+            ignore_errors=True,
+        )
 
 
 def _record_error(s3: Any, config: WorkerConfig, index: int, message: str) -> None:
     """The item's error record, where an unbatched item's would be (best effort)."""
-    from worker.runner import _now
-
-    body = json.dumps({"message": message, "exit_code": 1, "at": _now()}).encode()
+    body = json.dumps({"message": message, "exit_code": 1, "at": processing.now()}).encode()
     try:
         s3.put_object(
             Bucket=config.bucket,

@@ -18,6 +18,8 @@ import time
 from collections.abc import Iterator, Mapping
 from typing import Any
 
+from worker import storage
+
 LOG = logging.getLogger("worker.heartbeat")
 
 BEATS_PER_PERIOD = 3
@@ -28,18 +30,7 @@ CLOSED_TOKEN_CODES = frozenset({"TaskTimedOut", "InvalidToken", "TaskDoesNotExis
 def _client(env: Mapping[str, str]) -> Any:
     import boto3  # only tasks that live long enough to beat pay for a Step Functions client
 
-    kwargs: dict[str, Any] = {}
-    endpoint = env.get("AWS_ENDPOINT_URL_SFN") or env.get("AWS_ENDPOINT_URL")
-    if endpoint:
-        kwargs["endpoint_url"] = endpoint
-    region = env.get("AWS_REGION") or env.get("AWS_DEFAULT_REGION")
-    if region:
-        kwargs["region_name"] = region
-    if env.get("AWS_ACCESS_KEY_ID") and env.get("AWS_SECRET_ACCESS_KEY"):
-        kwargs["aws_access_key_id"] = env["AWS_ACCESS_KEY_ID"]
-        kwargs["aws_secret_access_key"] = env["AWS_SECRET_ACCESS_KEY"]
-        kwargs["aws_session_token"] = env.get("AWS_SESSION_TOKEN") or None
-    return boto3.session.Session().client("stepfunctions", **kwargs)
+    return boto3.session.Session().client("stepfunctions", **storage.client_settings(env, "SFN"))
 
 
 class Heartbeat:

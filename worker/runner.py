@@ -13,7 +13,6 @@ import os
 import shutil
 import tempfile
 from collections.abc import Mapping
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -21,11 +20,10 @@ from botocore.exceptions import ClientError
 from pydantic import Field, ValidationError
 
 from jobcore import layout
-from jobcore.merge import finalize, merge, problems
-from jobcore.models import Item, JobDescriptor, ResultRecord
+from jobcore.models import Item, JobDescriptor
 from jobcore.settings import NonNegativeInt, Settings
-from worker import batch, checkpoints, heartbeat, logs, processors, storage
-from worker.api import Context, get_processor, registered
+from worker import batch, heartbeat, logs, processing, processors, storage
+from worker.api import get_processor, registered
 from worker.cancel import Cancellation
 from worker.errors import EXIT_CONFIG, EXIT_FAILED, EXIT_OK, ConfigError, ProcessingError, Terminated
 
@@ -100,7 +98,7 @@ def _run(env: Mapping[str, str], cancellation: Cancellation) -> int:
 
 
 def _task(env: Mapping[str, str], cancellation: Cancellation) -> int:
-    started_at = _now()
+    started_at = processing.now()
     config = WorkerConfig.from_env(env)
     s3 = storage.make_s3_client(env)
     job = _read_job(s3, config)
@@ -121,63 +119,23 @@ def _task(env: Mapping[str, str], cancellation: Cancellation) -> int:
         finally:
             if config.scratch_dir is None:
                 shutil.rmtree(scratch_root, ignore_errors=True)
-    workdir = scratch_root / f"{config.job_id}-{config.index}-attempt-{config.attempt}"
     try:
-        try:
-            shutil.rmtree(workdir, ignore_errors=True)
-            workdir.mkdir(parents=True)
-        except OSError as error:
-            raise ConfigError(f"SCRATCH_DIR {scratch_root} is not writable: {error}") from error
-        bucket = item.bucket or config.bucket
-        source = storage.S3Source(s3, bucket, item.key, item.version_id) if item.key else None
-        store = checkpoints.for_task(
-            s3, config.bucket, config.job_id, config.index, config.attempt, workdir, cancellation
+        ctx, record = processing.run_item(
+            s3, config, job, spec, item, cancellation, env, scratch_root, started_at
         )
-        ctx = Context(
-            job=job,
-            item=item,
-            attempt=config.attempt,
-            workdir=workdir,
-            source=source,
-            cancellation=cancellation,
-            env=env,
-            logger=logs.get_logger(f"processor.{spec.name}"),
-            checkpoints=store,
-        )
-        LOG.info(
-            "processing item",
-            extra={"processor": spec.name, "input": ctx.input_name, "range": [item.start, item.end]},
-        )
-        if spec.cooperative:
-            with cancellation.deferred():
-                partial = spec.func(ctx)
-        else:
-            partial = spec.func(ctx)
-        cancellation.check()
-        _check_partial(spec.name, partial)
-
-        prefix = layout.output_prefix(config.job_id, config.index, config.attempt)
-        outputs = storage.upload_tree(s3, ctx.output_dir, config.bucket, prefix)
-        record = ResultRecord(
-            job_id=config.job_id,
-            index=config.index,
-            attempt=config.attempt,
-            processor=spec.name,
-            partial=partial,
-            outputs=outputs,
-            started_at=started_at,
-            finished_at=_now(),
-            resumption=store.resumption,
-        )
-        # python mode + json: a float overflow stays Infinity (pydantic's json mode would write null)
-        body = json.dumps(record.model_dump(), ensure_ascii=False).encode()
+        body = processing.record_body(record)
         cancellation.commit()  # from here on a stop signal lets the PUT finish and we exit 0
         write_result(s3, config.bucket, layout.result_key(config.job_id, config.index), body)
-        store.discard()  # the item succeeded: its checkpoint is no longer needed
-        LOG.info("item succeeded", extra={"outputs": len(outputs), "stop_requested": cancellation.requested})
+        ctx.checkpoints.discard()  # the item succeeded: its checkpoint is no longer needed
+        LOG.info(
+            "item succeeded", extra={"outputs": len(record.outputs), "stop_requested": cancellation.requested}
+        )
         return EXIT_OK
     finally:
-        shutil.rmtree(workdir, ignore_errors=True)
+        shutil.rmtree(
+            processing.item_workdir(scratch_root, config.job_id, config.index, config.attempt),
+            ignore_errors=True,
+        )
         if config.scratch_dir is None:
             shutil.rmtree(scratch_root, ignore_errors=True)
 
@@ -187,7 +145,7 @@ def _report_failure(env: Mapping[str, str], message: str, exit_code: int) -> Non
     reason says what went wrong and not only the exit code. Best effort: the log has it anyway."""
     try:
         job_id, index, attempt = env["JOB_ID"], int(env["ITEM_INDEX"]), int(env["ATTEMPT"])
-        body = json.dumps({"message": message, "exit_code": exit_code, "at": _now()}).encode()
+        body = json.dumps({"message": message, "exit_code": exit_code, "at": processing.now()}).encode()
         storage.make_s3_client(env).put_object(
             Bucket=env["JOB_BUCKET"],
             Key=layout.error_key(job_id, index, attempt),
@@ -257,26 +215,6 @@ def _read_item(s3: Any, config: WorkerConfig) -> Item:
     if item.index != config.index:
         raise ConfigError(f"ITEM has index {item.index} but ITEM_INDEX is {config.index}")
     return item
-
-
-def _check_partial(name: str, partial: Any) -> None:
-    """A partial result must be valid in the merge algebra (Summarize merges it without the processor):
-    refused here, it fails its own item with the key and the problem, before any result record exists."""
-    found = problems(partial)
-    if found:
-        raise ProcessingError(f"processor {name!r} returned an invalid partial result: " + "; ".join(found))
-    try:  # the checks above admit only values these accept; a last guard all the same
-        json.dumps(partial, allow_nan=True)
-        finalize(merge(partial, partial))
-    except (TypeError, ValueError, KeyError, IndexError, AttributeError, RecursionError) as error:
-        raise ProcessingError(
-            f"processor {name!r} returned a partial result that does not merge: "
-            f"{type(error).__name__}: {error}"
-        ) from error
-
-
-def _now() -> str:
-    return datetime.now(UTC).isoformat(timespec="milliseconds")
 
 
 def _int_or_raw(value: str | None) -> int | str | None:

@@ -46,11 +46,12 @@ def _shared_session() -> boto3.session.Session:
         return _session
 
 
-def make_s3_client(env: Mapping[str, str]) -> Any:
-    """An S3 client configured from `env` (endpoint, region, static credentials when given there), falling
-    back to boto3's usual chain (the ECS task role in AWS)."""
-    kwargs: dict[str, Any] = {"config": _S3_CONFIG}
-    endpoint = env.get("AWS_ENDPOINT_URL_S3") or env.get("AWS_ENDPOINT_URL")
+def client_settings(env: Mapping[str, str], service_suffix: str) -> dict[str, Any]:
+    """A boto3 client's endpoint, region and static credentials as `env` gives them (not os.environ: a
+    task's environment is a mapping here); the service's endpoint is AWS_ENDPOINT_URL_<service_suffix>,
+    else AWS_ENDPOINT_URL. What `env` does not give is left to boto3's usual chain."""
+    kwargs: dict[str, Any] = {}
+    endpoint = env.get(f"AWS_ENDPOINT_URL_{service_suffix}") or env.get("AWS_ENDPOINT_URL")
     if endpoint:
         kwargs["endpoint_url"] = endpoint
     region = env.get("AWS_REGION") or env.get("AWS_DEFAULT_REGION")
@@ -61,6 +62,13 @@ def make_s3_client(env: Mapping[str, str]) -> Any:
         kwargs["aws_secret_access_key"] = env["AWS_SECRET_ACCESS_KEY"]
         if env.get("AWS_SESSION_TOKEN"):
             kwargs["aws_session_token"] = env["AWS_SESSION_TOKEN"]
+    return kwargs
+
+
+def make_s3_client(env: Mapping[str, str]) -> Any:
+    """An S3 client configured from `env` (endpoint, region, static credentials when given there), falling
+    back to boto3's usual chain (the ECS task role in AWS)."""
+    kwargs: dict[str, Any] = {"config": _S3_CONFIG, **client_settings(env, "S3")}
     if "aws_access_key_id" not in kwargs:
         return _shared_session().client("s3", **kwargs)
     # static credentials (a local cloud's): one client per configuration and process, so a fork

@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import logging
 import re
+from abc import ABC, abstractmethod
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -63,15 +64,11 @@ class RangeReader(Protocol):
         ...
 
 
-class S3RangeReader:
-    """A RangeReader over one version of an S3 object, one ranged GET per read."""
+class ClippedRangeReader(ABC):
+    """A RangeReader over `size` bytes: reads are clipped to them; subclasses read a range within."""
 
-    def __init__(self, s3: Any, bucket: str, key: str, size: int, version_id: str | None = None):
-        self._s3 = s3
-        self.bucket = bucket
-        self.key = key
+    def __init__(self, size: int):
         self._size = size
-        self.version_id = version_id
 
     @property
     def size(self) -> int:
@@ -81,6 +78,24 @@ class S3RangeReader:
         end = min(end, self._size)
         if start >= end:
             return b""
+        return self._read_within(start, end)
+
+    @abstractmethod
+    def _read_within(self, start: int, end: int) -> bytes:
+        """The bytes [start, end), 0 <= start < end <= size."""
+
+
+class S3RangeReader(ClippedRangeReader):
+    """A RangeReader over one version of an S3 object, one ranged GET per read."""
+
+    def __init__(self, s3: Any, bucket: str, key: str, size: int, version_id: str | None = None):
+        super().__init__(size)
+        self._s3 = s3
+        self.bucket = bucket
+        self.key = key
+        self.version_id = version_id
+
+    def _read_within(self, start: int, end: int) -> bytes:
         request: dict[str, Any] = {
             "Bucket": self.bucket,
             "Key": self.key,

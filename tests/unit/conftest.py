@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import pytest
+from botocore.stub import Stubber
 
 # Powertools reads these when a handler module is imported: no X-Ray daemon, a metrics namespace.
 os.environ.setdefault("POWERTOOLS_TRACE_DISABLED", "true")
@@ -22,6 +23,11 @@ STATE_MACHINE_NAME = "spotmap-job"
 STATE_MACHINE_ARN = f"arn:aws:states:us-east-1:{ACCOUNT}:stateMachine:{STATE_MACHINE_NAME}"
 CLUSTER_ARN = f"arn:aws:ecs:us-east-1:{ACCOUNT}:cluster/spotmap-WorkerCluster"
 TASK_DEFINITION_ARN = f"arn:aws:ecs:us-east-1:{ACCOUNT}:task-definition/spotmap-worker:1"
+TASK_ARN = f"arn:aws:ecs:us-east-1:{ACCOUNT}:task/spotmap-WorkerCluster/feedfacefeedfacefeedfacefeedface"
+# RunTask's failure reason when Fargate Spot has no capacity
+CAPACITY_REASON = (
+    "Capacity is unavailable at this time. Please try again later or in a different availability zone"
+)
 HANDLER_MODULES = (
     "start_job.app",
     "launch_task.app",
@@ -138,3 +144,22 @@ class FakeLambdaContext:
 @pytest.fixture
 def lambda_context() -> FakeLambdaContext:
     return FakeLambdaContext()
+
+
+@pytest.fixture
+def ecs(aws: None) -> Iterator[tuple[Stubber, list[dict[str, Any]]]]:
+    """The launch client, stubbed (moto's ECS cannot place Fargate capacity-provider tasks), with the
+    RunTask requests it received."""
+    from jobcore import aws as factory
+
+    client = factory.ecs_single_attempt()
+    requests: list[dict[str, Any]] = []
+
+    def capture(params: dict[str, Any], **_: Any) -> None:
+        requests.append(params)
+
+    client.meta.events.register("provide-client-params.ecs.RunTask", capture)
+    with Stubber(client) as stubber:
+        yield stubber, requests
+        stubber.assert_no_pending_responses()
+    client.meta.events.unregister("provide-client-params.ecs.RunTask", capture)

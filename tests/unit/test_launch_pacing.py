@@ -6,7 +6,6 @@ travels as fields (jobcore.launch_retries), never parsed out of messages."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
@@ -19,30 +18,12 @@ from jobcore.job_store import JobStore
 from jobcore.launch_retries import LaunchRetries, read_tally, write_tally
 from launch_task import app
 from tests.conftest import load_event
-from tests.unit.conftest import BUCKET
+from tests.unit.conftest import BUCKET, CAPACITY_REASON, TASK_ARN
 
-TASK_ARN = "arn:aws:ecs:us-east-1:123456789012:task/spotmap-WorkerCluster/feedfacefeedfacefeedfacefeedface"
-CAPACITY_REASON = (
-    "Capacity is unavailable at this time. Please try again later or in a different availability zone"
-)
 CAPACITY_RETRIES_BEFORE_ON_DEMAND = 3  # tests/unit/conftest.py FUNCTION_ENV
 
-
-@pytest.fixture
-def ecs(s3: Any) -> Iterator[tuple[Stubber, list[dict[str, Any]]]]:
-    """The launch client, stubbed, with the RunTask requests it received (and S3 on moto, where the
-    launch tallies live)."""
-    client = factory.ecs_single_attempt()
-    requests: list[dict[str, Any]] = []
-
-    def capture(params: dict[str, Any], **_: Any) -> None:
-        requests.append(params)
-
-    client.meta.events.register("provide-client-params.ecs.RunTask", capture)
-    with Stubber(client) as stubber:
-        yield stubber, requests
-        stubber.assert_no_pending_responses()
-    client.meta.events.unregister("provide-client-params.ecs.RunTask", capture)
+# the launch client is stubbed (the `ecs` fixture); S3 is moto's, where the launch tallies live
+pytestmark = pytest.mark.usefixtures("s3")
 
 
 def throttle(stubber: Stubber) -> None:

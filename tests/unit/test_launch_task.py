@@ -3,12 +3,10 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from botocore.stub import Stubber
 
 from jobcore import aws as factory
 from jobcore import errors, layout
@@ -16,29 +14,7 @@ from jobcore.launching import OVERRIDES_LIMIT, client_token
 from jobcore.models import Item
 from launch_task import app
 from tests.conftest import load_event
-from tests.unit.conftest import CLUSTER_ARN, TASK_DEFINITION_ARN
-
-CAPACITY_REASON = (
-    "Capacity is unavailable at this time. Please try again later or in a different availability zone"
-)
-TASK_ARN = "arn:aws:ecs:us-east-1:123456789012:task/spotmap-WorkerCluster/feedfacefeedfacefeedfacefeedface"
-
-
-@pytest.fixture
-def ecs(aws: None) -> Iterator[tuple[Stubber, list[dict[str, Any]]]]:
-    """The launch client, stubbed (moto's ECS cannot place Fargate capacity-provider tasks), with the
-    RunTask requests it received."""
-    client = factory.ecs_single_attempt()
-    requests: list[dict[str, Any]] = []
-
-    def capture(params: dict[str, Any], **_: Any) -> None:
-        requests.append(params)
-
-    client.meta.events.register("provide-client-params.ecs.RunTask", capture)
-    with Stubber(client) as stubber:
-        yield stubber, requests
-        stubber.assert_no_pending_responses()
-    client.meta.events.unregister("provide-client-params.ecs.RunTask", capture)
+from tests.unit.conftest import CAPACITY_REASON, CLUSTER_ARN, TASK_ARN, TASK_DEFINITION_ARN
 
 
 def started(task_arn: str = TASK_ARN) -> dict[str, Any]:
