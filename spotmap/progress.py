@@ -13,7 +13,8 @@ changes), so a 10,000-item job costs a few LISTs per read plus a GET per newly f
 
 Spot interruptions and cost are those of the finished items: an item's usage reaches S3 only with its
 outcome (while it runs, it lives in the child execution's state). The ETA is the remaining items
-times the mean duration of the finished items' tasks, divided by the items running in parallel.
+times the mean duration of the finished items' tasks, divided by the items running in parallel; when
+that is already spent while items remain, the remaining items at the pace the job has kept so far.
 """
 
 from __future__ import annotations
@@ -84,7 +85,16 @@ class Progress:
         parallel = max(1, round(self.running / per_task))
         estimate = math.ceil(remaining / parallel) * self.mean_item_seconds
         # the read is a few seconds old: the time since then is already spent
-        return max(0.0, estimate - max(0.0, (now or time.time()) - self.read_at))
+        left = estimate - max(0.0, (now or time.time()) - self.read_at)
+        if left > 0 or remaining == 0:
+            return max(0.0, left)
+        # items remain, yet the tasks' run time says they are done: the job's pace is set elsewhere
+        # (launches, outcome writes, a batched job's many outcomes per task), so go by the pace seen
+        # so far rather than print 0:00 (P8: 100 batch tasks of ~1 s each took minutes to record)
+        elapsed = self.elapsed(now)
+        if not elapsed or not self.finished:
+            return None
+        return max(0, self.total - self.finished) * elapsed / self.finished
 
     def to_json(self, now: float | None = None) -> dict[str, Any]:
         document = asdict(self)

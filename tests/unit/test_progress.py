@@ -45,6 +45,26 @@ def test_eta_is_the_remaining_items_in_parallel_rounds_of_the_mean_item_duration
     assert running(mean_item_seconds=None).eta(now=1065.0) is None
 
 
+def test_the_eta_goes_by_the_jobs_pace_when_the_tasks_run_time_is_spent_while_items_remain() -> None:
+    # GIVEN a batched job whose first 2 tasks of 100 items ran 1 s each, yet 120 s after the start
+    # 8,400 items are still running (the pace is set by the launches and the outcome writes)
+    progress = running(
+        total=10_000,
+        succeeded=1_600,
+        failed=0,
+        running=8_400,
+        pending=0,
+        started_at=1000.0,
+        read_at=1120.0,
+        mean_item_seconds=1.0,
+        items_per_task=100.0,
+    )
+    # WHEN the ETA is asked 2 s after the read
+    eta = progress.eta(now=1122.0)
+    # THEN it is the 8,400 items left at the 1,600 items per 122 s seen so far, not 0:00
+    assert eta == pytest.approx(8_400 * 122.0 / 1_600)
+
+
 def test_a_batched_jobs_running_items_and_eta_are_counted_in_tasks(
     s3: Any, sfn: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
