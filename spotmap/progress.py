@@ -88,9 +88,10 @@ class Progress:
         left = estimate - max(0.0, (now or time.time()) - self.read_at)
         if left > 0 or remaining == 0:
             return max(0.0, left)
-        # items remain, yet the tasks' run time says they are done: the job's pace is set elsewhere
-        # (launches, outcome writes, a batched job's many outcomes per task), so go by the pace seen
-        # so far rather than print 0:00 (P8: 100 batch tasks of ~1 s each took minutes to record)
+        # items remain, yet the finished tasks' run time says they are done: those were the quickest
+        # (P8's 100 batch tasks all ran in one round; the estimate from the first to finish was spent
+        # while 84 % of the items still ran and printed 0:00), or the pace is set elsewhere (launches,
+        # outcome writes): go by the pace the job has kept so far
         elapsed = self.elapsed(now)
         if not elapsed or not self.finished:
             return None
