@@ -24,7 +24,7 @@ from tests.e2e.test_container_runtime import worker_image  # noqa: F401 - the im
 
 ROOT = Path(__file__).resolve().parents[2]
 PROJECT_PARTS = ("template.yaml", "samconfig.toml", "statemachine", "functions", "worker")
-UNITS = 12  # at 0.25 s each: seconds of margin between the reclaim (after 3) and the end
+UNITS = 24  # at 0.25 s each: 5 s of margin between seeing 3 units and the end, for a reclaim on a loaded machine
 UNIT_SECONDS = 0.25
 INTERRUPT_AFTER_UNITS = 3
 
@@ -208,7 +208,7 @@ def _assert_resumed_without_redoing(summary: dict, steady: dict, tasks: list[Any
 
 
 def test_a_python_processor_resumes_from_the_checkpoint_it_saved_when_reclaimed(cloud: Cloud) -> None:
-    # GIVEN a processor of 12 units that saves its progress when told to stop, and two jobs of it
+    # GIVEN a processor of UNITS units that saves its progress when told to stop, and two jobs of it
     manifest = {
         "processor": "slow-squares",
         "params": {"n": UNITS, "unit_seconds": UNIT_SECONDS},
@@ -225,7 +225,7 @@ def test_a_python_processor_resumes_from_the_checkpoint_it_saved_when_reclaimed(
 
 
 def test_a_command_resumes_from_its_checkpoint_directory_when_reclaimed(cloud: Cloud) -> None:
-    # GIVEN a command of 12 units that keeps its state in $SPOTMAP_CHECKPOINT_DIR, and two jobs of it
+    # GIVEN a command of UNITS units that keeps its state in $SPOTMAP_CHECKPOINT_DIR, and two jobs of it
     manifest = {
         "processor": "command",
         "params": {"command": ["python3", "-c", SQUARES_COMMAND], "n": UNITS, "unit_seconds": UNIT_SECONDS},
