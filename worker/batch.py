@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Any
 from botocore.exceptions import ClientError
 
 from jobcore import layout
-from jobcore.models import BatchItemResult, BatchRecord, Item, JobDescriptor, ResultRecord
+from jobcore.models import BatchItemResult, BatchRecord, Item, ItemBatch, JobDescriptor, ResultRecord
 from worker import checkpoints, logs, storage
 from worker.api import Context, ProcessorSpec
 from worker.cancel import Cancellation
@@ -71,7 +71,7 @@ def run_batch(
     config: WorkerConfig,
     job: JobDescriptor,
     spec: ProcessorSpec,
-    batch: Item,
+    batch: ItemBatch,
     cancellation: Cancellation,
     env: Mapping[str, str],
     started_at: str,
@@ -171,8 +171,7 @@ def _run_item(
 
     started_at = _now()
     workdir = scratch_root / f"{config.job_id}-{item.index}-attempt-{config.attempt}"
-    bucket = item.bucket or config.bucket
-    source = storage.S3Source(s3, bucket, item.key, item.version_id) if item.key else None
+    source = storage.source_for(s3, item, config.bucket)
     name = source.name if source is not None else f"item {item.index}"
     try:
         shutil.rmtree(workdir, ignore_errors=True)

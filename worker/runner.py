@@ -22,7 +22,15 @@ from pydantic import Field, ValidationError
 
 from jobcore import layout
 from jobcore.merge import finalize, merge, problems
-from jobcore.models import Item, JobDescriptor, ResultRecord
+from jobcore.models import (
+    Item,
+    ItemBatch,
+    JobDescriptor,
+    ResultRecord,
+    ShardItem,
+    parse_item,
+    parse_item_json,
+)
 from jobcore.settings import NonNegativeInt, Settings
 from worker import batch, checkpoints, heartbeat, logs, processors, storage
 from worker.api import Context, get_processor, registered
@@ -115,7 +123,7 @@ def _task(env: Mapping[str, str], cancellation: Cancellation) -> int:
     item = _read_item(s3, config)
 
     scratch_root = config.scratch_dir or Path(tempfile.mkdtemp(prefix="spotmap-"))
-    if item.batch is not None:  # many items in this task (jobcore.batching): worker/batch.py runs them
+    if isinstance(item, ItemBatch):  # many items in this task (jobcore.batching): worker/batch.py runs them
         try:
             return batch.run_batch(s3, config, job, spec, item, cancellation, env, started_at, scratch_root)
         finally:
@@ -128,8 +136,7 @@ def _task(env: Mapping[str, str], cancellation: Cancellation) -> int:
             workdir.mkdir(parents=True)
         except OSError as error:
             raise ConfigError(f"SCRATCH_DIR {scratch_root} is not writable: {error}") from error
-        bucket = item.bucket or config.bucket
-        source = storage.S3Source(s3, bucket, item.key, item.version_id) if item.key else None
+        source = storage.source_for(s3, item, config.bucket)
         store = checkpoints.for_task(
             s3, config.bucket, config.job_id, config.index, config.attempt, workdir, cancellation
         )
@@ -146,7 +153,7 @@ def _task(env: Mapping[str, str], cancellation: Cancellation) -> int:
         )
         LOG.info(
             "processing item",
-            extra={"processor": spec.name, "input": ctx.input_name, "range": [item.start, item.end]},
+            extra={"processor": spec.name, "input": ctx.input_name, "range": _byte_range(item)},
         )
         if spec.cooperative:
             with cancellation.deferred():
@@ -233,10 +240,15 @@ def _read_job(s3: Any, config: WorkerConfig) -> JobDescriptor:
         raise ConfigError(f"job descriptor s3://{config.bucket}/{key} is invalid: {error}") from error
 
 
+def _byte_range(item: Item) -> list[int | None]:
+    """The [start, end) a shard reads, for the log ([None, None]: the whole object, or no input)."""
+    return [item.start, item.end] if isinstance(item, ShardItem) else [None, None]
+
+
 def _read_item(s3: Any, config: WorkerConfig) -> Item:
     try:
         if config.item_json:
-            item = Item.model_validate_json(config.item_json)
+            item = parse_item_json(config.item_json)
         else:
             key = layout.items_key(config.job_id)
             items = _read_json(s3, config.bucket, key, "item list")
@@ -251,7 +263,7 @@ def _read_item(s3: Any, config: WorkerConfig) -> Item:
                 raise ConfigError(
                     f"item {config.index} is not in s3://{config.bucket}/{key} ({len(items)} items)"
                 )
-            item = Item.model_validate(found)
+            item = parse_item(found)
     except ValidationError as error:
         raise ConfigError(f"item {config.index} is invalid: {error}") from error
     if item.index != config.index:

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 from botocore.exceptions import ClientError
 
 from jobcore import layout, map_results
-from jobcore.models import Item, ItemOutcome, ItemState, JobDescriptor
+from jobcore.models import Item, ItemBatch, ItemOutcome, ItemState, JobDescriptor
 from jobcore.store import JSON_CONTENT, error_code, exists, list_indices, list_keys, put_json, read_json
 
 if TYPE_CHECKING:
@@ -118,7 +118,7 @@ class JobStore:
 
     def task_result(self, item: Item) -> Any | None:
         """The record that makes a task's exit code 0 a success: a batch's record, or the item's."""
-        return self.batch_record(item.index) if item.batch is not None else self.result(item.index)
+        return self.batch_record(item.index) if isinstance(item, ItemBatch) else self.result(item.index)
 
     def result_indices(self) -> set[int]:
         """The items that have a result record (one LIST)."""

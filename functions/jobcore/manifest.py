@@ -30,7 +30,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from jobcore import batching, layout
-from jobcore.models import Item
+from jobcore.models import ObjectItem, SweepItem
 
 MAX_MANIFEST_BYTES = 64 * 1024 * 1024
 MAX_COUNT = 10_000_000
@@ -260,16 +260,16 @@ def describe_errors(error: ValidationError) -> str:
     return "; ".join(problems)
 
 
-def object_items(bucket: str, keys: Iterator[str]) -> Iterator[Item]:
+def object_items(bucket: str, keys: Iterator[str]) -> Iterator[ObjectItem]:
     for index, key in enumerate(keys):
-        yield Item(index=index, bucket=bucket, key=key)
+        yield ObjectItem(index=index, bucket=bucket, key=key)
 
 
-def param_items(entries: list[dict[str, Any]]) -> Iterator[Item]:
+def param_items(entries: list[dict[str, Any]]) -> Iterator[SweepItem]:
     for index, params in enumerate(entries):
-        yield Item(index=index, params=params)
+        yield SweepItem(index=index, params=params)
 
 
-def seed_items(count: int, seed_start: int) -> Iterator[Item]:
+def seed_items(count: int, seed_start: int) -> Iterator[SweepItem]:
     for index in range(count):
-        yield Item(index=index, params={"seed": seed_start + index})
+        yield SweepItem(index=index, params={"seed": seed_start + index})

@@ -23,7 +23,7 @@ from jobcore import batching, layout, manifest, planning, rerun
 from jobcore.config import StartJobSettings
 from jobcore.ids import job_id_for
 from jobcore.job_store import JobStore
-from jobcore.models import InputObject, Item, JobDescriptor
+from jobcore.models import InputObject, Item, JobDescriptor, ObjectItem
 from jobcore.payload import ItemStateMeter, PayloadTooLarge, check_execution_input
 from jobcore.sharding import S3RangeReader, shard_items
 from jobcore.store import error_code, is_not_found, iso
@@ -237,7 +237,7 @@ def _build_manifest_job(
     batcher: batching.Batcher | None = None
     if batch is not None:
         size_of = (
-            (lambda item: sizes[item.key or ""])
+            (lambda item: sizes[item.key] if isinstance(item, ObjectItem) else 0)
             if origin.prefix is not None
             else batching.head_size(s3, source.bucket)
         )
