@@ -233,7 +233,7 @@ def _batch_spec(parsed: Any, target: PlanTarget) -> Any:
 def _size_of(parsed: Any, target: PlanTarget, sizes: dict[str, int]) -> Callable[[Any], int]:
     """An item's object size for max_bytes: from the prefix listing, else HeadObject as StartJob does;
     with --local (nothing to read) 0, so that only max_items groups them."""
-    if parsed.source.prefix is not None:
+    if parsed.source.kind == "prefix":
         return lambda item: sizes.get(item.key or "", 0)
     if target.s3 is None:
         return lambda item: 0
