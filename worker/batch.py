@@ -27,7 +27,15 @@ from typing import TYPE_CHECKING, Any
 from botocore.exceptions import ClientError
 
 from jobcore import layout
-from jobcore.models import BatchItemResult, BatchRecord, Item, ItemBatch, JobDescriptor, ResultRecord
+from jobcore.models import (
+    AttemptOutcome,
+    BatchItemResult,
+    BatchRecord,
+    Item,
+    ItemBatch,
+    JobDescriptor,
+    ResultRecord,
+)
 from worker import checkpoints, logs, storage
 from worker.api import Context, ProcessorSpec
 from worker.cancel import Cancellation
@@ -125,7 +133,7 @@ def run_batch(
         Body=body,
         ContentType="application/json",
     )
-    failed = sum(1 for result in record.items if result.status == "failed")
+    failed = sum(1 for result in record.items if result.status is AttemptOutcome.FAILED)
     LOG.info("batch done", extra={"items": len(group), "failed": failed, "skipped": len(done)})
     return EXIT_OK
 
@@ -148,7 +156,7 @@ def _already_done(s3: Any, config: WorkerConfig, group: list[Item]) -> dict[int,
             continue  # not a record: run the item again
         done[member.index] = BatchItemResult(
             index=member.index,
-            status="succeeded",
+            status=AttemptOutcome.SUCCEEDED,
             attempt=record.attempt,
             partial=record.partial,
             resumption=record.resumption,
@@ -222,7 +230,7 @@ def _run_item(
         store.discard()  # the item succeeded: its checkpoint is no longer needed
         return BatchItemResult(
             index=item.index,
-            status="succeeded",
+            status=AttemptOutcome.SUCCEEDED,
             attempt=config.attempt,
             partial=partial,
             resumption=record.resumption,
@@ -236,7 +244,9 @@ def _run_item(
             message = f"{name}: {message}"
         LOG.error(f"item {item.index} failed: {message}", extra={"item": item.index})
         _record_error(s3, config, item.index, message)
-        return BatchItemResult(index=item.index, status="failed", attempt=config.attempt, reason=message)
+        return BatchItemResult(
+            index=item.index, status=AttemptOutcome.FAILED, attempt=config.attempt, reason=message
+        )
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
 

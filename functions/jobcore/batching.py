@@ -31,6 +31,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 from jobcore import layout
 from jobcore.job_store import JobStore
 from jobcore.models import (
+    AttemptOutcome,
     BatchItemResult,
     BatchMember,
     BatchRecord,
@@ -233,7 +234,7 @@ def _own_result(store: JobStore, index: int) -> BatchItemResult | None:
         return None
     return BatchItemResult(
         index=index,
-        status="succeeded",
+        status=AttemptOutcome.SUCCEEDED,
         attempt=int(record.get("attempt") or 0),
         partial=record.get("partial"),
         resumption=record.get("resumption") or None,
@@ -271,7 +272,7 @@ def write_batch_outcome_to(store: JobStore, state: ItemState) -> ItemOutcome:
     lead = ItemOutcome.of(state)
     for position, member in enumerate(group):
         result = results.get(member.index)
-        succeeded = result is not None and result.status == "succeeded"
+        succeeded = result is not None and result.status is AttemptOutcome.SUCCEEDED
         figures: dict[str, Any] = (
             {
                 name: getattr(lead, name)

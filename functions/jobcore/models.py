@@ -7,7 +7,7 @@ ASL uses exactly these strings, so a typo such as "FAILLED" cannot ship.
 from __future__ import annotations
 
 import copy
-from enum import Enum
+from enum import Enum, StrEnum
 from typing import Annotated, Any, ClassVar, Literal, cast
 
 from pydantic import (
@@ -19,6 +19,7 @@ from pydantic import (
     SerializerFunctionWrapHandler,
     Tag,
     TypeAdapter,
+    field_serializer,
     model_serializer,
     model_validator,
 )
@@ -50,6 +51,34 @@ CLOSED_STATUSES = (
     ExecutionStatus.TIMED_OUT,
     ExecutionStatus.ABORTED,
 )
+
+
+class JobStatus(StrEnum):
+    """The summary's `status`: its execution's status, except that a job that cannot have succeeded is
+    FAILED (jobcore.summary); UNKNOWN when the execution's status was not given."""
+
+    RUNNING = "RUNNING"
+    SUCCEEDED = "SUCCEEDED"
+    FAILED = "FAILED"
+    TIMED_OUT = "TIMED_OUT"
+    ABORTED = "ABORTED"
+    PENDING_REDRIVE = "PENDING_REDRIVE"
+    UNKNOWN = "UNKNOWN"
+
+    @classmethod
+    def of(cls, execution_status: Any) -> JobStatus:
+        """The execution's status (an ExecutionStatus or its value) as a job's; UNKNOWN for none (or a
+        status Step Functions does not have)."""
+        value = execution_status.value if isinstance(execution_status, Enum) else execution_status
+        return cls(value) if value in cls._value2member_map_ else cls.UNKNOWN
+
+    @property
+    def closed(self) -> bool:
+        """The execution ended (the job's items can no longer change)."""
+        return self.value in _CLOSED_VALUES
+
+
+_CLOSED_VALUES = frozenset(status.value for status in CLOSED_STATUSES)
 
 
 class Capacity(str, Enum):
@@ -268,7 +297,12 @@ class Resumption(BaseModel):
     saved_seconds: float = 0.0  # the work time the checkpoints they resumed from held
 
 
-AttemptOutcome = Literal["succeeded", "interrupted", "failed"]
+class AttemptOutcome(StrEnum):
+    """What became of one task of an item (an AttemptRecord), or of one item in a batch's task."""
+
+    SUCCEEDED = "succeeded"
+    INTERRUPTED = "interrupted"
+    FAILED = "failed"
 
 
 class AttemptRecord(BaseModel):
@@ -408,7 +442,7 @@ class ResultRecord(BaseModel):
 
 class BatchItemResult(BaseModel):
     index: int
-    status: Literal["succeeded", "failed"]
+    status: Literal[AttemptOutcome.SUCCEEDED, AttemptOutcome.FAILED]
     attempt: int  # the attempt (task) that ran it: a relaunched task skips items already done
     partial: Any = None
     reason: str | None = None  # a failed item's reason (its object named)
@@ -502,7 +536,7 @@ class Summary(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     job_id: str
-    status: str  # an ExecutionStatus value, except that a job that cannot have succeeded is FAILED
+    status: JobStatus
     execution_status: Any  # the execution's own status, as DescribeExecution gave it
     execution_arn: str | None
     input: SummaryInput | None
@@ -521,6 +555,10 @@ class Summary(BaseModel):
     warnings: list[str] | None = None
     rerun_of: str | None = None
     rerun: dict[str, Any] | None = None
+
+    @field_serializer("status")
+    def _plain_status(self, status: JobStatus) -> str:
+        return status.value  # the document holds plain strings (the CLI and the report read it as JSON)
 
     def as_document(self) -> dict[str, Any]:
         document = self.model_dump(exclude={"items", "warnings", "rerun_of", "rerun"})

@@ -35,7 +35,15 @@ from botocore.exceptions import ClientError
 from jobcore import batching, merge
 from jobcore.job_store import JobStore
 from jobcore.manifest import ManifestError, RerunManifest
-from jobcore.models import Item, ItemBatch, JobDescriptor, ObjectItem, RerunOrigin, parse_item
+from jobcore.models import (
+    Item,
+    ItemBatch,
+    JobDescriptor,
+    ObjectItem,
+    RerunOrigin,
+    TaskStatus,
+    parse_item,
+)
 from jobcore.store import error_code, is_not_found
 
 MAX_CHAIN = 100  # reruns of reruns: how far back Summarize follows the chain for inherited items
@@ -168,7 +176,7 @@ def own_indices(s3: Any, bucket: str, job_id: str) -> set[int]:
 def succeeded_partial(store: JobStore, index: int) -> Any:
     """A succeeded item's partial result: from its outcome, else its result record (the same rule as
     the summary's); an item with neither is Unreadable, which fails the merge naming it."""
-    outcome = store.outcome(index, "succeeded")
+    outcome = store.outcome(index, TaskStatus.SUCCEEDED)
     if isinstance(outcome, dict) and outcome.get("partial") is not None:
         return outcome["partial"]
     record = store.result(index)

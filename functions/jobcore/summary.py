@@ -29,13 +29,14 @@ from jobcore.budget import bound_strings, truncate
 from jobcore.cost import PARENT_TRANSITIONS, cost_block
 from jobcore.job_store import JobStore
 from jobcore.models import (
-    CLOSED_STATUSES,
     ExecutionStatus,
     JobDescriptor,
+    JobStatus,
     Summary,
     SummaryInput,
     SummaryItems,
     SummaryTiming,
+    TaskStatus,
     Usage,
 )
 from jobcore.report import Timeline, render_report
@@ -175,7 +176,9 @@ class _Items:
         self.without_outcome: set[int] = set()
         self.checkpoints = _Resumptions()
 
-    def add(self, index: int, verdict: str | None, outcome: dict[str, Any] | None, partial: Any) -> None:
+    def add(
+        self, index: int, verdict: TaskStatus | None, outcome: dict[str, Any] | None, partial: Any
+    ) -> None:
         if self.timeline is not None:
             self.timeline.add(index, verdict, outcome)
         if verdict is None:
@@ -186,7 +189,7 @@ class _Items:
                 self.attempts[field] += int(outcome.get(field if field != "launched" else "attempts") or 0)
             self.usage.add(Usage.model_validate(outcome.get("usage") or {}))
             self.checkpoints.add(outcome.get("resumption"))
-            if verdict == "failed":
+            if verdict is TaskStatus.FAILED:
                 self.failures.append({"index": index, "reason": _short(outcome.get("reason") or "failed")})
         self.partials.add(index, partial)
 
@@ -237,7 +240,7 @@ class _Found:
     """What one item's objects say."""
 
     index: int
-    verdict: str | None  # "failed" or "succeeded": which outcome object it has; None: none
+    verdict: TaskStatus | None  # FAILED or SUCCEEDED: which outcome object it has; None: none
     outcome: dict[str, Any] | None
     partial: Any
     succeeded: bool  # a succeeded outcome or a result record, and no failed outcome
@@ -265,16 +268,16 @@ def build_summary(
     """
     store = JobStore(s3, bucket, job_id)
     reads = reads if reads is not None else Reads()
-    status = str(execution.get("status") or "UNKNOWN")
-    closed = status in {member.value for member in CLOSED_STATUSES}
+    status = JobStatus.of(execution.get("status"))
+    closed = status.closed
     descriptor = store.read_descriptor()
-    failed = store.outcome_indices("failed")
+    failed = store.outcome_indices(TaskStatus.FAILED)
     manifest = store.newest_map_manifest() if result_files and descriptor is not None else None
 
     listing: _Listing | None = None
     known = set(failed)
     if manifest is None:
-        listing = _Listing(store.result_indices(), store.outcome_indices("succeeded"))
+        listing = _Listing(store.result_indices(), store.outcome_indices(TaskStatus.SUCCEEDED))
         known |= listing.results | listing.succeeded_outcomes
     # else: a Map Run that wrote its result files has ended every item, and its SUCCEEDED files hold the
     # succeeded ones, so nothing needs listing: the few items they leave out are looked up one by one.
@@ -291,7 +294,7 @@ def build_summary(
         fetch: rerun.FetchInOrder = lambda keys, read: fetch_in_order(keys, read, workers)  # noqa: E731
         for index, partial in rerun.inherited_partials(s3, bucket, origin, own, fetch):
             reads.objects += 1
-            items.add(index, "succeeded", None, partial)  # succeeded in an earlier job: no cost here
+            items.add(index, TaskStatus.SUCCEEDED, None, partial)  # succeeded in an earlier job: no cost here
             succeeded.add(index)
             inherited += 1
 
@@ -308,7 +311,7 @@ def build_summary(
             if outcome.get("partial_omitted"):
                 continue
             succeeded.add(index)
-            items.add(index, "succeeded", outcome, partial)
+            items.add(index, TaskStatus.SUCCEEDED, outcome, partial)
         reads.items_from_result_files = len(succeeded) - inherited
 
     # A child that failed before any Lambda of it could record why (e.g. its state outgrew Step
@@ -337,16 +340,16 @@ def build_summary(
         item's partial result; one without it (written before outcomes carried partials) sends us to
         the result record."""
         if index in failed:
-            return _Found(index, "failed", get(store.outcome, index, "failed"), None, False)
+            return _Found(index, TaskStatus.FAILED, get(store.outcome, index, TaskStatus.FAILED), None, False)
         has_record: bool | None  # None: not known yet
         if listing is None:
-            outcome = get(store.outcome, index, "succeeded")
+            outcome = get(store.outcome, index, TaskStatus.SUCCEEDED)
             has_outcome = outcome is not None
             # PollTask writes a succeeded outcome only once it has read the item's result record
             has_record = True if has_outcome and outcome.get("partial") is not None else None
         else:
             has_outcome = index in listing.succeeded_outcomes
-            outcome = get(store.outcome, index, "succeeded") if has_outcome else None
+            outcome = get(store.outcome, index, TaskStatus.SUCCEEDED) if has_outcome else None
             has_record = index in listing.results
         if not has_outcome and index in child_failures:
             # its child failed: EvaluateJob counted it as failed (no succeeded outcome), and so do we,
@@ -361,7 +364,7 @@ def build_summary(
             partial = record.get("partial") if isinstance(record, dict) else None
             if listing is None:
                 has_record = record is not None
-        verdict = "succeeded" if has_outcome else None
+        verdict = TaskStatus.SUCCEEDED if has_outcome else None
         return _Found(index, verdict, outcome, partial, has_outcome or bool(has_record))
 
     to_look_up: list[int] = []
@@ -411,8 +414,8 @@ def build_summary(
         result = bound_strings(merge.finalize(merged)) if merge_error is None else None
     # A job without a descriptor, or whose results do not merge, did not succeed whatever its execution
     # says: the summary's status (and `spotmap local run`'s exit code) must not claim it did.
-    if status == ExecutionStatus.SUCCEEDED.value and (descriptor is None or merge_error is not None):
-        status = ExecutionStatus.FAILED.value
+    if status is JobStatus.SUCCEEDED and (descriptor is None or merge_error is not None):
+        status = JobStatus.FAILED
 
     summary = Summary(
         job_id=job_id,
@@ -474,7 +477,7 @@ def _result_file_outcomes(
 ) -> Iterator[dict[str, Any]]:
     """The outcomes of the succeeded children in the manifest's result files, streamed. A damaged
     file ends early: the items it did not give are looked up one by one."""
-    for key in map_results.result_file_keys(manifest, "SUCCEEDED"):
+    for key in map_results.result_file_keys(manifest, ExecutionStatus.SUCCEEDED):
         reads.result_files += 1
         try:
             for record in store.map_result_records(key):
@@ -490,7 +493,7 @@ def _failed_children(
 ) -> dict[int, str]:
     """Why the Map Run's failed children of the `wanted` items failed, from its FAILED result files."""
     found: dict[int, str] = {}
-    for key in map_results.result_file_keys(manifest, "FAILED"):
+    for key in map_results.result_file_keys(manifest, ExecutionStatus.FAILED):
         reads.result_files += 1
         try:
             for record in store.map_result_records(key):
