@@ -228,7 +228,7 @@ def _batch_spec(parsed: Any, target: PlanTarget) -> Any:
 def _size_of(parsed: Any, target: PlanTarget, sizes: dict[str, int]) -> Callable[[Any], int]:
     """An item's object size for max_bytes: from the prefix listing, else HeadObject as StartJob does;
     with --local (nothing to read) 0, so that only max_items groups them."""
-    if parsed.source.prefix is not None:
+    if parsed.source.kind == "prefix":
         return lambda item: sizes.get(item.key or "", 0)
     if target.s3 is None:
         return lambda item: 0
@@ -242,22 +242,24 @@ def sample_seconds(job: PlannedJob, path: Path, count: int, target: PlanTarget) 
     sampled = job.items[:count]
     if not sampled:
         raise UserError("--sample: the job has no items to run")
+    models = _jobcore("models")
     started = time.perf_counter()
     for item in sampled:
         data: bytes | Path | None = None
-        if item.start is not None:  # a shard of the file being planned, or of an object in the bucket
+        shard = isinstance(item, models.ShardItem)
+        if shard:  # a shard of the file being planned, or of an object in the bucket
             data = path if item.key == f"input/{path.name}" else _object(target, item.key)
-        elif item.key is not None:
+        elif isinstance(item, models.ObjectItem):
             data = _object(target, item.key)
         run_processor(
             job.processor,
             data,
-            start=item.start,
-            end=item.end,
-            header_end=item.header_end,
+            start=item.start if shard else None,
+            end=item.end if shard else None,
+            header_end=item.header_end if shard else 0,
             index=item.index,
             params=job.params,
-            item_params=item.params,
+            item_params=item.params if isinstance(item, models.SweepItem) else None,
         )
     mean = (time.perf_counter() - started) / len(sampled)
     return mean, f"measured here: the mean of the first {len(sampled)} item(s) run by {job.processor}"

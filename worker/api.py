@@ -24,7 +24,7 @@ from logging import Logger
 from pathlib import Path
 from typing import Any, TypeVar
 
-from jobcore.models import Item, JobDescriptor
+from jobcore.models import Item, JobDescriptor, ObjectItem, SweepItem
 from worker import storage
 from worker.cancel import Cancellation
 from worker.checkpoints import CheckpointInfo, CheckpointStore, LocalBackend
@@ -67,8 +67,8 @@ class Context:
         self.item = item
         self.index = item.index
         self.attempt = attempt
-        #: job params overlaid with the item's params (the item wins)
-        self.params: dict[str, Any] = {**job.params, **item.params}
+        #: job params overlaid with the item's params (a sweep item's; the item wins)
+        self.params: dict[str, Any] = {**job.params, **(item.params if isinstance(item, SweepItem) else {})}
         self.workdir = workdir
         #: files written here are uploaded when the processor returns successfully
         self.output_dir = workdir / "output"
@@ -130,7 +130,8 @@ class Context:
         path, for tools that need a file. The file name ends like the object's key."""
         if self._input_path is None:
             source = self._require_source()
-            name = re.sub(r"[^A-Za-z0-9._-]", "_", (self.item.key or "input").rsplit("/", 1)[-1]) or "input"
+            key = self.item.key if isinstance(self.item, ObjectItem) else ""
+            name = re.sub(r"[^A-Za-z0-9._-]", "_", (key or "input").rsplit("/", 1)[-1]) or "input"
             self._input_path = storage.download(source, self._segments, self.workdir / "input" / name)
         return self._input_path
 

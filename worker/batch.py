@@ -27,7 +27,15 @@ from typing import TYPE_CHECKING, Any
 from botocore.exceptions import ClientError
 
 from jobcore import layout
-from jobcore.models import BatchItemResult, BatchRecord, Item, JobDescriptor, ResultRecord
+from jobcore.models import (
+    AttemptOutcome,
+    BatchItemResult,
+    BatchRecord,
+    Item,
+    ItemBatch,
+    JobDescriptor,
+    ResultRecord,
+)
 from worker import logs, processing, storage
 from worker.api import ProcessorSpec
 from worker.cancel import Cancellation
@@ -71,7 +79,7 @@ def run_batch(
     config: WorkerConfig,
     job: JobDescriptor,
     spec: ProcessorSpec,
-    batch: Item,
+    batch: ItemBatch,
     cancellation: Cancellation,
     env: Mapping[str, str],
     started_at: str,
@@ -123,7 +131,7 @@ def run_batch(
         Body=body,
         ContentType="application/json",
     )
-    failed = sum(1 for result in record.items if result.status == "failed")
+    failed = sum(1 for result in record.items if result.status is AttemptOutcome.FAILED)
     LOG.info("batch done", extra={"items": len(group), "failed": failed, "skipped": len(done)})
     return EXIT_OK
 
@@ -146,7 +154,7 @@ def _already_done(s3: Any, config: WorkerConfig, group: list[Item]) -> dict[int,
             continue  # not a record: run the item again
         done[member.index] = BatchItemResult(
             index=member.index,
-            status="succeeded",
+            status=AttemptOutcome.SUCCEEDED,
             attempt=record.attempt,
             partial=record.partial,
             resumption=record.resumption,
@@ -166,7 +174,8 @@ def _run_item(
 ) -> BatchItemResult:
     """One item of the batch, as a task of its own would run it; a failure is its result, not the task's."""
     started_at = processing.now()
-    name = f"s3://{item.bucket or config.bucket}/{item.key}" if item.key else f"item {item.index}"
+    source = storage.source_for(s3, item, config.bucket)
+    name = source.name if source is not None else f"item {item.index}"
     try:
         ctx, record = processing.run_item(
             s3, config, job, spec, item, cancellation, env, scratch_root, started_at
@@ -182,7 +191,7 @@ def _run_item(
         ctx.checkpoints.discard()  # the item succeeded: its checkpoint is no longer needed
         return BatchItemResult(
             index=item.index,
-            status="succeeded",
+            status=AttemptOutcome.SUCCEEDED,
             attempt=config.attempt,
             partial=record.partial,
             resumption=record.resumption,
@@ -196,7 +205,9 @@ def _run_item(
             message = f"{name}: {message}"
         LOG.error(f"item {item.index} failed: {message}", extra={"item": item.index})
         _record_error(s3, config, item.index, message)
-        return BatchItemResult(index=item.index, status="failed", attempt=config.attempt, reason=message)
+        return BatchItemResult(
+            index=item.index, status=AttemptOutcome.FAILED, attempt=config.attempt, reason=message
+        )
     finally:
         shutil.rmtree(
             processing.item_workdir(scratch_root, config.job_id, item.index, config.attempt),

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from jobcore import layout
 from jobcore.merge import finalize, merge, problems
-from jobcore.models import Item, JobDescriptor, ResultRecord
+from jobcore.models import Item, JobDescriptor, ResultRecord, ShardItem
 from worker import checkpoints, logs, storage
 from worker.api import Context, ProcessorSpec
 from worker.cancel import Cancellation
@@ -50,9 +50,7 @@ def run_item(
         workdir.mkdir(parents=True)
     except OSError as error:
         raise ConfigError(f"SCRATCH_DIR {scratch_root} is not writable: {error}") from error
-    source = (
-        storage.S3Source(s3, item.bucket or config.bucket, item.key, item.version_id) if item.key else None
-    )
+    source = storage.source_for(s3, item, config.bucket)
     store = checkpoints.for_task(
         s3, config.bucket, config.job_id, item.index, config.attempt, workdir, cancellation
     )
@@ -69,7 +67,7 @@ def run_item(
     )
     LOG.info(
         "processing item",
-        extra={"processor": spec.name, "input": ctx.input_name, "range": [item.start, item.end]},
+        extra={"processor": spec.name, "input": ctx.input_name, "range": _byte_range(item)},
     )
     if spec.cooperative:
         with cancellation.deferred():
@@ -117,3 +115,8 @@ def check_partial(name: str, partial: Any) -> None:
             f"processor {name!r} returned a partial result that does not merge: "
             f"{type(error).__name__}: {error}"
         ) from error
+
+
+def _byte_range(item: Item) -> list[int | None]:
+    """The [start, end) a shard reads, for the log ([None, None]: the whole object, or no input)."""
+    return [item.start, item.end] if isinstance(item, ShardItem) else [None, None]

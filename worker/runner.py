@@ -20,7 +20,13 @@ from botocore.exceptions import ClientError
 from pydantic import Field, ValidationError
 
 from jobcore import layout
-from jobcore.models import Item, JobDescriptor
+from jobcore.models import (
+    Item,
+    ItemBatch,
+    JobDescriptor,
+    parse_item,
+    parse_item_json,
+)
 from jobcore.settings import NonNegativeInt, Settings
 from worker import batch, heartbeat, logs, processing, processors, storage
 from worker.api import get_processor, registered
@@ -113,7 +119,7 @@ def _task(env: Mapping[str, str], cancellation: Cancellation) -> int:
     item = _read_item(s3, config)
 
     scratch_root = config.scratch_dir or Path(tempfile.mkdtemp(prefix="spotmap-"))
-    if item.batch is not None:  # many items in this task (jobcore.batching): worker/batch.py runs them
+    if isinstance(item, ItemBatch):  # many items in this task (jobcore.batching): worker/batch.py runs them
         try:
             return batch.run_batch(s3, config, job, spec, item, cancellation, env, started_at, scratch_root)
         finally:
@@ -194,7 +200,7 @@ def _read_job(s3: Any, config: WorkerConfig) -> JobDescriptor:
 def _read_item(s3: Any, config: WorkerConfig) -> Item:
     try:
         if config.item_json:
-            item = Item.model_validate_json(config.item_json)
+            item = parse_item_json(config.item_json)
         else:
             key = layout.items_key(config.job_id)
             items = _read_json(s3, config.bucket, key, "item list")
@@ -209,7 +215,7 @@ def _read_item(s3: Any, config: WorkerConfig) -> Item:
                 raise ConfigError(
                     f"item {config.index} is not in s3://{config.bucket}/{key} ({len(items)} items)"
                 )
-            item = Item.model_validate(found)
+            item = parse_item(found)
     except ValidationError as error:
         raise ConfigError(f"item {config.index} is invalid: {error}") from error
     if item.index != config.index:

@@ -22,7 +22,7 @@ from boto3.s3.transfer import TransferConfig
 from botocore.config import Config
 from botocore.exceptions import ClientError
 
-from jobcore.models import Item
+from jobcore.models import Item, ObjectItem, ShardItem
 from worker.errors import ProcessingError
 
 CHUNK_SIZE = 1 << 20
@@ -126,8 +126,11 @@ class Segment:
 
 
 def segments_for(item: Item) -> list[Segment]:
-    """The header [0, header_end) (unless the range already starts inside it), then [start, end)."""
-    start = item.start or 0
+    """For a shard, the header [0, header_end) (unless the range already starts inside it), then [start,
+    end); for any other item, the whole object."""
+    if not isinstance(item, ShardItem):
+        return [Segment(0, None)]
+    start = item.start
     segments = []
     if item.header_end and start >= item.header_end:
         segments.append(Segment(0, item.header_end))
@@ -142,6 +145,14 @@ class Source(Protocol):
 
     def open_segment(self, segment: Segment) -> Any:  # an object with read(n) -> bytes and close()
         ...
+
+
+def source_for(s3: Any, item: Item, job_bucket: str) -> S3Source | None:
+    """The object an item reads (a shard's or a whole object's; in the job's bucket unless it names
+    another), or None for an item without input (a sweep item)."""
+    if not isinstance(item, ObjectItem) or not item.key:
+        return None
+    return S3Source(s3, item.bucket or job_bucket, item.key, item.version_id)
 
 
 class S3Source:

@@ -12,7 +12,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from jobcore.models import InputObject, Item, JobDescriptor
+from jobcore.models import InputObject, Item, JobDescriptor, ObjectItem, ShardItem, SweepItem
 from worker import processors, storage
 from worker.api import Context, ProcessFn, get_processor
 from worker.cancel import Cancellation
@@ -38,7 +38,9 @@ def run_processor(
     item without input) as item `index` with the byte range [start, end) and header [0, header_end).
     Returns its partial result. Outputs stay in `workdir`/output when `workdir` is given. With
     `checkpoints` (a directory), the item's checkpoint is kept there between calls: a call with a higher
-    `attempt` resumes from what an earlier one saved."""
+    `attempt` resumes from what an earlier one saved. Without data the item is a sweep item with
+    `item_params`; with data it is a shard (start or end given) or a whole object, and `item_params` are
+    overlaid on `params` (in a job only sweep items have params of their own)."""
     if isinstance(processor, str):
         processors.discover()
         spec = get_processor(processor)
@@ -49,20 +51,23 @@ def run_processor(
         name, func = getattr(processor, "__name__", "local"), processor
     size = (data.stat().st_size if isinstance(data, Path) else len(data)) if data is not None else 0
     key = data.name if isinstance(data, Path) else "input/local"
-    item = Item(
-        index=index,
-        bucket="local" if data is not None else None,
-        key=key if data is not None else None,
-        start=start,
-        end=end,
-        header_end=header_end,
-        params=item_params or {},
-    )
+    item: Item
+    job_params = params or {}
+    if data is None:
+        item = SweepItem(index=index, params=item_params or {})
+    else:
+        job_params = {**job_params, **(item_params or {})}
+        if start is not None or end is not None:
+            item = ShardItem(
+                index=index, bucket="local", key=key, start=start or 0, end=end, header_end=header_end
+            )
+        else:
+            item = ObjectItem(index=index, bucket="local", key=key)
     job = JobDescriptor(
         job_id="local",
         input=InputObject(bucket="local", key=key, size=size),
         processor=name,
-        params=params or {},
+        params=job_params,
         item_count=1,
         created_at=datetime.now(UTC).isoformat(),
     )

@@ -1,5 +1,6 @@
 """EvaluateJob: after the Map, decide whether the job's failed items are within tolerance.
-Input `{"job_id", "bucket"}`; output `{"job_id", "total", "failed", "within_tolerance"}`."""
+Input `{"job_id", "bucket"}`; output `{"job_id", "total", "succeeded", "failed", "within_tolerance"}`
+(jobcore.evaluation.JobEvaluation)."""
 
 from __future__ import annotations
 
@@ -27,7 +28,8 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
     log_job(request.job_id)
     verdict = evaluate_job(aws.s3(), request.bucket, request.job_id, settings().tolerated_failure_percentage)
     count("JobsEvaluated")
-    if not verdict["within_tolerance"]:
+    if not verdict.within_tolerance:
         count("JobsOverFailureTolerance")
-    logger.info("job evaluated", extra=verdict)
-    return verdict
+    answer = verdict.model_dump()
+    logger.info("job evaluated", extra=answer)
+    return answer

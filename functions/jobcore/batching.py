@@ -8,7 +8,7 @@ BatchMaxItems / BatchMaxBytes (1 / 0: off). Consecutive items go into one batch 
 alone), or its item list would outgrow `BATCH_ITEMS_BYTES` (a Step Functions state carries it).
 
 The batches are formed in the item list itself (moto's interpreter has no ItemBatcher): one Map item is
-one batch, run by one ECS task. A batch is an `Item` whose `batch` lists its items, each with its own
+one batch, run by one ECS task. A batch is an `ItemBatch` whose `batch` lists its items, each with its own
 index (the job's item index), and which takes its first item's index; a group of one stays a plain item.
 The worker runs a batch's items one after another (or a few at once), writing each item's result record
 as it finishes, and last the batch's record (`layout.batch_record_key`): its existence is the task's
@@ -31,11 +31,16 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 from jobcore import layout
 from jobcore.job_store import JobStore
 from jobcore.models import (
+    AttemptOutcome,
     BatchItemResult,
+    BatchMember,
     BatchRecord,
     Item,
+    ItemBatch,
     ItemOutcome,
     ItemState,
+    ObjectItem,
+    ShardItem,
     TaskStatus,
     Usage,
 )
@@ -156,12 +161,14 @@ class Batcher:
         self.tasks += 1
         if len(group) == 1:
             return group[0]
-        bucket = group[0].bucket
-        members = [
-            member.model_copy(update={"bucket": None}) if member.bucket == bucket else member
-            for member in group
-        ]
-        return Item(index=group[0].index, bucket=bucket, batch=members)
+        bucket = group[0].bucket if isinstance(group[0], ObjectItem) else None
+        members: list[BatchMember] = []
+        for member in group:
+            if isinstance(member, ShardItem | ItemBatch):  # a shard source is not batched (spec_for)
+                raise TypeError(f"item {member.index}: a {member.kind} item is not batched")
+            shares_bucket = isinstance(member, ObjectItem) and member.bucket == bucket
+            members.append(member.model_copy(update={"bucket": None}) if shares_bucket else member)
+        return ItemBatch(index=group[0].index, bucket=bucket, batch=members)
 
 
 def listed_objects(s3: Any, bucket: str, prefix: str, sizes: dict[str, int]) -> Iterator[str]:
@@ -179,6 +186,8 @@ def head_size(s3: Any, bucket: str) -> Callable[[Item], int]:
     """An item's object size by HeadObject (keys sources, only when max_bytes needs it)."""
 
     def size_of(item: Item) -> int:
+        if not isinstance(item, ObjectItem):
+            return 0  # no object: nothing to weigh
         try:
             return int(s3.head_object(Bucket=item.bucket or bucket, Key=item.key)["ContentLength"])
         except ClientError as error:  # missing or unreadable: its item fails in its task, naming it
@@ -225,7 +234,7 @@ def _own_result(store: JobStore, index: int) -> BatchItemResult | None:
         return None
     return BatchItemResult(
         index=index,
-        status="succeeded",
+        status=AttemptOutcome.SUCCEEDED,
         attempt=int(record.get("attempt") or 0),
         partial=record.get("partial"),
         resumption=record.get("resumption") or None,
@@ -233,7 +242,7 @@ def _own_result(store: JobStore, index: int) -> BatchItemResult | None:
 
 
 def _failure_reason(state: ItemState, member: Item, result: BatchItemResult | None) -> str:
-    first, last = state.item.index, (state.item.batch or [state.item])[-1].index
+    first, last = state.item.index, state.item.members()[-1].index
     where = f"in the batch task of items {first}-{last}"
     if result is not None and result.reason:
         return f"{result.reason} ({where}, attempt {result.attempt}; log: {state.log})"
@@ -250,7 +259,7 @@ def write_batch_outcome_to(store: JobStore, state: ItemState) -> ItemOutcome:
     with its partial when its result is recorded (in the batch's record, else its own result record from
     an earlier or a broken task), failed with its own reason otherwise. The first item's outcome carries
     the batch's task figures. Returns the batch's outcome, its items' outcomes inside (compact)."""
-    group = state.item.batch or []
+    group = state.item.batch if isinstance(state.item, ItemBatch) else []
     results = _read_record(store, state) if state.status is TaskStatus.SUCCEEDED else {}
     missing = [member.index for member in group if member.index not in results]
     if missing:
@@ -263,7 +272,7 @@ def write_batch_outcome_to(store: JobStore, state: ItemState) -> ItemOutcome:
     lead = ItemOutcome.of(state)
     for position, member in enumerate(group):
         result = results.get(member.index)
-        succeeded = result is not None and result.status == "succeeded"
+        succeeded = result is not None and result.status is AttemptOutcome.SUCCEEDED
         figures: dict[str, Any] = (
             {
                 name: getattr(lead, name)

@@ -31,7 +31,7 @@ from jobcore import stopped_tasks
 from jobcore.config import LaunchSettings, PollSettings
 from jobcore.errors import SpotmapError
 from jobcore.job_store import JobStore
-from jobcore.models import ItemState
+from jobcore.models import ItemState, TaskStatus
 from jobcore.store import error_code
 
 log = logging.getLogger(__name__)
@@ -217,7 +217,7 @@ def unrecorded_launch(state: ItemState, settings: PollSettings) -> ItemState | N
         return None
     if state.polls < LAUNCH_LOOKUPS:
         return state.model_copy(
-            update={"status": "RUNNING", "polls": state.polls + 1, "wait_seconds": settings.min_wait}
+            update={"status": TaskStatus.RUNNING, "polls": state.polls + 1, "wait_seconds": settings.min_wait}
         )
     why = json.dumps(state.wait_error)[:300]
     return state.model_copy(

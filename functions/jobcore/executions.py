@@ -12,6 +12,9 @@ from jobcore.models import CLOSED_STATUSES, ExecutionStatus
 from jobcore.summary import execution_info
 
 CLOSED = frozenset(status.value for status in CLOSED_STATUSES)
+# A job's tasks can outlive its execution only when it did not succeed (a succeeded execution saw every
+# item's task stop): the statuses StopJobTasks and the reconciler's task sweep act on.
+STOPPED_EARLY = frozenset({ExecutionStatus.FAILED, ExecutionStatus.TIMED_OUT, ExecutionStatus.ABORTED})
 
 
 class ExecutionStatusChange(BaseModel):

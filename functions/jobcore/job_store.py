@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 from botocore.exceptions import ClientError
 
 from jobcore import layout, map_results
-from jobcore.models import Item, ItemOutcome, ItemState, JobDescriptor
+from jobcore.models import Item, ItemBatch, ItemOutcome, ItemState, JobDescriptor, TaskStatus
 from jobcore.store import JSON_CONTENT, error_code, exists, list_indices, list_keys, put_json, read_json
 
 if TYPE_CHECKING:
@@ -118,7 +118,7 @@ class JobStore:
 
     def task_result(self, item: Item) -> Any | None:
         """The record that makes a task's exit code 0 a success: a batch's record, or the item's."""
-        return self.batch_record(item.index) if item.batch is not None else self.result(item.index)
+        return self.batch_record(item.index) if isinstance(item, ItemBatch) else self.result(item.index)
 
     def result_indices(self) -> set[int]:
         """The items that have a result record (one LIST)."""
@@ -126,23 +126,23 @@ class JobStore:
 
     # ------------------------------------------------------------ outcomes (PollTask, RecordFailure)
 
-    def outcome(self, index: int, status: str) -> Any | None:
-        """An item's outcome of that status ("succeeded" or "failed") as stored, or None."""
+    def outcome(self, index: int, status: TaskStatus) -> Any | None:
+        """An item's outcome of that status (SUCCEEDED or FAILED) as stored, or None."""
         return read_json(self.s3, self.bucket, layout.outcome_key(self.job_id, index, status))
 
     def write_outcome(self, outcome: ItemOutcome) -> None:
         key = layout.outcome_key(self.job_id, outcome.index, outcome.status.value)
         put_json(self.s3, self.bucket, key, outcome.model_dump_json().encode("utf-8"))
 
-    def outcome_indices(self, status: str) -> set[int]:
+    def outcome_indices(self, status: TaskStatus) -> set[int]:
         """The items with an outcome of that status (a LIST)."""
         return list_indices(self.s3, self.bucket, layout.outcomes_prefix(self.job_id, status))
 
-    def count_outcomes(self, status: str) -> int:
+    def count_outcomes(self, status: TaskStatus) -> int:
         prefix = layout.outcomes_prefix(self.job_id, status)
         return sum(1 for key in list_keys(self.s3, self.bucket, prefix) if key.endswith(".json"))
 
-    def sample_outcomes(self, status: str, samples: int) -> list[Any]:
+    def sample_outcomes(self, status: TaskStatus, samples: int) -> list[Any]:
         """Up to `samples` outcomes of that status (one LIST page, then their GETs in parallel); an
         unreadable one is left out (a sample only makes an estimate less precise)."""
         listing = self.s3.list_objects_v2(

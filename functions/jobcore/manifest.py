@@ -25,12 +25,22 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
-from typing import Any
+from typing import Annotated, Any, ClassVar
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Discriminator,
+    Field,
+    Tag,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from jobcore import batching, layout
-from jobcore.models import Item
+from jobcore.models import ObjectItem, SweepItem
 
 MAX_MANIFEST_BYTES = 64 * 1024 * 1024
 MAX_COUNT = 10_000_000
@@ -56,7 +66,9 @@ def _input_key(value: str) -> str:
     return value
 
 
-class ShardSource(BaseModel):
+class ShardedObject(BaseModel):
+    """The CSV object a shard source cuts into line-aligned shards, and how large they are."""
+
     model_config = ConfigDict(extra="forbid")
 
     key: str
@@ -65,46 +77,115 @@ class ShardSource(BaseModel):
     _key = field_validator("key")(_input_key)
 
 
-class Source(BaseModel):
-    """Where the items come from: exactly one of the fields."""
-
+class _SourceKind(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    shard: ShardSource | None = None
-    keys: list[str] | None = Field(default=None, min_length=1)
-    prefix: str | None = None
-    items: list[dict[str, Any]] | None = None
-    count: int | None = Field(default=None, ge=0, le=MAX_COUNT)
-    seed_start: int | None = None
+    kind: ClassVar[str]  # the source's field in the manifest, and its name in messages
+
+
+class ShardSource(_SourceKind):
+    """{"shard": {"key": ..., "shard_size_mb": ...}}: line-aligned shards of one CSV object."""
+
+    kind: ClassVar[str] = "shard"
+
+    shard: ShardedObject
+
+
+class KeysSource(_SourceKind):
+    """{"keys": [...]}: one item per object."""
+
+    kind: ClassVar[str] = "keys"
+
+    keys: list[str] = Field(min_length=1)
 
     @field_validator("keys")
     @classmethod
-    def _keys_under_input(cls, keys: list[str] | None) -> list[str] | None:
-        if keys is not None:
-            for key in keys:
-                _input_key(key)
+    def _keys_under_input(cls, keys: list[str]) -> list[str]:
+        for key in keys:
+            _input_key(key)
         return keys
+
+
+class PrefixSource(_SourceKind):
+    """{"prefix": ...}: one item per object under the prefix."""
+
+    kind: ClassVar[str] = "prefix"
+
+    prefix: str
 
     @field_validator("prefix")
     @classmethod
-    def _prefix_readable(cls, prefix: str | None) -> str | None:
-        if prefix is not None and not prefix.startswith(READABLE_PREFIXES):
+    def _prefix_readable(cls, prefix: str) -> str:
+        if not prefix.startswith(READABLE_PREFIXES):
             raise ValueError(f"must start with {' or '.join(READABLE_PREFIXES)} (got {prefix!r})")
         return prefix
 
-    @model_validator(mode="after")
-    def _one_source(self) -> Source:
-        given = [name for name in SOURCES if getattr(self, name) is not None]
-        if len(given) != 1:
-            listed = ", ".join(given) if given else "none"
-            raise ValueError(f"exactly one of {', '.join(SOURCES)} is required (got {listed})")
-        if self.seed_start is not None and self.count is None:
-            raise ValueError("seed_start is only valid with count")
-        return self
 
-    @property
-    def kind(self) -> str:
-        return next(name for name in SOURCES if getattr(self, name) is not None)
+class ItemsSource(_SourceKind):
+    """{"items": [{...params}, ...]}: one item per entry, with those params."""
+
+    kind: ClassVar[str] = "items"
+
+    items: list[dict[str, Any]]
+
+
+class CountSource(_SourceKind):
+    """{"count": N, "seed_start": S}: N items with params {"seed": S + i}."""
+
+    kind: ClassVar[str] = "count"
+
+    count: int = Field(ge=0, le=MAX_COUNT)
+    seed_start: int = 0
+
+
+_SOURCE_KINDS: tuple[type[_SourceKind], ...] = (
+    ShardSource,
+    KeysSource,
+    PrefixSource,
+    ItemsSource,
+    CountSource,
+)
+# The union's tags are the class names: pydantic puts the tag in an error's location, which
+# describe_errors leaves out again (the manifest has no such field: "source.count", not "source.count.count").
+_SOURCE_TAGS = {kind.__name__: kind for kind in _SOURCE_KINDS}
+
+
+def _one_source(data: Any) -> Any:
+    """Exactly one of the sources' fields (a null field is not given), and seed_start only with count:
+    said as such, rather than as the union's errors for every kind the document is not."""
+    if isinstance(data, _SourceKind):
+        return data
+    if not isinstance(data, dict):
+        raise ValueError(f"must be an object with one of {', '.join(SOURCES)} (got {type(data).__name__})")
+    given = {name: value for name, value in data.items() if value is not None}
+    named = [name for name in SOURCES if name in given]
+    if len(named) != 1:
+        listed = ", ".join(named) if named else "none"
+        raise ValueError(f"exactly one of {', '.join(SOURCES)} is required (got {listed})")
+    if "seed_start" in given and "count" not in given:
+        raise ValueError("seed_start is only valid with count")
+    return given
+
+
+def _source_tag(data: Any) -> str | None:
+    """The kind of source a document is (after _one_source: the one source field it gives)."""
+    if isinstance(data, _SourceKind):
+        return type(data).__name__
+    if isinstance(data, dict):
+        return next((kind.__name__ for kind in _SOURCE_KINDS if kind.kind in data), None)
+    return None
+
+
+# Where a job's items come from: one of the kinds, told apart by the field it gives (no "kind" field).
+Source = Annotated[
+    Annotated[ShardSource, Tag("ShardSource")]
+    | Annotated[KeysSource, Tag("KeysSource")]
+    | Annotated[PrefixSource, Tag("PrefixSource")]
+    | Annotated[ItemsSource, Tag("ItemsSource")]
+    | Annotated[CountSource, Tag("CountSource")],
+    Discriminator(_source_tag),
+    BeforeValidator(_one_source),
+]
 
 
 class Manifest(BaseModel):
@@ -233,14 +314,13 @@ def check_processor_params(spec: Manifest, key: str) -> None:
     own params on top, as the worker merges them) before any task starts. ManifestError names the field."""
     if spec.processor != "command":
         return
-    has_input = spec.source.kind in ("shard", "keys", "prefix")
-    entries = spec.source.items if spec.source.items is not None else [{}]
-    if not entries:
-        entries = [{}]
+    has_input = isinstance(spec.source, ShardSource | KeysSource | PrefixSource)
+    own_params = isinstance(spec.source, ItemsSource)
+    entries = (spec.source.items if isinstance(spec.source, ItemsSource) else None) or [{}]
     for index, item_params in enumerate(entries):
         merged = {**spec.params, **item_params}
         if "command" not in merged:
-            where = f"source.items.{index}.command" if spec.source.items is not None else "params.command"
+            where = f"source.items.{index}.command" if own_params else "params.command"
             raise ManifestError(f"invalid manifest {key}: {where}: required by the command processor")
         for name in ("command", "env", "input", "stop_grace_seconds"):
             if name not in merged:
@@ -254,22 +334,23 @@ def check_processor_params(spec: Manifest, key: str) -> None:
 def describe_errors(error: ValidationError) -> str:
     problems = []
     for problem in error.errors():
-        field = ".".join(str(part) for part in problem.get("loc", ())) or "manifest"
+        location = [part for part in problem.get("loc", ()) if part not in _SOURCE_TAGS]
+        field = ".".join(str(part) for part in location) or "manifest"
         message = str(problem.get("msg", "")).removeprefix("Value error, ")
         problems.append(f"{field}: {message}")
     return "; ".join(problems)
 
 
-def object_items(bucket: str, keys: Iterator[str]) -> Iterator[Item]:
+def object_items(bucket: str, keys: Iterator[str]) -> Iterator[ObjectItem]:
     for index, key in enumerate(keys):
-        yield Item(index=index, bucket=bucket, key=key)
+        yield ObjectItem(index=index, bucket=bucket, key=key)
 
 
-def param_items(entries: list[dict[str, Any]]) -> Iterator[Item]:
+def param_items(entries: list[dict[str, Any]]) -> Iterator[SweepItem]:
     for index, params in enumerate(entries):
-        yield Item(index=index, params=params)
+        yield SweepItem(index=index, params=params)
 
 
-def seed_items(count: int, seed_start: int) -> Iterator[Item]:
+def seed_items(count: int, seed_start: int) -> Iterator[SweepItem]:
     for index in range(count):
-        yield Item(index=index, params={"seed": seed_start + index})
+        yield SweepItem(index=index, params={"seed": seed_start + index})

@@ -18,6 +18,7 @@ import ijson
 from botocore.exceptions import ClientError
 
 from jobcore import layout
+from jobcore.models import ExecutionStatus
 from jobcore.store import is_not_found
 
 MANIFEST_NAME = "manifest.json"
@@ -38,7 +39,8 @@ def newest_manifest_key(s3: Any, bucket: str, job_id: str) -> str | None:
 
 
 def result_file_keys(manifest: dict[str, Any], status: str) -> list[str]:
-    """The keys of the manifest's result files of one status (SUCCEEDED, FAILED or PENDING)."""
+    """The keys of the manifest's result files of the children of one status (ExecutionStatus.SUCCEEDED
+    or FAILED; the manifest also has PENDING)."""
     files = (manifest.get("ResultFiles") or {}).get(status) or []
     return [str(entry["Key"]) for entry in files if isinstance(entry, dict) and entry.get("Key")]
 
@@ -86,7 +88,7 @@ def stream_records(s3: Any, bucket: str, key: str) -> Iterator[dict[str, Any]]:
 
 def succeeded_outcome(record: dict[str, Any]) -> dict[str, Any] | None:
     """The ItemOutcome a succeeded child returned (its Output), or None for anything else."""
-    if record.get("Status") != "SUCCEEDED" or not isinstance(record.get("Output"), str):
+    if record.get("Status") != ExecutionStatus.SUCCEEDED or not isinstance(record.get("Output"), str):
         return None
     try:
         outcome = json.loads(record["Output"])
@@ -103,10 +105,13 @@ def succeeded_outcome(record: dict[str, Any]) -> dict[str, Any] | None:
 DATA_LIMIT_ERROR = "States.DataLimitExceeded"
 
 
+_FAILED_CHILD = frozenset({ExecutionStatus.FAILED, ExecutionStatus.TIMED_OUT, ExecutionStatus.ABORTED})
+
+
 def failed_child(record: dict[str, Any]) -> tuple[int, str] | None:
     """(item index, why) for a failed child execution record, from its Input (the item) and its Error
     and Cause; None when the record says neither which item nor anything else."""
-    if record.get("Status") not in ("FAILED", "TIMED_OUT", "ABORTED") or not isinstance(
+    if record.get("Status") not in _FAILED_CHILD or not isinstance(
         record.get("Input"), str
     ):
         return None

@@ -6,10 +6,21 @@ ASL uses exactly these strings, so a typo such as "FAILLED" cannot ship.
 
 from __future__ import annotations
 
-from enum import Enum
-from typing import Any, Literal
+from enum import Enum, StrEnum
+from typing import Annotated, Any, ClassVar, Literal, cast
 
-from pydantic import BaseModel, ConfigDict, Field, SerializerFunctionWrapHandler, model_serializer
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Discriminator,
+    Field,
+    SerializationInfo,
+    Tag,
+    TypeAdapter,
+    field_serializer,
+    model_serializer,
+    model_validator,
+)
 
 
 class TaskStatus(str, Enum):
@@ -40,6 +51,34 @@ CLOSED_STATUSES = (
 )
 
 
+class JobStatus(StrEnum):
+    """The summary's `status`: its execution's status, except that a job that cannot have succeeded is
+    FAILED (jobcore.summary); UNKNOWN when the execution's status was not given."""
+
+    RUNNING = "RUNNING"
+    SUCCEEDED = "SUCCEEDED"
+    FAILED = "FAILED"
+    TIMED_OUT = "TIMED_OUT"
+    ABORTED = "ABORTED"
+    PENDING_REDRIVE = "PENDING_REDRIVE"
+    UNKNOWN = "UNKNOWN"
+
+    @classmethod
+    def of(cls, execution_status: Any) -> JobStatus:
+        """The execution's status (an ExecutionStatus or its value) as a job's; UNKNOWN for none (or a
+        status Step Functions does not have)."""
+        value = execution_status.value if isinstance(execution_status, Enum) else execution_status
+        return cls(value) if value in cls._value2member_map_ else cls.UNKNOWN
+
+    @property
+    def closed(self) -> bool:
+        """The execution ended (the job's items can no longer change)."""
+        return self.value in _CLOSED_VALUES
+
+
+_CLOSED_VALUES = frozenset(status.value for status in CLOSED_STATUSES)
+
+
 class Capacity(str, Enum):
     """ECS capacity providers a task can run on."""
 
@@ -47,50 +86,161 @@ class Capacity(str, Enum):
     ON_DEMAND = "FARGATE"
 
 
-class Item(BaseModel):
-    """One unit of work. A shard is the byte range [start, end) of an object, with the header
-    [0, header_end) prepended; an object item names a whole object; a sweep item carries params."""
+class ItemBase(BaseModel):
+    """What every kind of item has: its index in the job. An item is one of the `Item` union's kinds;
+    this base is for isinstance checks and for what they share (the wire format, `members()`)."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
+    kind: ClassVar[str]
+
     index: int = Field(ge=0)
-    bucket: str | None = None
-    key: str | None = None
-    version_id: str | None = None
-    start: int | None = Field(default=None, ge=0)
-    end: int | None = Field(default=None, ge=0)
-    header_end: int = Field(default=0, ge=0)
-    params: dict[str, Any] = Field(default_factory=dict)
-    # A batch (jobcore.batching): the items one task runs, in index order, each with its own index (the
-    # job's item index). The batch itself takes its first item's index; its members' `bucket` is None
-    # (the job bucket), to keep the Map item small.
-    batch: list[Item] | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _without_other_kinds_empty_fields(cls, data: Any) -> Any:
+        """The wire carries every kind's fields (null, 0 or {} when they are not this kind's): drop those
+        empty ones, so that a field of another kind is refused only when it says something."""
+        if not isinstance(data, dict) or data.keys() <= cls.model_fields.keys():
+            return data
+        return {
+            name: value
+            for name, value in data.items()
+            if name in cls.model_fields or name not in _EMPTY_FIELDS or value != _EMPTY_FIELDS[name]
+        }
+
+    @model_serializer(mode="plain")
+    def _wire(self, info: SerializationInfo) -> dict[str, Any]:
+        """Every kind serialises exactly as the one Item model did before the kinds were told apart (the
+        Map item, ITEM, SPOTMAP_ITEM, items.json): all of `_WIRE_FIELDS` in order, another kind's as null,
+        0 or {} (nulls left out under exclude_none); a batch's `batch` last, its items compact (without
+        their empty fields), so that a batch fits ECS's 8 KiB of overrides (ITEM) more often. Built by
+        hand (a plain serializer): StartJob writes up to millions of items."""
+        values = self.__dict__
+        wire: dict[str, Any] = {}
+        for name in _WIRE_FIELDS:
+            value = values[name] if name in values else _EMPTY_FIELDS[name]
+            if value is None and info.exclude_none:
+                continue
+            wire[name] = dict(value) if name == "params" else value
+        batch = values.get("batch")
+        if batch is not None:
+            wire["batch"] = [
+                {
+                    name: value
+                    for name, value in member._wire(info).items()
+                    if value is not None and value != _EMPTY_FIELDS.get(name, ...)
+                }
+                for member in batch
+            ]
+        return wire
 
     def members(self) -> list[Item]:
         """The items this Map item stands for: a batch's, or the item itself."""
-        return list(self.batch) if self.batch is not None else [self]
+        return [cast("Item", self)]  # every concrete kind is one of Item's
 
-    @model_serializer(mode="wrap")
-    def _no_empty_batch(self, handler: SerializerFunctionWrapHandler) -> Any:
-        """An item that is not a batch serialises exactly as before batches existed (SPOTMAP_ITEM, ITEM);
-        a batch's items leave out their empty fields, so that a batch fits ECS's 8 KiB of overrides
-        (ITEM) more often: they read back the same."""
-        data = handler(self)
-        if isinstance(data, dict):
-            if data.get("batch") is None:
-                data.pop("batch", None)
-            else:
-                data["batch"] = [
-                    {
-                        name: value
-                        for name, value in member.items()
-                        if value is not None
-                        and not (name == "header_end" and value == 0)
-                        and not (name == "params" and value == {})
-                    }
-                    for member in data["batch"]
-                ]
-        return data
+
+class ObjectItem(ItemBase):
+    """A whole object as an item's input (sources keys and prefix). `bucket` None: the job's bucket (a
+    batch's items leave it out when they share the batch's)."""
+
+    kind: ClassVar[str] = "object"
+
+    bucket: str | None = None
+    key: str
+    version_id: str | None = None
+
+
+class ShardItem(ObjectItem):
+    """The byte range [start, end) of an object (end None: to its end), with the header [0, header_end)
+    prepended (jobcore.sharding)."""
+
+    kind: ClassVar[str] = "shard"
+
+    start: int = Field(ge=0)
+    end: int | None = Field(default=None, ge=0)
+    header_end: int = Field(default=0, ge=0)
+
+
+class SweepItem(ItemBase):
+    """An item without input: its params (sources items and count), overlaid on the job's."""
+
+    kind: ClassVar[str] = "sweep"
+
+    params: dict[str, Any] = Field(default_factory=dict)
+
+
+# The fields of the one Item model items were before their kinds were told apart, in its order, with the
+# value an item has for a field that is not its kind's: the wire format keeps them all.
+_WIRE_FIELDS = ("index", "bucket", "key", "version_id", "start", "end", "header_end", "params")
+_EMPTY_FIELDS: dict[str, Any] = {
+    "bucket": None,
+    "key": None,
+    "version_id": None,
+    "start": None,
+    "end": None,
+    "header_end": 0,
+    "params": {},
+    "batch": None,
+}
+
+
+def _item_kind(value: Any) -> str:
+    """Which kind an item is, from the fields it gives (JSON carries no kind): a batch lists items, a
+    shard has a byte range, an object item names an object, any other item is a sweep item."""
+    if isinstance(value, ItemBase):
+        return value.kind
+    if not isinstance(value, dict):
+        return SweepItem.kind  # validating it as a SweepItem says what is wrong
+    if value.get("batch") is not None:
+        return ItemBatch.kind
+    if value.get("start") is not None or value.get("end") is not None or value.get("header_end"):
+        return ShardItem.kind
+    if any(value.get(name) is not None for name in ("bucket", "key", "version_id")):
+        return ObjectItem.kind
+    return SweepItem.kind
+
+
+# A batch's items: whole objects or sweep items (a shard source is not batched).
+BatchMember = Annotated[
+    Annotated[ObjectItem, Tag(ObjectItem.kind)] | Annotated[SweepItem, Tag(SweepItem.kind)],
+    Discriminator(_item_kind),
+]
+
+
+class ItemBatch(ItemBase):
+    """A batch (jobcore.batching): the items one task runs, in index order, each with its own index (the
+    job's item index). The batch itself takes its first item's index; its objects' `bucket` is None when
+    it is the batch's, to keep the Map item small."""
+
+    kind: ClassVar[str] = "batch"
+
+    bucket: str | None = None
+    batch: list[BatchMember]
+
+    def members(self) -> list[Item]:
+        return list(self.batch)
+
+
+# One unit of work, as a Map item: a shard, a whole object, a sweep item (params) or a batch of items.
+Item = Annotated[
+    Annotated[ShardItem, Tag(ShardItem.kind)]
+    | Annotated[ObjectItem, Tag(ObjectItem.kind)]
+    | Annotated[SweepItem, Tag(SweepItem.kind)]
+    | Annotated[ItemBatch, Tag(ItemBatch.kind)],
+    Discriminator(_item_kind),
+]
+_ITEM: TypeAdapter[Item] = TypeAdapter(Item)
+
+
+def parse_item(data: Any) -> Item:
+    """An item from its JSON-ready form (items.json's entries, the Map item); ValidationError if invalid."""
+    return _ITEM.validate_python(data)
+
+
+def parse_item_json(text: str | bytes) -> Item:
+    """An item from its JSON (ITEM, SPOTMAP_ITEM); ValidationError if invalid."""
+    return _ITEM.validate_json(text)
 
 
 class Usage(BaseModel):
@@ -146,7 +296,12 @@ class Resumption(BaseModel):
     saved_seconds: float = 0.0  # the work time the checkpoints they resumed from held
 
 
-AttemptOutcome = Literal["succeeded", "interrupted", "failed"]
+class AttemptOutcome(StrEnum):
+    """What became of one task of an item (an AttemptRecord), or of one item in a batch's task."""
+
+    SUCCEEDED = "succeeded"
+    INTERRUPTED = "interrupted"
+    FAILED = "failed"
 
 
 class AttemptRecord(BaseModel):
@@ -264,7 +419,6 @@ class ItemOutcome(BaseModel):
         return self.model_copy(update={"partial": None, "partial_omitted": True})
 
 
-Item.model_rebuild()  # its `batch` field names Item itself
 ItemState.model_rebuild()  # its `outcome` field names ItemOutcome, defined after it
 
 
@@ -287,7 +441,7 @@ class ResultRecord(BaseModel):
 
 class BatchItemResult(BaseModel):
     index: int
-    status: Literal["succeeded", "failed"]
+    status: Literal[AttemptOutcome.SUCCEEDED, AttemptOutcome.FAILED]
     attempt: int  # the attempt (task) that ran it: a relaunched task skips items already done
     partial: Any = None
     reason: str | None = None  # a failed item's reason (its object named)
@@ -381,7 +535,7 @@ class Summary(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     job_id: str
-    status: str  # an ExecutionStatus value, except that a job that cannot have succeeded is FAILED
+    status: JobStatus
     execution_status: Any  # the execution's own status, as DescribeExecution gave it
     execution_arn: str | None
     input: SummaryInput | None
@@ -400,6 +554,10 @@ class Summary(BaseModel):
     warnings: list[str] | None = None
     rerun_of: str | None = None
     rerun: dict[str, Any] | None = None
+
+    @field_serializer("status")
+    def _plain_status(self, status: JobStatus) -> str:
+        return status.value  # the document holds plain strings (the CLI and the report read it as JSON)
 
     def as_document(self) -> dict[str, Any]:
         document = self.model_dump(exclude={"items", "warnings", "rerun_of", "rerun"})

@@ -11,16 +11,13 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from jobcore.executions import CLOSED
+from jobcore.executions import CLOSED, STOPPED_EARLY
 from jobcore.job_store import JobStore
 from jobcore.store import error_code
 from jobcore.summary import execution_from_description, summarize_job
 
 log = logging.getLogger(__name__)
 
-# A job's tasks can outlive its execution only when it did not succeed (a succeeded execution saw every
-# item's task stop); these are the statuses StopJobTasks acts on.
-STOPPED_EARLY = frozenset({"FAILED", "TIMED_OUT", "ABORTED"})
 THROTTLED = frozenset({"ThrottlingException", "Throttling", "TooManyRequestsException"})
 
 

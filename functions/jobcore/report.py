@@ -23,6 +23,7 @@ from html import escape
 from typing import Any
 
 from jobcore.job_store import JobStore
+from jobcore.models import AttemptOutcome, Capacity, TaskStatus
 
 MAX_ROWS = 200
 MAX_FAILURES_SHOWN = 500
@@ -51,7 +52,7 @@ class Bar:
 
 @dataclass
 class _Item:
-    verdict: str | None  # "succeeded", "failed" or None (not finished)
+    verdict: TaskStatus | None  # SUCCEEDED, FAILED or None (not finished)
     bars: list[Bar] = field(default_factory=list)
     log: str | None = None
 
@@ -63,7 +64,7 @@ class Timeline:
     def __init__(self) -> None:
         self._items: dict[int, _Item] = {}
 
-    def add(self, index: int, verdict: str | None, outcome: dict[str, Any] | None) -> None:
+    def add(self, index: int, verdict: TaskStatus | None, outcome: dict[str, Any] | None) -> None:
         outcome = outcome or {}
         entry = _Item(verdict, log=outcome.get("log") if isinstance(outcome.get("log"), str) else None)
         history = outcome.get("history")
@@ -97,9 +98,9 @@ def _bar(index: int, record: Any) -> Bar | None:
     if start is None or stop is None:
         return None
     outcome, capacity = str(record.get("outcome")), str(record.get("capacity"))
-    if outcome == "succeeded":
-        kind = "on-demand" if capacity == "FARGATE" else "succeeded"
-    elif outcome == "interrupted":
+    if outcome == AttemptOutcome.SUCCEEDED:
+        kind = "on-demand" if capacity == Capacity.ON_DEMAND else "succeeded"
+    elif outcome == AttemptOutcome.INTERRUPTED:
         kind = "interrupted"
     else:
         kind = "failed"
@@ -352,7 +353,7 @@ def _timeline_section(summary: dict[str, Any], timeline: Timeline) -> str:
             (bar for _, entry in entries if entry for bar in entry.bars),
             key=lambda bar: (_KIND_ORDER[bar.kind], bar.start),
         )
-        failed = [index for index, entry in entries if entry and entry.verdict == "failed"]
+        failed = [index for index, entry in entries if entry and entry.verdict is TaskStatus.FAILED]
         unfinished = [index for index, entry in entries if entry is None or entry.verdict is None]
         state = "failed" if failed else "unfinished" if unfinished else "succeeded"
         if grouped:

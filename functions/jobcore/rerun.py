@@ -11,7 +11,7 @@ job (following a chain of reruns back to the job that ran it) and merges it with
 the same tree over the item indices (`merge.OrderedMerge`): the result is, to the last bit, what one
 job that succeeded everywhere would have produced.
 
-Batches: a batched job's items.json holds batches (`Item.batch` lists their items, jobcore.batching).
+Batches: a batched job's items.json holds batches (`ItemBatch.batch` lists their items, jobcore.batching).
 A rerun looks for the failed items inside them and runs them with the earlier job's batching: the
 failed items, in index order, grouped again by the same `batch` spec (a rerun of a thousand failed small
 items is a dozen tasks, not a thousand); its descriptor counts items and tasks as the earlier one did.
@@ -35,7 +35,15 @@ from botocore.exceptions import ClientError
 from jobcore import batching, merge
 from jobcore.job_store import JobStore
 from jobcore.manifest import ManifestError, RerunManifest
-from jobcore.models import Item, JobDescriptor, RerunOrigin
+from jobcore.models import (
+    Item,
+    ItemBatch,
+    JobDescriptor,
+    ObjectItem,
+    RerunOrigin,
+    TaskStatus,
+    parse_item,
+)
 from jobcore.store import error_code, is_not_found
 
 MAX_CHAIN = 100  # reruns of reruns: how far back Summarize follows the chain for inherited items
@@ -135,12 +143,15 @@ def _listed_items(listed: list[Any]) -> Iterator[Item]:
     for entry in listed:
         if not isinstance(entry, dict):
             continue
-        item = Item.model_validate(entry)
-        if item.batch is None:
+        item = parse_item(entry)
+        if not isinstance(item, ItemBatch):
             yield item
             continue
         for member in item.batch:
-            yield member if member.bucket is not None else member.model_copy(update={"bucket": item.bucket})
+            if isinstance(member, ObjectItem) and member.bucket is None:
+                yield member.model_copy(update={"bucket": item.bucket})
+            else:
+                yield member
 
 
 def _items_at(store: JobStore, indices: set[int]) -> list[Item]:
@@ -165,7 +176,7 @@ def own_indices(s3: Any, bucket: str, job_id: str) -> set[int]:
 def succeeded_partial(store: JobStore, index: int) -> Any:
     """A succeeded item's partial result: from its outcome, else its result record (the same rule as
     the summary's); an item with neither is Unreadable, which fails the merge naming it."""
-    outcome = store.outcome(index, "succeeded")
+    outcome = store.outcome(index, TaskStatus.SUCCEEDED)
     if isinstance(outcome, dict) and outcome.get("partial") is not None:
         return outcome["partial"]
     record = store.result(index)

@@ -37,7 +37,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from jobcore.models import Item
+from jobcore.models import ShardItem
 
 log = logging.getLogger(__name__)
 
@@ -395,12 +395,12 @@ def shard_items(
     version_id: str | None,
     shard_size_mb: float,
     limits: ShardingLimits = DEFAULT_LIMITS,
-) -> Iterator[Item]:
-    """The job's items for a CSV object, lazily: Item(index, bucket, key, version_id, start, end,
+) -> Iterator[ShardItem]:
+    """The job's items for a CSV object, lazily: ShardItem(index, bucket, key, version_id, start, end,
     header_end)."""
     header_end, ranges = plan_shards(reader, target_shard_bytes(shard_size_mb), limits)
     for index, (start, end) in enumerate(ranges):
-        yield Item(
+        yield ShardItem(
             index=index,
             bucket=bucket,
             key=key,

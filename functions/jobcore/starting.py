@@ -23,7 +23,7 @@ from jobcore import batching, layout, manifest, planning, rerun
 from jobcore.config import StartJobSettings
 from jobcore.ids import job_id_for
 from jobcore.job_store import JobStore
-from jobcore.models import InputObject, Item, JobDescriptor
+from jobcore.models import InputObject, Item, JobDescriptor, ObjectItem
 from jobcore.payload import ItemStateMeter, PayloadTooLarge, check_execution_input
 from jobcore.sharding import S3RangeReader, shard_items
 from jobcore.store import error_code, is_not_found, iso
@@ -237,8 +237,8 @@ def _build_manifest_job(
     batcher: batching.Batcher | None = None
     if batch is not None:
         size_of = (
-            (lambda item: sizes[item.key or ""])
-            if origin.prefix is not None
+            (lambda item: sizes[item.key] if isinstance(item, ObjectItem) else 0)
+            if isinstance(origin, manifest.PrefixSource)
             else batching.head_size(s3, source.bucket)
         )
         batcher = batching.Batcher(batch, size_of)
@@ -272,7 +272,7 @@ def manifest_items(
     a prefix listing notes each object's size in `sizes` (batching by bytes needs them)."""
     origin = spec.source
     items: Iterable[Item]
-    if origin.shard is not None:
+    if isinstance(origin, manifest.ShardSource):
         shard = origin.shard
         try:
             head = s3.head_object(Bucket=bucket, Key=shard.key)
@@ -297,15 +297,15 @@ def manifest_items(
             version_id=version,
             shard_size_mb=shard.shard_size_mb or shard_size_mb,
         )
-    elif origin.keys is not None:
+    elif isinstance(origin, manifest.KeysSource):
         items = manifest.object_items(bucket, iter(origin.keys))
-    elif origin.prefix is not None:
+    elif isinstance(origin, manifest.PrefixSource):
         listed = batching.listed_objects(s3, bucket, origin.prefix, sizes if sizes is not None else {})
         items = manifest.object_items(bucket, listed)
-    elif origin.items is not None:
+    elif isinstance(origin, manifest.ItemsSource):
         items = manifest.param_items(origin.items)
     else:
-        items = manifest.seed_items(origin.count or 0, origin.seed_start or 0)
+        items = manifest.seed_items(origin.count, origin.seed_start)
     return items
 
 

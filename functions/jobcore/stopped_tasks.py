@@ -143,7 +143,11 @@ def classify_stopped(
         state,
         task,
         stopped_at,
-        "succeeded" if succeeded else "interrupted" if spot_interrupted else "failed",
+        AttemptOutcome.SUCCEEDED
+        if succeeded
+        else AttemptOutcome.INTERRUPTED
+        if spot_interrupted
+        else AttemptOutcome.FAILED,
     )
 
     if spot_interrupted and not succeeded:

@@ -2,40 +2,38 @@
 
 Built only from S3 (job.json, the Map Run's result files, outcomes/, results/) and the execution's
 status, so it can be written by the status-change handler or, when that event was lost, by the
-reconciler, and writing it twice gives the same document. Succeeded items come from the result files
-the Distributed Map writes (a few large objects, parsed as they stream in); whatever they do not cover
-is fetched object by object, concurrently, with a bounded number in flight. Partial results are merged
-along a fixed tree over the item indices (`merge.OrderedMerge`) and usage is summed exactly, so the
-document does not depend on which path or order the items were read in, and a 10,000-item job never
-holds all its records in memory.
+reconciler, and writing it twice gives the same document. Reading the job is jobcore.job_reading's
+(result files streamed, the rest object by object); this module merges what it reads into the summary.
+Partial results are merged along a fixed tree over the item indices (`merge.OrderedMerge`) and usage is
+summed exactly, so the document does not depend on which path or order the items were read in, and a
+10,000-item job never holds all its records in memory.
 """
 
 from __future__ import annotations
 
-import itertools
 import logging
 import os
-import threading
-from collections import deque
-from collections.abc import Callable, Iterable, Iterator
-from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from fractions import Fraction
-from typing import Any, NamedTuple, TypeVar
+from typing import Any
 
-from jobcore import attempts, batching, layout, map_results, merge, rerun
+from jobcore import attempts, layout, merge, rerun
 from jobcore.budget import bound_strings, truncate
 from jobcore.cost import PARENT_TRANSITIONS, cost_block
+from jobcore.job_reading import FETCH_WORKERS as FETCH_WORKERS  # re-exported: it was defined here
+from jobcore.job_reading import JobReader, Reads
+from jobcore.job_reading import fetch_in_order as fetch_in_order  # re-exported: it was defined here
 from jobcore.job_store import JobStore
 from jobcore.models import (
-    CLOSED_STATUSES,
     ExecutionStatus,
     JobDescriptor,
+    JobStatus,
     Summary,
     SummaryInput,
     SummaryItems,
     SummaryTiming,
+    TaskStatus,
     Usage,
 )
 from jobcore.report import Timeline, render_report
@@ -43,13 +41,8 @@ from jobcore.store import iso
 
 log = logging.getLogger(__name__)
 
-FETCH_WORKERS = 16
 MAX_REASON_LENGTH = 2000
 MAX_ERROR_LENGTH = 4000  # the job's error: merge failures name up to merge.MAX_PROBLEMS keys
-
-T = TypeVar("T")
-R = TypeVar("R")
-
 
 # ---------------------------------------------------------------- execution facts
 
@@ -97,37 +90,7 @@ def region_of(arn: str) -> str:
     return os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION") or "us-east-1"
 
 
-# ---------------------------------------------------------------- S3 reading
-
-
-def fetch_in_order(
-    keys: Iterable[T], fetch: Callable[[T], R], workers: int = FETCH_WORKERS, ahead: int | None = None
-) -> Iterator[R]:
-    """fetch(key) for every key, concurrently, yielded in the keys' order; at most `ahead` in flight."""
-    limit = ahead or workers * 4
-    key_iter = iter(keys)
-    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="summary") as pool:
-        in_flight: deque[Future[R]] = deque(
-            pool.submit(fetch, key) for key in itertools.islice(key_iter, limit)
-        )
-        while in_flight:
-            done = in_flight.popleft()
-            for key in itertools.islice(key_iter, 1):
-                in_flight.append(pool.submit(fetch, key))
-            yield done.result()
-
-
-# ---------------------------------------------------------------- the summary
-
-
-@dataclass
-class Reads:
-    """How a summary was read (for the logs): result files streamed, succeeded items taken from them,
-    and objects fetched one by one (outcome objects and result records)."""
-
-    result_files: int = 0
-    items_from_result_files: int = 0
-    objects: int = 0
+# ---------------------------------------------------------------- merging the items
 
 
 _EXACT = 1074  # every finite float is a whole multiple of 2 ** -1074
@@ -175,7 +138,9 @@ class _Items:
         self.without_outcome: set[int] = set()
         self.checkpoints = _Resumptions()
 
-    def add(self, index: int, verdict: str | None, outcome: dict[str, Any] | None, partial: Any) -> None:
+    def add(
+        self, index: int, verdict: TaskStatus | None, outcome: dict[str, Any] | None, partial: Any
+    ) -> None:
         if self.timeline is not None:
             self.timeline.add(index, verdict, outcome)
         if verdict is None:
@@ -186,7 +151,7 @@ class _Items:
                 self.attempts[field] += int(outcome.get(field if field != "launched" else "attempts") or 0)
             self.usage.add(Usage.model_validate(outcome.get("usage") or {}))
             self.checkpoints.add(outcome.get("resumption"))
-            if verdict == "failed":
+            if verdict is TaskStatus.FAILED:
                 self.failures.append({"index": index, "reason": _short(outcome.get("reason") or "failed")})
         self.partials.add(index, partial)
 
@@ -225,24 +190,6 @@ class _Resumptions:
         }
 
 
-class _Listing(NamedTuple):
-    """Which items have a result record or a succeeded outcome, as LIST says."""
-
-    results: set[int]
-    succeeded_outcomes: set[int]
-
-
-@dataclass(frozen=True)
-class _Found:
-    """What one item's objects say."""
-
-    index: int
-    verdict: str | None  # "failed" or "succeeded": which outcome object it has; None: none
-    outcome: dict[str, Any] | None
-    partial: Any
-    succeeded: bool  # a succeeded outcome or a result record, and no failed outcome
-
-
 def build_summary(
     s3: Any,
     bucket: str,
@@ -257,134 +204,39 @@ def build_summary(
 ) -> dict[str, Any]:
     """The summary document of a job (see docs/design.md); deterministic for the same S3 state.
 
-    With `result_files` and a Map Run that wrote them, succeeded items come from its SUCCEEDED files
-    and only what they do not cover (failed items, a partial left out of a child's output, a missing
-    file) is read object by object; otherwise every item is (LIST, then GET). Both give the same
-    document for the same job. A `timeline` given collects every item's task attempts for the
-    report page (jobcore.report) on the same single pass.
+    The job is read by a JobReader (with `result_files`, from the Map Run's result files where it
+    wrote them; else object by object: both give the same document) and its items merged here. A
+    `timeline` given collects every item's task attempts for the report page (jobcore.report) on the
+    same single pass.
     """
-    store = JobStore(s3, bucket, job_id)
-    reads = reads if reads is not None else Reads()
-    status = str(execution.get("status") or "UNKNOWN")
-    closed = status in {member.value for member in CLOSED_STATUSES}
-    descriptor = store.read_descriptor()
-    failed = store.outcome_indices("failed")
-    manifest = store.newest_map_manifest() if result_files and descriptor is not None else None
-
-    listing: _Listing | None = None
-    known = set(failed)
-    if manifest is None:
-        listing = _Listing(store.result_indices(), store.outcome_indices("succeeded"))
-        known |= listing.results | listing.succeeded_outcomes
-    # else: a Map Run that wrote its result files has ended every item, and its SUCCEEDED files hold the
-    # succeeded ones, so nothing needs listing: the few items they leave out are looked up one by one.
-    total = descriptor.item_count if descriptor else (max(known) + 1 if known else 0)
-    origin = descriptor.rerun if descriptor is not None else None
-    if origin is not None:  # a rerun covers the whole job: its own items, the rest inherited
-        total = origin.item_count
-    size = max(total, max(known) + 1 if known else 0)
-    items = _Items(size, timeline)
-    succeeded: set[int] = set()
-    inherited = 0
-    if origin is not None:
-        own = store.item_indices()
-        fetch: rerun.FetchInOrder = lambda keys, read: fetch_in_order(keys, read, workers)  # noqa: E731
-        for index, partial in rerun.inherited_partials(s3, bucket, origin, own, fetch):
-            reads.objects += 1
-            items.add(index, "succeeded", None, partial)  # succeeded in an earlier job: no cost here
-            succeeded.add(index)
-            inherited += 1
-
-    if manifest is not None:
-        for outcome in (
-            entry
-            for child in _result_file_outcomes(store, manifest, reads)
-            for entry in batching.item_outcomes(child)  # a batch's child carries its items' outcomes
-        ):
-            index = outcome["index"]
-            partial = outcome.get("partial")
-            if not 0 <= index < size or index in failed or index in succeeded or partial is None:
-                continue  # another item's business, a failed item, a repeat, or its partial is elsewhere
-            if outcome.get("partial_omitted"):
-                continue
-            succeeded.add(index)
-            items.add(index, "succeeded", outcome, partial)
-        reads.items_from_result_files = len(succeeded) - inherited
-
-    # A child that failed before any Lambda of it could record why (e.g. its state outgrew Step
-    # Functions' 256 KiB, maybe after its task ran and wrote a result record) is named, with its cause,
-    # only in the Map Run's FAILED result files. Read in both modes, so both give the same document.
-    failed_files = manifest
-    if failed_files is None and not result_files and descriptor is not None:
-        failed_files = store.newest_map_manifest()
-    candidates = {index for index in range(size) if index not in succeeded and index not in failed}
-    child_failures = (
-        _failed_children(store, failed_files, candidates, reads) if failed_files and candidates else {}
-    )
-
-    counting = threading.Lock()  # look_up runs in FETCH_WORKERS threads
-
-    def get(read: Callable[..., Any], *arguments: Any) -> Any:
-        """One object read through the store, counted."""
-        with counting:
-            reads.objects += 1
-        return read(*arguments)
-
-    def look_up(index: int) -> _Found:
-        """An item's verdict, counters and partial result from its own objects. A failed outcome wins
-        (EvaluateJob counted it); then a succeeded outcome or a result record (a worker that finished
-        while the execution was being stopped still succeeded). A succeeded outcome carries the
-        item's partial result; one without it (written before outcomes carried partials) sends us to
-        the result record."""
-        if index in failed:
-            return _Found(index, "failed", get(store.outcome, index, "failed"), None, False)
-        has_record: bool | None  # None: not known yet
-        if listing is None:
-            outcome = get(store.outcome, index, "succeeded")
-            has_outcome = outcome is not None
-            # PollTask writes a succeeded outcome only once it has read the item's result record
-            has_record = True if has_outcome and outcome.get("partial") is not None else None
-        else:
-            has_outcome = index in listing.succeeded_outcomes
-            outcome = get(store.outcome, index, "succeeded") if has_outcome else None
-            has_record = index in listing.results
-        if not has_outcome and index in child_failures:
-            # its child failed: EvaluateJob counted it as failed (no succeeded outcome), and so do we,
-            # whatever result record its task left
-            return _Found(index, None, None, None, False)
-        partial = (outcome or {}).get("partial") if has_outcome and has_record else None
-        if partial is None and has_record is not False:
-            try:
-                record = get(store.result, index)
-            except (ValueError, RecursionError) as error:  # not JSON: the item's result cannot be merged
-                record = {"partial": merge.Unreadable(f"its result record is not JSON ({error})")}
-            partial = record.get("partial") if isinstance(record, dict) else None
-            if listing is None:
-                has_record = record is not None
-        verdict = "succeeded" if has_outcome else None
-        return _Found(index, verdict, outcome, partial, has_outcome or bool(has_record))
-
-    to_look_up: list[int] = []
-    for index in range(size):
-        if index in succeeded:
-            continue
-        if listing is None or index in failed or index in known:
-            to_look_up.append(index)
-        else:
-            items.add(index, None, None, None)  # listed nowhere: not finished, nothing to read
-    for found in fetch_in_order(to_look_up, look_up, workers):
-        items.add(found.index, found.verdict, found.outcome, found.partial)
-        if found.succeeded:
-            succeeded.add(found.index)
-
-    start, stop = _as_datetime(execution.get("start")), _as_datetime(execution.get("stop"))
+    job = JobReader(JobStore(s3, bucket, job_id), workers=workers, result_files=result_files, reads=reads)
+    items = _Items(job.size, timeline)
+    for item in job.items():
+        items.add(item.index, item.verdict, item.outcome, item.partial)
     # Items without an outcome (aborted, timed out, or still running) still launched tasks that ran and
-    # cost: count them from their launch records.
+    # cost: they are counted from their launch records.
+    launches = job.launches_of(items.without_outcome) if items.without_outcome else {}
+    return _merged(job, items, launches, execution, prices).as_document()
+
+
+def _merged(
+    job: JobReader,
+    items: _Items,
+    launches: dict[int, list[attempts.LaunchRecord]],
+    execution: dict[str, Any],
+    prices: dict[str, Any] | None,
+) -> Summary:
+    """The summary of a job read by `job`, whose items were all added to `items`; `launches`: the launch
+    records of the items without an outcome. Reads nothing more."""
+    store, descriptor, origin, total = job.store, job.descriptor, job.origin, job.total
+    succeeded, failed = job.succeeded, job.failed
+    status = JobStatus.of(execution.get("status"))
+    closed = status.closed
+    start, stop = _as_datetime(execution.get("start")), _as_datetime(execution.get("stop"))
     estimated = 0
-    if items.without_outcome:
-        for records in attempts.launches_of(store, items.without_outcome).values():
-            estimated += len(records)
-            items.usage.add(attempts.estimated_usage(records, stop))
+    for records in launches.values():
+        estimated += len(records)
+        items.usage.add(attempts.estimated_usage(records, stop))
     items.attempts["launched"] += estimated
 
     unfinished = [index for index in range(total) if index not in succeeded and index not in failed]
@@ -393,7 +245,7 @@ def build_summary(
         failures.extend(
             {
                 "index": index,
-                "reason": _short(child_failures.get(index) or f"not finished: execution {status}"),
+                "reason": _short(job.child_failures.get(index) or f"not finished: execution {status}"),
             }
             for index in unfinished
         )
@@ -411,10 +263,11 @@ def build_summary(
         result = bound_strings(merge.finalize(merged)) if merge_error is None else None
     # A job without a descriptor, or whose results do not merge, did not succeed whatever its execution
     # says: the summary's status (and `spotmap local run`'s exit code) must not claim it did.
-    if status == ExecutionStatus.SUCCEEDED.value and (descriptor is None or merge_error is not None):
-        status = ExecutionStatus.FAILED.value
+    if status is JobStatus.SUCCEEDED and (descriptor is None or merge_error is not None):
+        status = JobStatus.FAILED
 
-    summary = Summary(
+    job_id = store.job_id
+    return Summary(
         job_id=job_id,
         status=status,
         execution_status=execution.get("status"),
@@ -464,44 +317,8 @@ def build_summary(
         # the plan's: a limit, not the work, set the pace
         warnings=descriptor.warnings if descriptor is not None and descriptor.warnings else None,
         rerun_of=origin.job_id if origin is not None else None,
-        rerun=rerun.summary_block(origin, inherited) if origin is not None else None,
+        rerun=rerun.summary_block(origin, job.inherited) if origin is not None else None,
     )
-    return summary.as_document()
-
-
-def _result_file_outcomes(
-    store: JobStore, manifest: dict[str, Any], reads: Reads
-) -> Iterator[dict[str, Any]]:
-    """The outcomes of the succeeded children in the manifest's result files, streamed. A damaged
-    file ends early: the items it did not give are looked up one by one."""
-    for key in map_results.result_file_keys(manifest, "SUCCEEDED"):
-        reads.result_files += 1
-        try:
-            for record in store.map_result_records(key):
-                outcome = map_results.succeeded_outcome(record)
-                if outcome is not None:
-                    yield outcome
-        except ValueError as error:
-            log.warning("result file %s is damaged, its other items are read one by one: %s", key, error)
-
-
-def _failed_children(
-    store: JobStore, manifest: dict[str, Any], wanted: set[int], reads: Reads
-) -> dict[int, str]:
-    """Why the Map Run's failed children of the `wanted` items failed, from its FAILED result files."""
-    found: dict[int, str] = {}
-    for key in map_results.result_file_keys(manifest, "FAILED"):
-        reads.result_files += 1
-        try:
-            for record in store.map_result_records(key):
-                child = map_results.failed_child(record)
-                if child is not None and child[0] in wanted and child[0] not in found:
-                    found[child[0]] = child[1]
-        except ValueError as error:
-            log.warning("result file %s is damaged: %s", key, error)
-        if len(found) == len(wanted):
-            break
-    return found
 
 
 def _job_error(

@@ -18,7 +18,7 @@ from jobcore.errors import (
     PollThrottled,
 )
 from jobcore.job_store import JobStore
-from jobcore.models import ItemState, TaskStatus
+from jobcore.models import AttemptOutcome, ItemState, TaskStatus
 from jobcore.stopped_tasks import (
     POLL_TRANSITIONS,
     PollResult,
@@ -97,7 +97,7 @@ def _still_running(
         state = with_task_usage(state, task, billing.billed_seconds(task, now)).model_copy(
             update={"task_seconds": round(elapsed, 3), "log": log_location(settings, state.task_arn or "")}
         )
-        state = with_attempt(state, task, now, "failed")
+        state = with_attempt(state, task, now, AttemptOutcome.FAILED)
         return finish(
             store, settings, state, started, TaskStatus.FAILED, f"timed out after {minutes} minutes"
         )

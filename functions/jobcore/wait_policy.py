@@ -32,6 +32,7 @@ from typing import Any
 from cachetools import TLRUCache
 
 from jobcore.job_store import JobStore
+from jobcore.models import TaskStatus
 
 UNKNOWN_GROWTH = 0.5  # wait = this × elapsed while the duration is unknown
 SHORT_POLL_FRACTION = 0.05  # polls around the expected end, as a fraction of the expected duration
@@ -108,7 +109,7 @@ def expected_duration_of(store: JobStore, samples: int = EXPECTATION_SAMPLES) ->
         return value
     durations = [
         seconds
-        for seconds in map(_task_seconds, store.sample_outcomes("succeeded", samples))
+        for seconds in map(_task_seconds, store.sample_outcomes(TaskStatus.SUCCEEDED, samples))
         if seconds is not None and seconds > 0
     ]
     value = statistics.median(durations) if durations else None

@@ -9,12 +9,11 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from jobcore import aws
 from jobcore.config import StopJobTasksSettings
-from jobcore.executions import ExecutionStatusChange, is_job_execution
-from jobcore.models import ExecutionStatus
+from jobcore.executions import STOPPED_EARLY, ExecutionStatusChange, is_job_execution
 from jobcore.observability import count, eventbridge_handler, logger, settings_loader
 from jobcore.stopping import stop_job_tasks
 
-STOPPING_STATUSES = frozenset({ExecutionStatus.FAILED, ExecutionStatus.TIMED_OUT, ExecutionStatus.ABORTED})
+STOPPING_STATUSES = STOPPED_EARLY  # a failed, timed-out or aborted job may have tasks left
 
 settings = settings_loader(StopJobTasksSettings)
 

@@ -16,6 +16,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from jobcore import aws, notify
 from jobcore.config import SummarizeSettings
 from jobcore.executions import ExecutionStatusChange, is_job_execution
+from jobcore.models import JobStatus
 from jobcore.observability import count, eventbridge_handler, logger, metrics, settings_loader
 from jobcore.summary import Reads, summarize_job
 
@@ -47,7 +48,8 @@ def lambda_handler(change: ExecutionStatusChange, context: LambdaContext) -> dic
         # again and the (identical) summary rewritten before publishing again
         message_id = notify.publish(aws.sns(), config.notification_topic_arn, summary, config.job_bucket)
         logger.info("notification published", extra={"message_id": message_id})
-    succeeded = summary["status"] == "SUCCEEDED"  # not when the job is unknown or its results do not merge
+    # not when the job is unknown or its results do not merge
+    succeeded = summary["status"] == JobStatus.SUCCEEDED
     count("JobsSucceeded" if succeeded else "JobsFailed")
     logger.info(
         "summary written",

@@ -24,7 +24,7 @@ from tests.e2e.test_container_runtime import worker_image  # noqa: F401 - the im
 
 ROOT = Path(__file__).resolve().parents[2]
 PROJECT_PARTS = ("template.yaml", "samconfig.toml", "statemachine", "functions", "worker")
-UNITS = 24  # at 0.25 s each: 5 s of margin between seeing 3 units and the end, for a reclaim on a loaded machine
+UNITS = 24  # at 0.25 s each: 5 s of margin between seeing 3 units and the end (a loaded machine)
 UNIT_SECONDS = 0.25
 INTERRUPT_AFTER_UNITS = 3
 

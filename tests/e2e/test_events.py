@@ -24,12 +24,13 @@ from jobcore import layout
 from jobcore.ids import job_id_for
 from jobcore.models import (
     InputObject,
-    Item,
     ItemOutcome,
     JobDescriptor,
     ResultRecord,
+    ShardItem,
     TaskStatus,
     Usage,
+    parse_item,
 )
 from spotmap.cli import main as spotmap_main
 from spotmap.cloud import CloudOptions, LocalCloud, local_client
@@ -172,7 +173,7 @@ def world(cloud: LocalCloud) -> World:
     job_id, bucket, event_item = state["job_id"], state["bucket"], state["item"]
     assert bucket == cloud.stack.bucket
     items = [
-        Item(
+        ShardItem(
             index=index,
             bucket=bucket,
             key=event_item["key"],
@@ -182,7 +183,7 @@ def world(cloud: LocalCloud) -> World:
             header_end=HEADER_END,
         )
         for index in range(ITEM_COUNT - 1)
-    ] + [Item.model_validate(event_item)]
+    ] + [parse_item(event_item)]
     assert [item.index for item in items] == list(range(ITEM_COUNT))
     descriptor = JobDescriptor(
         job_id=job_id,

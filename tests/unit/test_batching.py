@@ -13,7 +13,7 @@ import pytest
 from jobcore import billing, layout
 from jobcore.batching import Batcher, BatchRecord, BatchSpec, write_batch_outcome
 from jobcore.cost import cost_block
-from jobcore.models import Capacity, Item, ItemState, TaskStatus, Usage
+from jobcore.models import Capacity, ItemBatch, ItemState, ObjectItem, SweepItem, TaskStatus, Usage
 from start_job import app
 from tests.unit.conftest import BUCKET
 from tests.unit.test_start_job import put, read_json, run_manifest
@@ -144,18 +144,23 @@ def test_a_batch_that_cannot_be_is_a_rejected_job_naming_the_field(
     assert items == [] and descriptor["item_count"] == 0
 
 
+def _batch_of(task: Any) -> list[Any]:
+    """A batch's items; none for a task of one item."""
+    return list(task.batch) if isinstance(task, ItemBatch) else []
+
+
 def test_a_batch_closes_before_its_items_outgrow_a_state() -> None:
     # GIVEN 1,000 items with 1,000-byte keys and max_items 1000
-    items = [Item(index=n, bucket=BUCKET, key=f"data/{n:04d}" + "k" * 995) for n in range(1000)]
+    items = [ObjectItem(index=n, bucket=BUCKET, key=f"data/{n:04d}" + "k" * 995) for n in range(1000)]
 
     # WHEN they are grouped
     batches = list(Batcher(BatchSpec(max_items=1000))(items))
 
     # THEN every batch's item list fits 64 KiB, and every item is in exactly one batch, in order
     assert len(batches) > 1
-    sizes = [len(json.dumps([m.model_dump(exclude_none=True) for m in b.batch or []])) for b in batches]
+    sizes = [len(json.dumps([m.model_dump(exclude_none=True) for m in _batch_of(b)])) for b in batches]
     assert max(sizes) <= 64 * 1024
-    assert [m.index for b in batches for m in (b.batch or [b])] == list(range(1000))
+    assert [m.index for b in batches for m in b.members()] == list(range(1000))
 
 
 def test_a_batch_that_ended_gives_each_item_its_own_outcome_its_first_item_carrying_the_task(
@@ -164,7 +169,8 @@ def test_a_batch_that_ended_gives_each_item_its_own_outcome_its_first_item_carry
     # GIVEN a succeeded batch task of items 5-7 whose record says item 6 failed on its object (and item 7
     # resumed from its checkpoint)
     job_id = "batch-job"
-    batch = Item(index=5, bucket=BUCKET, batch=[Item(index=n, key=f"data/{n}.csv") for n in (5, 6, 7)])
+    members = [ObjectItem(index=n, key=f"data/{n}.csv") for n in (5, 6, 7)]
+    batch = ItemBatch(index=5, bucket=BUCKET, batch=members)
     record = BatchRecord(
         job_id=job_id,
         index=5,
@@ -223,7 +229,7 @@ def test_a_batch_that_ended_gives_each_item_its_own_outcome_its_first_item_carry
 def test_a_failed_batch_task_keeps_the_items_it_recorded_and_fails_the_others(s3: Any) -> None:
     # GIVEN a batch task of items 0-2 that crashed after item 0's result record was written
     job_id = "crashed-batch"
-    batch = Item(index=0, bucket=BUCKET, batch=[Item(index=n, params={"n": n}) for n in range(3)])
+    batch = ItemBatch(index=0, bucket=BUCKET, batch=[SweepItem(index=n, params={"n": n}) for n in range(3)])
     s3.put_object(
         Bucket=BUCKET,
         Key=layout.result_key(job_id, 0),

@@ -11,7 +11,7 @@ import pytest
 from jobcore import aws as factory
 from jobcore import errors, layout
 from jobcore.launching import OVERRIDES_LIMIT, client_token
-from jobcore.models import Item
+from jobcore.models import parse_item, parse_item_json
 from launch_task import app
 from tests.conftest import load_event
 from tests.unit.conftest import CAPACITY_REASON, CLUSTER_ARN, TASK_ARN, TASK_DEFINITION_ARN
@@ -59,7 +59,7 @@ def test_first_launch_runs_on_spot(ecs: Any, lambda_context: Any) -> None:
     }
     env = environment(request)
     assert env["JOB_ID"] == job_id and env["ITEM_INDEX"] == "3" and env["ATTEMPT"] == "1"
-    assert Item.model_validate_json(env["ITEM"]) == Item.model_validate(event["state"]["item"])
+    assert parse_item_json(env["ITEM"]) == parse_item(event["state"]["item"])
 
     # AND the new state says RUNNING on Spot, first wait POLL_MIN_SECONDS, this call's usage counted
     assert state["status"] == "RUNNING" and state["task_arn"] == TASK_ARN
@@ -170,11 +170,12 @@ def test_attempts_exhausted_before_any_runtask(ecs: Any, lambda_context: Any) ->
 
 
 def test_an_item_too_large_for_the_overrides_is_passed_by_index(ecs: Any, lambda_context: Any) -> None:
-    # GIVEN an item whose params make the overrides larger than ECS's 8 KiB limit
+    # GIVEN a sweep item whose params make the overrides larger than ECS's 8 KiB limit
     stubber, requests = ecs
     stubber.add_response("run_task", started())
     event = load_event("launch_task.json")
-    event["state"]["item"]["params"] = {"blob": "x" * OVERRIDES_LIMIT}
+    index = event["state"]["item"]["index"]
+    event["state"]["item"] = {"index": index, "params": {"blob": "x" * OVERRIDES_LIMIT}}
 
     # WHEN LaunchTask runs
     app.lambda_handler(event, lambda_context)

@@ -146,7 +146,7 @@ def test_a_10000_item_job_page_stays_small_and_keeps_every_interruption_and_fail
             "history": [record.model_dump(mode="json") for record in history],
             "log": f"/logs/{index}.log",
         }
-        timeline.add(index, fate, outcome)
+        timeline.add(index, TaskStatus(fate.upper()), outcome)
     summary = {
         "job_id": "big",
         "status": "FAILED",

@@ -344,10 +344,10 @@ def test_invalid_manifest_is_a_rejected_job(
 def test_a_large_item_list_is_streamed_as_valid_json(s3: Any, monkeypatch: pytest.MonkeyPatch) -> None:
     # GIVEN a threshold small enough that 2,000 items take the multipart path
     from jobcore import starting
-    from jobcore.models import Item
+    from jobcore.models import SweepItem
 
     monkeypatch.setattr(starting, "SINGLE_PUT_BYTES", 10_000)
-    items = (Item(index=i, params={"seed": i}) for i in range(2000))
+    items = (SweepItem(index=i, params={"seed": i}) for i in range(2000))
 
     # WHEN they are written
     count = starting.write_items(s3, BUCKET, "job-big", items)
@@ -396,12 +396,12 @@ def test_an_item_too_large_for_a_state_is_refused_before_anything_starts(
 def test_an_item_at_the_limit_is_accepted_and_one_byte_more_is_refused(
     s3: Any, sfn: Any, lambda_context: Any
 ) -> None:
-    from jobcore.models import Item
+    from jobcore.models import SweepItem
     from jobcore.payload import MAX_ITEM_STATE_BYTES
 
     # GIVEN the job id the manifest will get, and items filled to exactly the limit, and one byte over
     job_id = run_manifest(s3, {"processor": "noop", "items": [{}]}, lambda_context)[0]
-    empty = json.loads(Item(index=0, params={"fill": ""}).model_dump_json(exclude_none=True))
+    empty = json.loads(SweepItem(index=0, params={"fill": ""}).model_dump_json(exclude_none=True))
     fill = MAX_ITEM_STATE_BYTES - child_input_bytes(job_id, empty)
 
     for extra, accepted in ((0, True), (1, False)):
