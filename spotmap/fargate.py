@@ -5,8 +5,6 @@ faults Fargate Spot brings (interruptions, no capacity, throttling) injectable o
 
 from __future__ import annotations
 
-import hashlib
-import json
 import logging
 import random
 import signal
@@ -20,7 +18,14 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Protocol
 
-from spotmap import ecs_rules
+from spotmap import ecs_requests, ecs_rules
+from spotmap.ecs_requests import (
+    DescribeTasksRequest,
+    ListTasksRequest,
+    RunTaskRequest,
+    StopTaskRequest,
+    attempt_key,
+)
 from spotmap.ecs_rules import EcsError, TokenBucket
 from spotmap.template import Stack
 
@@ -166,12 +171,7 @@ class LocalFargate:
 
     # ------------------------------------------------------------------ API
     def handle(self, action: str, body: dict[str, Any]) -> dict[str, Any]:
-        handlers = {
-            "RunTask": self.run_task,
-            "DescribeTasks": self.describe_tasks,
-            "StopTask": self.stop_task,
-            "ListTasks": self.list_tasks,
-        }
+        """One ECS request: throttled and checked as ECS does, then served."""
         try:
             self.api.admit(action)
         except EcsError:
@@ -180,13 +180,20 @@ class LocalFargate:
                 if action == "RunTask":
                     self.counters["run_task_throttled"] += 1
             raise
-        ecs_rules.CHECKS[action](body)
-        return handlers[action](body)
+        ecs_rules.CHECKS[action](body)  # what ECS refuses, on the request as sent
+        request = ecs_requests.PARSERS[action](body)
+        if isinstance(request, RunTaskRequest):
+            return self.run_task(request)
+        if isinstance(request, DescribeTasksRequest):
+            return self.describe_tasks(request)
+        if isinstance(request, StopTaskRequest):
+            return self.stop_task(request)
+        return self.list_tasks(request)
 
-    def run_task(self, body: dict[str, Any]) -> dict[str, Any]:
-        self._check_cluster(body.get("cluster"))
+    def run_task(self, request: RunTaskRequest) -> dict[str, Any]:
+        self._check_cluster(request.cluster)
         definition = self.stack.task_definition
-        wanted = body.get("taskDefinition", "")
+        wanted = request.task_definition
         if (
             wanted not in (definition.arn, definition.family)
             and not wanted.startswith(f"{definition.family}:")
@@ -194,24 +201,20 @@ class LocalFargate:
             and wanted.split("/")[-1].split(":")[0] != definition.family
         ):
             raise EcsError("ClientException", f"Unable to find task definition '{wanted}'")
-        count = int(body.get("count", 1))
-        strategy = body.get("capacityProviderStrategy") or []
-        providers = [item["capacityProvider"] for item in strategy] or ["FARGATE"]
+        count = request.count
+        providers = request.providers
         for provider in providers:
             if provider not in ("FARGATE", "FARGATE_SPOT"):
                 raise EcsError(
                     "InvalidParameterException",
                     f"The specified capacity provider '{provider}' is not associated with the cluster.",
                 )
-        token = body.get("clientToken")
-        fingerprint = hashlib.sha256(
-            json.dumps({k: v for k, v in body.items() if k != "clientToken"}, sort_keys=True).encode()
-        ).hexdigest()
+        token = request.client_token
         with self.lock:
             self.counters["run_task"] += 1
             if token and token in self.tokens:
                 known_fingerprint, arns = self.tokens[token]
-                if known_fingerprint != fingerprint:
+                if known_fingerprint != request.fingerprint:
                     raise EcsError(
                         "ConflictException",
                         "The specified client token has already been used with different parameters.",
@@ -223,7 +226,8 @@ class LocalFargate:
                 self.counters["run_task_throttled"] += 1
             raise EcsError("ThrottlingException", "Rate exceeded")
         capacity = providers[0] if len(providers) == 1 else self.rng.choice(providers)
-        draw = self._draw("capacity", body, self._calls_with(body))
+        attempt = request.attempt_key()
+        draw = self._draw("capacity", attempt, self._calls_with(attempt))
         if capacity == "FARGATE_SPOT" and draw.random() < self.faults.capacity_failure_rate:
             with self.lock:
                 self.counters["capacity_failures"] += 1
@@ -235,10 +239,10 @@ class LocalFargate:
             if self._over_vcpu_quota(capacity, count):
                 failure = {"arn": self.stack.cluster_arn, "reason": VCPU_LIMIT_REACHED}
                 return {"tasks": [], "failures": [failure]}
-            tasks = [self._create_task(body, capacity) for _ in range(count)]
+            tasks = [self._create_task(request, capacity) for _ in range(count)]
         with self.lock:
             if token:
-                self.tokens[token] = (fingerprint, [task.arn for task in tasks])
+                self.tokens[token] = (request.fingerprint, [task.arn for task in tasks])
         for task in tasks:
             self._emit(task)
             threading.Thread(target=self._run, args=(task,), daemon=True, name=f"task-{task.task_id}").start()
@@ -257,13 +261,12 @@ class LocalFargate:
             )
         return (running + count) * vcpu > quota + 1e-9
 
-    def describe_tasks(self, body: dict[str, Any]) -> dict[str, Any]:
-        self._check_cluster(body.get("cluster"))
-        arns = body.get("tasks") or []
-        include_tags = "TAGS" in (body.get("include") or [])
+    def describe_tasks(self, request: DescribeTasksRequest) -> dict[str, Any]:
+        self._check_cluster(request.cluster)
+        include_tags = request.include_tags
         found, failures = [], []
         with self.lock:
-            for arn in arns:
+            for arn in request.tasks:
                 task = self.tasks.get(arn) or self.tasks.get(self._arn_for(arn))
                 if task is None:
                     failures.append({"arn": arn, "reason": "MISSING"})
@@ -271,9 +274,9 @@ class LocalFargate:
                     found.append(self._describe(task, include_tags))
         return {"tasks": found, "failures": failures}
 
-    def stop_task(self, body: dict[str, Any]) -> dict[str, Any]:
-        self._check_cluster(body.get("cluster"))
-        arn = body.get("task", "")
+    def stop_task(self, request: StopTaskRequest) -> dict[str, Any]:
+        self._check_cluster(request.cluster)
+        arn = request.task
         with self.lock:
             task = self.tasks.get(arn) or self.tasks.get(self._arn_for(arn))
             if task is None:
@@ -281,16 +284,14 @@ class LocalFargate:
             if task.desired_status != "STOPPED":
                 task.desired_status = "STOPPED"
                 task.stop_code = "UserInitiated"
-                task.stopped_reason = body.get("reason") or "Task stopped by user"
+                task.stopped_reason = request.reason or "Task stopped by user"
         self._terminate(task)
         with self.lock:
             return {"task": self._describe(task)}
 
-    def list_tasks(self, body: dict[str, Any]) -> dict[str, Any]:
-        self._check_cluster(body.get("cluster"))
-        desired = body.get("desiredStatus", "RUNNING")
-        started_by = body.get("startedBy")
-        family = body.get("family")
+    def list_tasks(self, request: ListTasksRequest) -> dict[str, Any]:
+        self._check_cluster(request.cluster)
+        desired, started_by, family = request.desired_status, request.started_by, request.family
         with self.lock:
             arns = [
                 task.arn
@@ -299,8 +300,7 @@ class LocalFargate:
                 and (started_by is None or task.started_by == started_by)
                 and (family is None or family == self.stack.task_definition.family)
             ]
-        start = int(body.get("nextToken") or 0)
-        size = int(body.get("maxResults") or 100)
+        start, size = request.start, request.max_results
         page = arns[start : start + size]
         result: dict[str, Any] = {"taskArns": page}
         if start + size < len(arns):
@@ -331,12 +331,12 @@ class LocalFargate:
         stack = self.stack
         return f"arn:aws:ecs:{stack.region}:{stack.account_id}:task/{stack.cluster_name}/{task_id}"
 
-    def _create_task(self, body: dict[str, Any], capacity: str) -> _Task:
+    def _create_task(self, request: RunTaskRequest, capacity: str) -> _Task:
         task_id = uuid.uuid4().hex
         container = self.stack.task_definition.containers[0]
         env = dict(self.base_env)
         env.update(container.environment)
-        overrides = body.get("overrides") or {}
+        overrides = request.overrides
         for override in overrides.get("containerOverrides", []):
             if override.get("name") == container.name:
                 env.update({item["name"]: item["value"] for item in override.get("environment", [])})
@@ -345,9 +345,9 @@ class LocalFargate:
             arn=self._arn_for(task_id),
             task_id=task_id,
             capacity=capacity,
-            started_by=body.get("startedBy"),
-            group=body.get("group"),
-            tags=body.get("tags") or [],
+            started_by=request.started_by,
+            group=request.group,
+            tags=request.tags,
             overrides=overrides,
             env=env,
             log_path=self.log_dir / f"{task_id}.log",
@@ -421,31 +421,22 @@ class LocalFargate:
             # before any task has finished, assume a short one: a fault must land inside the run
             return statistics.median(self.durations) if self.durations else 0.05
 
-    def _calls_with(self, body: dict[str, Any]) -> int:
+    def _calls_with(self, attempt: str) -> int:
         """How many RunTask calls named this item attempt so far (the n-th retry draws anew)."""
-        key = self._attempt_key(body)
         with self.lock:
-            self._calls[key] = self._calls.get(key, 0) + 1
-            return self._calls[key]
+            self._calls[attempt] = self._calls.get(attempt, 0) + 1
+            return self._calls[attempt]
 
-    @staticmethod
-    def _attempt_key(body: dict[str, Any]) -> str:
-        tags = {tag.get("key"): tag.get("value") for tag in body.get("tags") or []}
-        index, attempt = tags.get("spotmap:item-index"), tags.get("spotmap:attempt")
-        if index is None or attempt is None:
-            return str(body.get("clientToken") or uuid.uuid4())
-        return f"{index}/{attempt}"
-
-    def _draw(self, kind: str, body: dict[str, Any], call: int = 0) -> random.Random:
+    def _draw(self, kind: str, attempt: str, call: int = 0) -> random.Random:
         """The random numbers of one fault decision. With a seed they depend only on the seed, the item
         index and attempt: `--seed N` reproduces the same faults whatever order threads run in."""
         if self.faults.seed is None:
             return self.rng
-        return random.Random(f"{self.faults.seed}/{kind}/{self._attempt_key(body)}/{call}")
+        return random.Random(f"{self.faults.seed}/{kind}/{attempt}/{call}")
 
     def _decide_faults(self, task: _Task) -> _FaultDecision:
         """Decide, as the task starts, whether and when a fault hits it (a random moment of its run)."""
-        draw = self._draw("task", {"tags": task.tags, "clientToken": task.task_id})
+        draw = self._draw("task", attempt_key(task.tags, task.task_id))
         with self.lock:
             interrupt = task.capacity == "FARGATE_SPOT" and draw.random() < self.faults.spot_interruption_rate
             crash = draw.random() < self.faults.crash_rate
