@@ -351,6 +351,3 @@ class ForkServerLauncher:
 
     def close(self) -> None:
         self._server.close()
-
-
-_ForkedProcess = ForkedProcess  # its name before the fork servers became one
