@@ -114,7 +114,8 @@ class ForkServer:
         )
         child.close()
         self._socket = parent
-        self._lock = threading.Lock()
+        self._lock = threading.Lock()  # the state below, which the reader updates
+        self._send_lock = threading.Lock()
         self._next = 0
         self._closed = False
         self._answers: dict[int, threading.Event] = {}
@@ -140,20 +141,16 @@ class ForkServer:
             self._next += 1
             request_id = self._next
             answered = self._answers[request_id] = threading.Event()
-            message = json.dumps(
-                {
-                    "id": request_id,
-                    "env": env,
-                    "log": str(log_path),
-                    "hold_exit": hold_exit,
-                    "args": args or {},
-                }
-            ).encode()
-            try:
+        request = {"id": request_id, "env": env, "log": str(log_path), "hold_exit": hold_exit}
+        message = json.dumps({**request, "args": args or {}}).encode()
+        try:
+            # a lock of its own: a send waiting for room never holds up the reader, which makes room
+            with self._send_lock:
                 socket.send_fds(self._socket, [message], [] if pass_fd is None else [pass_fd])
-            except OSError as error:
+        except OSError as error:
+            with self._lock:
                 self._answers.pop(request_id, None)
-                raise RuntimeError(f"the {self.name} exited") from error
+            raise RuntimeError(f"the {self.name} exited") from error
         if not answered.wait(self.answer_timeout):
             raise RuntimeError(f"the {self.name} did not answer")
         with self._lock:
