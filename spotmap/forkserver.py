@@ -1,30 +1,62 @@
-"""Cheap local tasks: a fork server with the worker's imports (boto3, the processors) preloaded.
+"""One fork server for the local cloud's processes: Fargate tasks and Lambda instances alike.
 
-A fresh `python -m worker` pays an interpreter start and `import boto3` (~0.33 s of CPU here) per
-task. The fork server pays it once; each task is still its own OS process (forked, in its own
-session, with exactly the task's environment, its own exit code and signals), as a container is.
+A fresh interpreter pays its start and its imports (`import boto3` alone ~0.33 s of CPU here) per
+process. A fork server pays them once: it starts, runs a *program* that preloads what its children
+import, then forks one child per request. Each child is still its own OS process, in its own session,
+with exactly the environment it was asked for, its output appended to its own log, its own exit code
+(128 + N when signal N ended it) and its own signals, as a container or a Lambda sandbox is.
+
+What differs between tasks and instances is a parameter, not a second server: the program (what is
+preloaded and what a child runs: spotmap.forkserver:worker_program for tasks,
+spotmap.lambda_runtime:instance_program for Lambda instances), the server's own environment and working
+directory, each child's environment and log path, and an optional socket passed to the child (a Lambda
+instance's connection to its pool).
+
+The protocol, on an AF_UNIX SOCK_SEQPACKET socket pair, one JSON object per message:
+- request (client -> server): {"id": n, "env": {...}, "log": path, "hold_exit": seconds, "args": {...}},
+  carrying at most one file descriptor (SCM_RIGHTS) for the child;
+- {"id": n, "spawned": pid} (server -> client) once the child is forked;
+- {"exited": pid, "code": c} (server -> client) once the child has exited and been reaped.
+The client's end closing is the server's end: it kills what is left of its children (each leads its
+own process group) and exits, so no child outlives a local cloud that was killed outright.
 """
 
 from __future__ import annotations
 
 import contextlib
 import gc
+import importlib
 import json
 import os
+import random
+import select
 import signal
 import socket
 import subprocess
 import sys
 import threading
 import time
-from multiprocessing.connection import Connection, wait
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from spotmap.launchers import exit_status
 
+# what a program returns: the children's entry, run in each child with its request and passed fd
+Entry = Callable[[dict[str, Any], int | None], int]
 
-class _ForkedProcess:
+REAP_INTERVAL_SECONDS = 0.02  # how often the server looks for exited children between requests
+MAX_MESSAGE = 1 << 20
+ORPHAN_EXIT_CODE = 137  # a child whose server vanished is reported as killed (SIGKILL)
+_BOOTSTRAP = (
+    "import sys; sys.path.append({runtime_path!r}); from spotmap.forkserver import serve; "
+    "serve(int(sys.argv[1]), sys.argv[2])"
+)
+
+
+class ForkedProcess:
+    """A child of a fork server: its pid, its exit code once reported, and its process group to signal."""
+
     def __init__(self, pid: int):
         self.pid = pid
         self._done = threading.Event()
@@ -34,6 +66,10 @@ class _ForkedProcess:
         self._code = code
         self._done.set()
 
+    @property
+    def exited(self) -> bool:
+        return self._done.is_set()
+
     def wait(self) -> int:
         self._done.wait()
         return self._code
@@ -42,154 +78,216 @@ class _ForkedProcess:
         if self._done.is_set():
             return
         with contextlib.suppress(ProcessLookupError):
-            os.killpg(self.pid, signum)
+            os.killpg(self.pid, signum)  # the child's whole process group, as docker stop does
 
 
-class ForkServerLauncher:
-    """Starts tasks by asking a preloaded zygote process to fork."""
+class ForkServer:
+    """The client of one fork server process, which it starts with `env` in `cwd` and which runs
+    `program` ("module:function") before serving. `label` only marks the server's command line (and
+    so its children's): which local cloud they belong to. `answer_timeout`: how long a fork waits for
+    the server's answer (None: until it answers or exits)."""
 
-    holds_exit = True  # start(hold_exit=True): see _child
-
-    def __init__(self, root: Path, base_env: dict[str, str]):
-        parent_sock, child_sock = socket.socketpair()
-        env = dict(base_env)
-        env["PYTHONPATH"] = os.pathsep.join([str(root), str(root / "functions")])
+    def __init__(
+        self,
+        program: str,
+        env: dict[str, str],
+        *,
+        name: str,
+        cwd: Path | None = None,
+        label: str = "",
+        answer_timeout: float | None = None,
+    ):
+        self.name = name
+        self.answer_timeout = answer_timeout
+        parent, child = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
         runtime_path = str(Path(__file__).resolve().parent.parent)
-        self._zygote = subprocess.Popen(
-            [
-                sys.executable,
-                "-c",
-                f"import sys; sys.path.append({runtime_path!r}); from spotmap.forkserver import serve; "
-                f"serve({child_sock.fileno()})",
-            ],
+        self.process = subprocess.Popen(
+            [sys.executable, "-c", _BOOTSTRAP.format(runtime_path=runtime_path), str(child.fileno()), program]
+            + ([label] if label else []),
             env=env,
-            cwd=root,
-            pass_fds=(child_sock.fileno(),),
+            cwd=cwd,
+            pass_fds=(child.fileno(),),
             stdin=subprocess.DEVNULL,
-            # out of the CLI's process group: Ctrl-C or `timeout` signal the CLI, which stops every task
-            # and then us (a signal of our own would leave the tasks' exits unreported)
+            # out of the CLI's process group: Ctrl-C or `timeout` signal the CLI, which stops every child
+            # and then us (a signal of our own would leave the children's exits unreported)
             start_new_session=True,
         )
-        child_sock.close()
-        self._conn = Connection(os.dup(parent_sock.fileno()))
-        self._socket = parent_sock  # kept to shut down: closing alone leaves a blocked reader hanging
-        self._lock = threading.Lock()
-        self._spawned: dict[int, threading.Event] = {}
-        self._pids: dict[int, int] = {}
-        self._processes: dict[int, _ForkedProcess] = {}
-        self._early_exits: dict[int, int] = {}
+        child.close()
+        self._socket = parent
+        self._lock = threading.Lock()  # the state below, which the reader updates
+        self._send_lock = threading.Lock()
         self._next = 0
-        threading.Thread(target=self._read, daemon=True, name="forkserver-reader").start()
+        self._closed = False
+        self._answers: dict[int, threading.Event] = {}
+        self._spawned: dict[int, ForkedProcess] = {}
+        self._children: dict[int, ForkedProcess] = {}
+        threading.Thread(target=self._read, daemon=True, name=f"{name}-reader").start()
 
-    def start(self, env: dict[str, str], log_path: Path, hold_exit: float = 0.0) -> _ForkedProcess:
-        """hold_exit: seconds from its start when the task is to be reclaimed (a Spot interruption decided
-        for it); should its worker finish earlier, its process waits at exit until then, so the reclaim's
-        signal lands while it runs."""
-        request = {"id": 0, "env": env, "log": str(log_path), "hold_exit": hold_exit}
+    def fork(
+        self,
+        env: dict[str, str],
+        log_path: Path,
+        *,
+        args: dict[str, Any] | None = None,
+        pass_fd: int | None = None,
+        hold_exit: float = 0.0,
+    ) -> ForkedProcess:
+        """A child with exactly `env`, its output appended to `log_path`; `args` and `pass_fd` go to the
+        program's entry. hold_exit: seconds from its start until which the child, should it finish
+        earlier, waits at exit (so that a reclaim decided for a task lands while it runs)."""
         with self._lock:
+            if self._closed:
+                raise RuntimeError(f"the {self.name} exited")
             self._next += 1
-            request_id = request["id"] = self._next
-            ready = self._spawned[request_id] = threading.Event()
-            self._conn.send_bytes(json.dumps(request).encode())
-        if not ready.wait(30) or self._zygote.poll() is not None:
-            raise RuntimeError("the worker fork server did not answer")
+            request_id = self._next
+            answered = self._answers[request_id] = threading.Event()
+        request = {"id": request_id, "env": env, "log": str(log_path), "hold_exit": hold_exit}
+        message = json.dumps({**request, "args": args or {}}).encode()
+        try:
+            # a lock of its own: a send waiting for room never holds up the reader, which makes room
+            with self._send_lock:
+                socket.send_fds(self._socket, [message], [] if pass_fd is None else [pass_fd])
+        except OSError as error:
+            with self._lock:
+                self._answers.pop(request_id, None)
+            raise RuntimeError(f"the {self.name} exited") from error
+        if not answered.wait(self.answer_timeout):
+            raise RuntimeError(f"the {self.name} did not answer")
         with self._lock:
-            pid = self._pids.pop(request_id)
-            process = _ForkedProcess(pid)
-            if pid in self._early_exits:
-                process._exited(self._early_exits.pop(pid))
-            else:
-                self._processes[pid] = process
+            self._answers.pop(request_id, None)
+            process = self._spawned.pop(request_id, None)
+        if process is None:
+            raise RuntimeError(f"the {self.name} exited")
         return process
 
     def _read(self) -> None:
         while True:
             try:
-                message: dict[str, Any] = json.loads(self._conn.recv_bytes())
-            except (EOFError, OSError):
-                with self._lock:
-                    for orphan in self._processes.values():
-                        orphan._exited(137)
-                return
+                data = self._socket.recv(MAX_MESSAGE)
+            except OSError:
+                data = b""
             with self._lock:
-                if "spawned" in message:
-                    self._pids[message["id"]] = message["spawned"]
-                    self._spawned.pop(message["id"]).set()
+                if not data:  # the server exited, or we closed it
+                    self._closed = True
+                    for answered in self._answers.values():
+                        answered.set()
+                    for orphan in self._children.values():
+                        orphan._exited(ORPHAN_EXIT_CODE)
+                    self._children.clear()
+                    return
+                message: dict[str, Any] = json.loads(data)
+                if "spawned" in message:  # always before that child's "exited"
+                    process = ForkedProcess(message["spawned"])
+                    self._children[process.pid] = process
+                    self._spawned[message["id"]] = process
+                    answer = self._answers.get(message["id"])
+                    if answer is not None:
+                        answer.set()
                 else:
-                    pid, code = message["exited"], message["code"]
-                    exited = self._processes.pop(pid, None)
-                    if exited is None:
-                        self._early_exits[pid] = code
-                    else:
-                        exited._exited(code)
+                    exited = self._children.pop(message["exited"], None)
+                    if exited is not None:
+                        exited._exited(message["code"])
 
     def close(self) -> None:
         with contextlib.suppress(OSError):
-            self._socket.shutdown(socket.SHUT_RDWR)  # the zygote and our reader both see EOF now
+            self._socket.shutdown(socket.SHUT_RDWR)  # the server and our reader both see EOF now
         self._socket.close()
-        self._conn.close()
         try:
-            self._zygote.wait(timeout=5)
+            self.process.wait(timeout=5)
         except subprocess.TimeoutExpired:
-            self._zygote.kill()
+            self.process.kill()
 
 
-def serve(fd: int) -> None:
-    """The zygote: preload, then fork one child per request and report how each one exits."""
-    import worker.runner as runner
-    from worker import storage
+# ---------------------------------------------------------------- the server process
 
-    runner.preload()  # processors imported, S3 model loaded: a forked task starts in milliseconds
-    storage.make_s3_client(os.environ)  # the tasks' client (they share our endpoint and credentials)
-    gc.freeze()  # preloaded objects stay shared with the tasks instead of copied by the collector
-    conn = Connection(fd)
+
+def serve(fd: int, program: str) -> None:
+    """The server: run the program (it preloads, and returns the children's entry), then fork one
+    child per request and report how each one exits."""
+    module, function = program.split(":")
+    entry: Entry = getattr(importlib.import_module(module), function)()
+    channel = socket.socket(fileno=fd)
     children: set[int] = set()
+
+    def answer(message: dict[str, Any]) -> bool:
+        try:
+            channel.send(json.dumps(message).encode())
+        except OSError:  # the client is gone: as at end of input
+            return False
+        return True
+
+    def stop() -> None:
+        # the local cloud stopped: it stops every child before closing us, but if it was killed
+        # outright its children must not outlive it (each leads its own group: kill the groups)
+        for child in children:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(child, signal.SIGKILL)
+
     while True:
-        if wait([conn], timeout=0.02):
+        if select.select([channel], [], [], REAP_INTERVAL_SECONDS)[0]:
             try:
-                request = json.loads(conn.recv_bytes())
-            except EOFError:
-                # the local cloud stopped: it stops every task before closing us, but if it was killed
-                # outright its tasks must not outlive it (each leads its own group: kill the groups)
-                for child in children:
-                    with contextlib.suppress(ProcessLookupError, PermissionError):
-                        os.killpg(child, signal.SIGKILL)
+                message, fds, _flags, _address = socket.recv_fds(channel, MAX_MESSAGE, 1)
+            except OSError:
+                message, fds = b"", []
+            if not message:
+                stop()
                 return
+            request = json.loads(message)
+            passed = fds[0] if fds else None
+            session_r, session_w = os.pipe()
             pid = os.fork()
             if pid == 0:
-                _child(request, runner.main)
+                os.close(session_r)
+                _child(request, passed, entry, channel, session_w)
+            os.close(session_w)
+            # answered only once the child leads its own session (its end closed: setsid done, or it
+            # died): a signal sent to its process group as soon as its pid is known is never lost
+            os.read(session_r, 1)
+            os.close(session_r)
+            if passed is not None:
+                os.close(passed)
             children.add(pid)
-            conn.send_bytes(json.dumps({"id": request["id"], "spawned": pid}).encode())
+            if not answer({"id": request["id"], "spawned": pid}):
+                stop()
+                return
         while children:
             pid, status = os.waitpid(-1, os.WNOHANG)
             if pid == 0:
                 break
             children.discard(pid)
-            code = exit_status(os.waitstatus_to_exitcode(status))
-            conn.send_bytes(json.dumps({"exited": pid, "code": code}).encode())
+            if not answer({"exited": pid, "code": exit_status(os.waitstatus_to_exitcode(status))}):
+                stop()
+                return
 
 
-def _child(request: dict[str, Any], main: Any) -> None:
+def _child(
+    request: dict[str, Any], passed: int | None, entry: Entry, channel: socket.socket, session_w: int
+) -> None:
+    """In the forked child: become the process asked for, run the entry, exit with its code."""
     started = time.monotonic()
     code = 1
     try:
+        channel.close()
         os.setsid()
+        os.close(session_w)  # the server answers now
         log_fd = os.open(request["log"], os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
         os.dup2(log_fd, 1)
         os.dup2(log_fd, 2)
         os.close(log_fd)
         null = os.open(os.devnull, os.O_RDONLY)
         os.dup2(null, 0)
+        os.close(null)
         for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGCHLD):
             signal.signal(signum, signal.SIG_DFL)
+        random.seed()  # not the server's sequence, shared by every child
         os.environ.clear()
         os.environ.update(request["env"])
         sys.stdout = open(1, "w", buffering=1, encoding="utf-8", closefd=False)  # noqa: SIM115
         sys.stderr = open(2, "w", buffering=1, encoding="utf-8", closefd=False)  # noqa: SIM115
-        code = int(main(dict(request["env"])))
+        code = int(entry(request, passed))
     except SystemExit as exit_:
         code = exit_.code if isinstance(exit_.code, int) else 1
-    except BaseException:  # noqa: BLE001 - the child must never return into the zygote's loop
+    except BaseException:  # noqa: BLE001 - the child must never return into the server's loop
         import traceback
 
         traceback.print_exc()
@@ -208,3 +306,45 @@ def _child(request: dict[str, Any], main: Any) -> None:
                     time.sleep(remaining)
         finally:
             os._exit(code)
+
+
+# ---------------------------------------------------------------- Fargate tasks
+
+
+def worker_program() -> Entry:
+    """The tasks' program: the worker's imports preloaded (processors imported, S3 model loaded) and
+    the tasks' S3 client made (they share the server's endpoint and credentials), so that a forked
+    task starts in milliseconds; each child runs the worker with its task's environment."""
+    import worker.runner as runner
+    from worker import storage
+
+    runner.preload()
+    storage.make_s3_client(os.environ)
+    gc.freeze()  # preloaded objects stay shared with the tasks instead of copied by the collector
+
+    def run_task(request: dict[str, Any], _passed: int | None) -> int:
+        return int(runner.main(dict(request["env"])))
+
+    return run_task
+
+
+class ForkServerLauncher:
+    """Starts the local Fargate's tasks as children of a fork server running worker_program."""
+
+    holds_exit = True  # start(hold_exit=...): see ForkServer.fork
+
+    def __init__(self, root: Path, base_env: dict[str, str]):
+        env = dict(base_env)
+        env["PYTHONPATH"] = os.pathsep.join([str(root), str(root / "functions")])
+        self._server = ForkServer(
+            f"{__name__}:worker_program", env, name="worker fork server", cwd=root, answer_timeout=30
+        )
+
+    def start(self, env: dict[str, str], log_path: Path, hold_exit: float = 0.0) -> ForkedProcess:
+        """hold_exit: seconds from its start when the task is to be reclaimed (a Spot interruption decided
+        for it); should its worker finish earlier, its process waits at exit until then, so the reclaim's
+        signal lands while it runs."""
+        return self._server.fork(env, log_path, hold_exit=hold_exit)
+
+    def close(self) -> None:
+        self._server.close()

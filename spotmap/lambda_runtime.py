@@ -16,6 +16,8 @@ from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
 
+from spotmap.forkserver import Entry
+
 
 class LambdaContext:
     """The attributes of the Lambda context object that handlers and Powertools read."""
@@ -34,37 +36,17 @@ class LambdaContext:
         return max(0, int((self._deadline - time.monotonic()) * 1000))
 
 
-def zygote(fd: int) -> None:
-    """Preload the libraries every handler uses, then fork one instance per request.
-
-    A request is one SOCK_SEQPACKET message (JSON: env, code_dir, handler, log) carrying the instance's
-    end of its socket; the reply is the instance's pid. SIGCHLD is ignored so exited instances are
-    reaped by the kernel."""
-    import random
-    import signal
-    import socket
-
+def instance_program() -> Entry:
+    """The Lambda instances' fork server program (spotmap/forkserver.py): preload the libraries every
+    handler uses and what the handlers import, then serve, in each forked instance, its function's
+    events over the connection passed to it (args: code_dir, handler)."""
     import boto3  # noqa: F401 - preloaded for the instances
     import pydantic  # noqa: F401
     from aws_lambda_powertools import Logger, Metrics, Tracer  # noqa: F401
     from aws_lambda_powertools.utilities import data_classes, parser  # noqa: F401
 
     _preload(json.loads(os.environ.pop("SPOTMAP_PRELOAD", "[]")))
-    signal.signal(signal.SIGCHLD, signal.SIG_IGN)
-    channel = socket.socket(fileno=fd)
-    while True:
-        message, fds, _flags, _address = socket.recv_fds(channel, 1 << 20, 1)
-        if not message:
-            return  # the local cloud closed us
-        request = json.loads(message)
-        pid = os.fork()
-        if pid == 0:
-            channel.close()
-            signal.signal(signal.SIGCHLD, signal.SIG_DFL)
-            random.seed()
-            _instance(fds[0], request)
-        os.close(fds[0])
-        channel.send(json.dumps({"pid": pid}).encode())
+    return _instance
 
 
 PRELOADED_SERVICES = ("s3", "ecs", "stepfunctions")
@@ -128,24 +110,14 @@ def _preload(handlers: list[list[str]]) -> None:
     gc.freeze()  # the preloaded objects stay shared with every instance instead of copied by the collector
 
 
-def _instance(fd: int, request: dict[str, Any]) -> None:
-    code = 0
-    try:
-        log_fd = os.open(request["log"], os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
-        os.dup2(log_fd, 1)
-        os.dup2(log_fd, 2)
-        os.close(log_fd)
-        sys.stdout = open(1, "w", buffering=1, encoding="utf-8", closefd=False)  # noqa: SIM115
-        sys.stderr = open(2, "w", buffering=1, encoding="utf-8", closefd=False)  # noqa: SIM115
-        os.environ.clear()
-        os.environ.update(request["env"])
-        os.chdir(request["code_dir"])
-        serve(Connection(fd), dict(request["env"]), request["code_dir"], request["handler"])
-    except BaseException:  # noqa: BLE001 - an instance must never return into the zygote's loop
-        traceback.print_exc()
-        code = 1
-    finally:
-        os._exit(code)
+def _instance(request: dict[str, Any], fd: int | None) -> int:
+    """One instance, in its forked process (its environment and log set by the fork server)."""
+    if fd is None:
+        raise RuntimeError("a Lambda instance needs its connection")
+    code_dir, handler = request["args"]["code_dir"], request["args"]["handler"]
+    os.chdir(code_dir)
+    serve(Connection(fd), dict(request["env"]), code_dir, handler)
+    return 0
 
 
 def main(argv: list[str]) -> None:

@@ -13,8 +13,6 @@ import logging
 import os
 import signal
 import socket
-import subprocess
-import sys
 import threading
 import time
 from collections.abc import Callable, Iterable
@@ -23,68 +21,28 @@ from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
 
+from spotmap.forkserver import ForkServer
 from spotmap.template import FunctionSpec, Stack
 
 log = logging.getLogger("spotmap.lambda")
 
 
-# The zygote imports only spotmap.lambda_runtime (plus the runtime's libraries); each handler's
+# The Lambda instances' fork server (spotmap/forkserver.py) runs this program: it imports only
+# spotmap.lambda_runtime (plus the runtime's libraries and what the handlers import); each handler's
 # directory goes first on sys.path in its own instance, as Lambda's /var/task.
-_BOOTSTRAP = (
-    "import os, sys; sys.path.append(os.environ.pop('SPOTMAP_RUNTIME_PATH'));"
-    "from spotmap.lambda_runtime import zygote; zygote(int(sys.argv[1]))"
-)
+INSTANCE_PROGRAM = "spotmap.lambda_runtime:instance_program"
 
 
-class _Zygote:
-    """A process with boto3, pydantic and Powertools imported that forks Lambda instances on request:
-    a cold start costs milliseconds instead of the seconds these imports take."""
-
-    def __init__(self, handlers: Iterable[tuple[str, str]] = (), label: str = "") -> None:
-        parent, child = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
-        env = {
-            "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
-            "LANG": "C.UTF-8",
-            "SPOTMAP_RUNTIME_PATH": str(Path(__file__).resolve().parent.parent),
-            # (code dir, handler) of every function: the zygote preloads what they import
-            "SPOTMAP_PRELOAD": json.dumps(sorted(set(handlers))),
-        }
-        self.process = subprocess.Popen(
-            # label (unused by the zygote): which local cloud this process and its instances belong to
-            [sys.executable, "-c", _BOOTSTRAP, str(child.fileno()), label],
-            env=env,
-            stdin=subprocess.DEVNULL,
-            pass_fds=(child.fileno(),),
-            # out of the CLI's process group: Ctrl-C or `timeout` signal the CLI, which stops us
-            start_new_session=True,
-        )
-        child.close()
-        self.socket = parent
-        self.lock = threading.Lock()
-
-    def fork(
-        self, env: dict[str, str], code_dir: str, handler: str, log_path: Path
-    ) -> tuple[int, socket.socket]:
-        ours, theirs = socket.socketpair()
-        request = json.dumps({"env": env, "code_dir": code_dir, "handler": handler, "log": str(log_path)})
-        try:
-            with self.lock:
-                socket.send_fds(self.socket, [request.encode()], [theirs.fileno()])
-                reply = self.socket.recv(1024)
-        finally:
-            theirs.close()
-        if not reply:
-            raise RuntimeError("the Lambda fork server exited")
-        return int(json.loads(reply)["pid"]), ours
-
-    def close(self) -> None:
-        with contextlib.suppress(OSError):
-            self.socket.shutdown(socket.SHUT_RDWR)
-        self.socket.close()
-        try:
-            self.process.wait(timeout=5)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
+def _fork_server(handlers: Iterable[tuple[str, str]], label: str) -> ForkServer:
+    """A fork server with boto3, pydantic, Powertools and what the handlers import preloaded: a cold
+    start costs milliseconds instead of the seconds these imports take."""
+    env = {
+        "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+        "LANG": "C.UTF-8",
+        # (code dir, handler) of every function: the program preloads what they import
+        "SPOTMAP_PRELOAD": json.dumps(sorted(set(handlers))),
+    }
+    return ForkServer(INSTANCE_PROGRAM, env, name="Lambda fork server", label=label)
 
 
 @dataclass
@@ -99,9 +57,19 @@ class Invocation:
 
 
 class _Instance:
-    def __init__(self, spec: FunctionSpec, env: dict[str, str], log_path: Path, zygote: _Zygote):
+    def __init__(self, spec: FunctionSpec, env: dict[str, str], log_path: Path, fork_server: ForkServer):
         self.spec = spec
-        self.pid, self._socket = zygote.fork(env, str(spec.code_dir), spec.handler, log_path)
+        ours, theirs = socket.socketpair()
+        try:
+            args = {"code_dir": str(spec.code_dir), "handler": spec.handler}
+            self._process = fork_server.fork(env, log_path, args=args, pass_fd=theirs.fileno())
+        except BaseException:
+            ours.close()
+            raise
+        finally:
+            theirs.close()
+        self.pid = self._process.pid
+        self._socket = ours
         self.conn = Connection(os.dup(self._socket.fileno()))
 
     def invoke(self, payload: bytes, timeout_s: float) -> Invocation:
@@ -127,8 +95,10 @@ class _Instance:
     def alive(self) -> bool:
         if self.conn.closed:  # killed (e.g. after a timeout): its process may linger a moment as a zombie
             return False
+        if self._process.exited:  # the fork server reaped it
+            return False
         try:
-            os.kill(self.pid, 0)  # the zygote reaps its children, so a dead one is gone
+            os.kill(self.pid, 0)
         except ProcessLookupError:
             return False
         return True
@@ -175,7 +145,7 @@ class LocalLambda:
         self._lock = threading.Condition()
         self._closed = False
         self._busy: set[_Instance] = set()  # invoking now: killed too when the local cloud stops
-        self._zygote = _Zygote(
+        self._fork_server = _fork_server(
             [(str(spec.code_dir), spec.handler) for spec in stack.functions.values()], label=str(log_dir)
         )
         log_dir.mkdir(parents=True, exist_ok=True)
@@ -226,7 +196,7 @@ class LocalLambda:
                 self._lock.wait(timeout=1.0)
         try:
             log_path = self.log_dir / f"{pool.spec.logical_id}.log"
-            instance = _Instance(pool.spec, self._environment(pool.spec), log_path, self._zygote)
+            instance = _Instance(pool.spec, self._environment(pool.spec), log_path, self._fork_server)
         except Exception:
             with self._lock:
                 pool.busy -= 1
@@ -248,7 +218,7 @@ class LocalLambda:
                 pool.cold_starts += 1
             try:
                 log_path = self.log_dir / f"{pool.spec.logical_id}.log"
-                instance = _Instance(pool.spec, self._environment(pool.spec), log_path, self._zygote)
+                instance = _Instance(pool.spec, self._environment(pool.spec), log_path, self._fork_server)
             except (OSError, RuntimeError):
                 if not self._closed:  # closing meanwhile (a short-lived cloud) is not an error
                     log.exception("prewarming %s failed", pool.spec.logical_id)
@@ -309,4 +279,4 @@ class LocalLambda:
             instance.kill()
         for instance in busy:  # its invoker sees the instance exit (Runtime.ExitError) and releases it
             instance.stop()
-        self._zygote.close()
+        self._fork_server.close()
