@@ -1,20 +1,67 @@
-"""Step Functions executions: telling a job's parent execution from the Map's child executions, and
-reading "Step Functions Execution Status Change" events (the `detail` model that Powertools'
-`event_parser` with its EventBridgeEnvelope validates the handlers' events into)."""
+"""Step Functions executions: the facts of one execution (arn, status, times, error) as the summary
+takes them, telling a job's parent execution from the Map's child executions, and reading "Step
+Functions Execution Status Change" events (the `detail` model that Powertools' `event_parser` with
+its EventBridgeEnvelope validates the handlers' events into)."""
 
 from __future__ import annotations
 
+import os
+from datetime import datetime, timezone
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict
 
 from jobcore.models import CLOSED_STATUSES, ExecutionStatus
-from jobcore.summary import execution_info
 
 CLOSED = frozenset(status.value for status in CLOSED_STATUSES)
 # A job's tasks can outlive its execution only when it did not succeed (a succeeded execution saw every
 # item's task stop): the statuses StopJobTasks and the reconciler's task sweep act on.
 STOPPED_EARLY = frozenset({ExecutionStatus.FAILED, ExecutionStatus.TIMED_OUT, ExecutionStatus.ABORTED})
+
+
+def execution_info(
+    arn: str,
+    status: str,
+    start: Any = None,
+    stop: Any = None,
+    error: str | None = None,
+    cause: str | None = None,
+) -> dict[str, Any]:
+    """The `execution` argument of build_summary; start/stop as datetime, epoch ms or ISO 8601."""
+    return {"arn": arn, "status": status, "start": start, "stop": stop, "error": error, "cause": cause}
+
+
+def execution_from_description(description: dict[str, Any]) -> dict[str, Any]:
+    """From a DescribeExecution (or ListExecutions entry) response."""
+    return execution_info(
+        arn=description["executionArn"],
+        status=description["status"],
+        start=description.get("startDate"),
+        stop=description.get("stopDate"),
+        error=description.get("error"),
+        cause=description.get("cause"),
+    )
+
+
+def as_datetime(value: Any) -> datetime | None:
+    """An execution time as an aware datetime: a datetime, epoch milliseconds (events) or ISO 8601."""
+    if value is None or value == "":
+        return None
+    if isinstance(value, datetime):
+        return value if value.tzinfo else value.replace(tzinfo=timezone.utc)
+    if isinstance(value, (int, float)):
+        return datetime.fromtimestamp(value / 1000, tz=timezone.utc)  # events carry epoch milliseconds
+    if isinstance(value, str):
+        return as_datetime(datetime.fromisoformat(value.replace("Z", "+00:00")))
+    raise TypeError(f"not a time: {value!r}")
+
+
+def region_of(arn: str) -> str:
+    """The region an ARN names, else this environment's."""
+    parts = arn.split(":")
+    if len(parts) > 3 and parts[3]:
+        return parts[3]
+    return os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION") or "us-east-1"
 
 
 class ExecutionStatusChange(BaseModel):

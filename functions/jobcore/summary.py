@@ -12,15 +12,16 @@ summed exactly, so the document does not depend on which path or order the items
 from __future__ import annotations
 
 import logging
-import os
 from dataclasses import dataclass
-from datetime import datetime, timezone
 from fractions import Fraction
 from typing import Any
 
 from jobcore import attempts, layout, merge, rerun
 from jobcore.budget import bound_strings, truncate
 from jobcore.cost import PARENT_TRANSITIONS, cost_block
+from jobcore.executions import as_datetime, region_of
+from jobcore.executions import execution_from_description as execution_from_description  # re-exported
+from jobcore.executions import execution_info as execution_info  # re-exported: it was defined here
 from jobcore.job_reading import FETCH_WORKERS as FETCH_WORKERS  # re-exported: it was defined here
 from jobcore.job_reading import JobReader, Reads
 from jobcore.job_reading import fetch_in_order as fetch_in_order  # re-exported: it was defined here
@@ -43,52 +44,6 @@ log = logging.getLogger(__name__)
 
 MAX_REASON_LENGTH = 2000
 MAX_ERROR_LENGTH = 4000  # the job's error: merge failures name up to merge.MAX_PROBLEMS keys
-
-# ---------------------------------------------------------------- execution facts
-
-
-def execution_info(
-    arn: str,
-    status: str,
-    start: Any = None,
-    stop: Any = None,
-    error: str | None = None,
-    cause: str | None = None,
-) -> dict[str, Any]:
-    """The `execution` argument of build_summary; start/stop as datetime, epoch ms or ISO 8601."""
-    return {"arn": arn, "status": status, "start": start, "stop": stop, "error": error, "cause": cause}
-
-
-def execution_from_description(description: dict[str, Any]) -> dict[str, Any]:
-    """From a DescribeExecution (or ListExecutions entry) response."""
-    return execution_info(
-        arn=description["executionArn"],
-        status=description["status"],
-        start=description.get("startDate"),
-        stop=description.get("stopDate"),
-        error=description.get("error"),
-        cause=description.get("cause"),
-    )
-
-
-def _as_datetime(value: Any) -> datetime | None:
-    if value is None or value == "":
-        return None
-    if isinstance(value, datetime):
-        return value if value.tzinfo else value.replace(tzinfo=timezone.utc)
-    if isinstance(value, (int, float)):
-        return datetime.fromtimestamp(value / 1000, tz=timezone.utc)  # events carry epoch milliseconds
-    if isinstance(value, str):
-        return _as_datetime(datetime.fromisoformat(value.replace("Z", "+00:00")))
-    raise TypeError(f"not a time: {value!r}")
-
-
-def region_of(arn: str) -> str:
-    parts = arn.split(":")
-    if len(parts) > 3 and parts[3]:
-        return parts[3]
-    return os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION") or "us-east-1"
-
 
 # ---------------------------------------------------------------- merging the items
 
@@ -232,7 +187,7 @@ def _merged(
     succeeded, failed = job.succeeded, job.failed
     status = JobStatus.of(execution.get("status"))
     closed = status.closed
-    start, stop = _as_datetime(execution.get("start")), _as_datetime(execution.get("stop"))
+    start, stop = as_datetime(execution.get("start")), as_datetime(execution.get("stop"))
     estimated = 0
     for records in launches.values():
         estimated += len(records)
